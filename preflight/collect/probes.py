@@ -1,0 +1,99 @@
+"""The probes the collector runs on a node: ids, argv or paths, and per-probe timeouts.
+
+This module is the contract between the node side (collector.py, which embeds a JSON copy
+of PROBES so it stays stdlib-only and self-contained) and the controller side (parse/),
+and the simulated fleet (sim/), whose stand-in tools answer exactly these argv.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Fields asked of `nvidia-smi --query-gpu`. Parsers read the CSV by its header, so a
+# recording with fewer (or differently ordered) columns still parses.
+SMI_QUERY_FIELDS: tuple[str, ...] = (
+    "index",
+    "name",
+    "uuid",
+    "serial",
+    "pci.bus_id",
+    "driver_version",
+    "vbios_version",
+    "memory.total",
+    "memory.used",
+    "persistence_mode",
+    "mig.mode.current",
+    "ecc.mode.current",
+    "ecc.errors.uncorrected.volatile.total",
+    "ecc.errors.uncorrected.aggregate.total",
+    "retired_pages.pending",
+    "pcie.link.gen.current",
+    "pcie.link.gen.max",
+    "pcie.link.width.current",
+    "pcie.link.width.max",
+    "clocks_throttle_reasons.active",
+    "temperature.gpu",
+    "power.draw",
+)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One thing to gather on a node.
+
+    kind "cmd" runs argv (no shell); "file" reads path (under PREFLIGHT_HOST_ROOT when set);
+    "glob" lists paths matching a pattern; "builtin" is computed by the collector itself.
+    `grep` (a regex) keeps only matching stdout lines, to bound what large logs send back.
+    `fallback` are argv tried in order when argv's program is absent.
+    """
+
+    id: str
+    kind: str
+    argv: tuple[str, ...] = ()
+    path: str = ""
+    timeout_s: float = 10.0
+    grep: str = ""
+    tail_lines: int = 0
+    fallback: tuple[tuple[str, ...], ...] = field(default_factory=tuple)
+    optional: bool = False  # only run when asked (e.g. nccl-tests, which takes the GPUs)
+
+
+KERNEL_LOG_GREP = r"NVRM|Xid|nvidia|fallen off the bus|mlx5|GPU has fallen"
+
+PROBES: tuple[Probe, ...] = (
+    Probe("smi_query", "cmd", ("nvidia-smi", "--query-gpu=" + ",".join(SMI_QUERY_FIELDS), "--format=csv")),
+    Probe("smi_table", "cmd", ("nvidia-smi",)),
+    Probe("smi_version", "cmd", ("nvidia-smi", "--version")),
+    Probe("topo", "cmd", ("nvidia-smi", "topo", "-m")),
+    Probe("nvlink_status", "cmd", ("nvidia-smi", "nvlink", "-s")),
+    Probe("ibstat", "cmd", ("ibstat",)),
+    Probe("ofed_info", "cmd", ("ofed_info", "-s")),
+    Probe(
+        "kernel_log",
+        "cmd",
+        ("dmesg", "--ctime"),
+        grep=KERNEL_LOG_GREP,
+        tail_lines=2000,
+        fallback=(("journalctl", "-k", "-b", "--no-pager", "-q"),),
+    ),
+    Probe("ldconfig", "cmd", ("ldconfig", "-p"), grep=r"nccl|libcuda\.|libnvidia-ml"),
+    Probe("uname", "cmd", ("uname", "-r")),
+    Probe("driver_version_file", "file", path="/proc/driver/nvidia/version"),
+    Probe("os_release", "file", path="/etc/os-release"),
+    Probe("meminfo", "file", path="/proc/meminfo"),
+    Probe("ib_sysfs", "builtin", path="/sys/class/infiniband"),
+    Probe("peermem", "glob", path="/sys/module/nvidia_peermem"),
+    Probe("nccl_libs", "glob", path="/usr/lib/x86_64-linux-gnu/libnccl.so.*:/usr/lib64/libnccl.so.*:/usr/local/lib/libnccl.so.*:/usr/local/cuda/lib64/libnccl.so.*"),
+    Probe("shm", "builtin", path="/dev/shm"),
+    Probe("memlock", "builtin"),
+    Probe("nvml", "builtin", timeout_s=20.0),
+    Probe(
+        "nccl_allreduce",
+        "cmd",
+        ("all_reduce_perf", "-b", "8", "-e", "8G", "-f", "2", "-g", "{ngpus}"),
+        timeout_s=300.0,
+        optional=True,
+    ),
+)
+
+PROBES_BY_ID = {p.id: p for p in PROBES}
