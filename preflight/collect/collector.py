@@ -1,0 +1,344 @@
+"""Node-side collector: gathers raw outputs and prints one framed JSON document.
+
+This file is sent as-is to each node and run by `python3 -`; it must import only the
+standard library and nothing from preflight (a test enforces it). It never judges: it runs
+the probes the controller asks for, each under its own timeout, and records stdout, stderr,
+exit code, timing, and why a probe could not run ("absent", "timeout", "error: ...").
+"""
+
+import glob
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+COLLECTOR_VERSION = 1
+BEGIN = "@@PREFLIGHT-BEGIN@@"
+END = "@@PREFLIGHT-END@@"
+MAX_OUTPUT = 4 * 1024 * 1024
+
+
+def _host_path(path):
+    root = os.environ.get("PREFLIGHT_HOST_ROOT", "")
+    if root and path.startswith("/"):
+        return os.path.join(root, path.lstrip("/"))
+    return path
+
+
+def _cap(text):
+    if len(text) > MAX_OUTPUT:
+        return text[:MAX_OUTPUT] + "\n[preflight: output truncated at %d bytes]\n" % MAX_OUTPUT
+    return text
+
+
+def _filter(text, grep, tail_lines):
+    lines = text.splitlines()
+    if grep:
+        rx = re.compile(grep)
+        lines = [ln for ln in lines if rx.search(ln)]
+    if tail_lines and len(lines) > tail_lines:
+        lines = lines[-tail_lines:]
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def _run_argv(argv, timeout_s):
+    """Run argv without a shell in its own session, killing the whole group on timeout."""
+    start = time.monotonic()
+    try:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+    except FileNotFoundError:
+        return {"rc": None, "stdout": "", "stderr": "", "error": "absent", "duration_s": 0.0}
+    except OSError as exc:
+        return {"rc": None, "stdout": "", "stderr": "", "error": "error: %s" % exc, "duration_s": 0.0}
+    try:
+        out, err = proc.communicate(timeout=timeout_s)
+        error = None
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        out, err = proc.communicate()
+        error = "timeout"
+    return {
+        "rc": proc.returncode if error is None else None,
+        "stdout": _cap(out.decode("utf-8", "replace")),
+        "stderr": _cap(err.decode("utf-8", "replace"))[-8192:],
+        "error": error,
+        "duration_s": round(time.monotonic() - start, 3),
+    }
+
+
+def probe_cmd(probe, config):
+    argv = [a.replace("{ngpus}", str(config.get("ngpus") or 1)) for a in probe["argv"]]
+    candidates = [argv] + [list(f) for f in probe.get("fallback", [])]
+    result = None
+    for cand in candidates:
+        if shutil.which(cand[0]) is None:
+            continue
+        result = _run_argv(cand, probe["timeout_s"])
+        result["argv"] = cand
+        break
+    if result is None:
+        result = {"rc": None, "stdout": "", "stderr": "", "error": "absent", "duration_s": 0.0, "argv": argv}
+    if result["stdout"] and (probe.get("grep") or probe.get("tail_lines")):
+        result["stdout"] = _filter(result["stdout"], probe.get("grep"), probe.get("tail_lines"))
+    return result
+
+
+def probe_file(probe, config):
+    path = _host_path(probe["path"])
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_OUTPUT)
+        return {"rc": 0, "stdout": data.decode("utf-8", "replace"), "stderr": "", "error": None}
+    except FileNotFoundError:
+        return {"rc": None, "stdout": "", "stderr": "", "error": "absent"}
+    except OSError as exc:
+        return {"rc": None, "stdout": "", "stderr": "", "error": "error: %s" % exc}
+
+
+def probe_glob(probe, config):
+    found = []
+    for pattern in probe["path"].split(":"):
+        root = _host_path("/")
+        for match in sorted(glob.glob(_host_path(pattern))):
+            found.append("/" + os.path.relpath(match, root) if root != "/" else match)
+    if not found:
+        return {"rc": 0, "stdout": "", "stderr": "", "error": "absent"}
+    return {"rc": 0, "stdout": "\n".join(found) + "\n", "stderr": "", "error": None}
+
+
+def _read(path):
+    try:
+        with open(path) as fh:
+            return fh.read().strip()
+    except OSError:
+        return None
+
+
+def builtin_ib_sysfs(probe, config):
+    """Port attributes from /sys/class/infiniband as JSON (what ibstat shows, without ibstat)."""
+    base = _host_path(probe["path"])
+    if not os.path.isdir(base):
+        return {"rc": 0, "stdout": "", "stderr": "", "error": "absent"}
+    devices = {}
+    for dev in sorted(os.listdir(base)):
+        ddir = os.path.join(base, dev)
+        entry = {"fw_ver": _read(os.path.join(ddir, "fw_ver")), "ports": {}}
+        pdir = os.path.join(ddir, "ports")
+        for port in sorted(os.listdir(pdir)) if os.path.isdir(pdir) else []:
+            attrs = {}
+            for name in ("state", "phys_state", "rate", "link_layer"):
+                attrs[name] = _read(os.path.join(pdir, port, name))
+            counters = {}
+            cdir = os.path.join(pdir, port, "counters")
+            for name in ("symbol_error", "link_downed", "port_rcv_errors", "link_error_recovery",
+                         "port_xmit_discards", "excessive_buffer_overrun_errors"):
+                value = _read(os.path.join(cdir, name))
+                if value is not None:
+                    counters[name] = value
+            attrs["counters"] = counters
+            entry["ports"][port] = attrs
+        devices[dev] = entry
+    return {"rc": 0, "stdout": json.dumps(devices, sort_keys=True), "stderr": "", "error": None}
+
+
+def builtin_shm(probe, config):
+    try:
+        st = os.statvfs(_host_path(probe["path"]) if os.environ.get("PREFLIGHT_HOST_ROOT") else probe["path"])
+    except OSError as exc:
+        return {"rc": None, "stdout": "", "stderr": "", "error": "error: %s" % exc}
+    doc = {"size_bytes": st.f_frsize * st.f_blocks, "free_bytes": st.f_frsize * st.f_bavail}
+    return {"rc": 0, "stdout": json.dumps(doc), "stderr": "", "error": None}
+
+
+def builtin_memlock(probe, config):
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)
+    except (ImportError, OSError, ValueError) as exc:
+        return {"rc": None, "stdout": "", "stderr": "", "error": "error: %s" % exc}
+    inf = resource.RLIM_INFINITY
+    doc = {"soft": None if soft == inf else soft, "hard": None if hard == inf else hard,
+           "unlimited_soft": soft == inf, "unlimited_hard": hard == inf}
+    return {"rc": 0, "stdout": json.dumps(doc), "stderr": "", "error": None}
+
+
+def _nvml_call(fn, *args):
+    try:
+        return fn(*args)
+    except Exception as exc:  # NVMLError subclasses; recorded as a value, judged centrally
+        return {"nvml_error": type(exc).__name__, "message": str(exc)}
+
+
+def _jsonable(value):
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    fields = getattr(value, "_fields_", None)
+    if fields:
+        return {f[0]: _jsonable(getattr(value, f[0], None)) for f in fields}
+    return repr(value)
+
+
+def _nvml_snapshot():
+    import pynvml as nv  # optional on the node: absence is recorded, not fatal
+
+    nv.nvmlInit()
+    try:
+        doc = {
+            "driver_version": _jsonable(_nvml_call(nv.nvmlSystemGetDriverVersion)),
+            "cuda_driver_version": _jsonable(_nvml_call(nv.nvmlSystemGetCudaDriverVersion)),
+            "nvml_version": _jsonable(_nvml_call(nv.nvmlSystemGetNVMLVersion)),
+            "gpus": [],
+        }
+        count = nv.nvmlDeviceGetCount()
+        for i in range(count):
+            h = nv.nvmlDeviceGetHandleByIndex(i)
+            gpu = {"index": i}
+            calls = {
+                "name": (nv.nvmlDeviceGetName,),
+                "uuid": (nv.nvmlDeviceGetUUID,),
+                "serial": (nv.nvmlDeviceGetSerial,),
+                "pci": (nv.nvmlDeviceGetPciInfo,),
+                "memory": (nv.nvmlDeviceGetMemoryInfo,),
+                "persistence_mode": (nv.nvmlDeviceGetPersistenceMode,),
+                "temperature_c": (nv.nvmlDeviceGetTemperature, 0),
+                "power_mw": (nv.nvmlDeviceGetPowerUsage,),
+                "pcie_gen_current": (nv.nvmlDeviceGetCurrPcieLinkGeneration,),
+                "pcie_gen_max": (nv.nvmlDeviceGetMaxPcieLinkGeneration,),
+                "pcie_width_current": (nv.nvmlDeviceGetCurrPcieLinkWidth,),
+                "pcie_width_max": (nv.nvmlDeviceGetMaxPcieLinkWidth,),
+                "throttle_reasons": (nv.nvmlDeviceGetCurrentClocksThrottleReasons,),
+                "ecc_mode": (nv.nvmlDeviceGetEccMode,),
+                "mig_mode": (nv.nvmlDeviceGetMigMode,),
+                "remapped_rows": (nv.nvmlDeviceGetRemappedRows,),
+                "compute_processes": (nv.nvmlDeviceGetComputeRunningProcesses,),
+                "vbios_version": (nv.nvmlDeviceGetVbiosVersion,),
+            }
+            for key, call in calls.items():
+                gpu[key] = _jsonable(_nvml_call(call[0], h, *call[1:]))
+            gpu["ecc_uncorrected_volatile"] = _jsonable(_nvml_call(
+                nv.nvmlDeviceGetTotalEccErrors, h, nv.NVML_MEMORY_ERROR_TYPE_UNCORRECTED, nv.NVML_VOLATILE_ECC))
+            gpu["ecc_uncorrected_aggregate"] = _jsonable(_nvml_call(
+                nv.nvmlDeviceGetTotalEccErrors, h, nv.NVML_MEMORY_ERROR_TYPE_UNCORRECTED, nv.NVML_AGGREGATE_ECC))
+            links = []
+            for link in range(getattr(nv, "NVML_NVLINK_MAX_LINKS", 18)):
+                state = _nvml_call(nv.nvmlDeviceGetNvLinkState, h, link)
+                if isinstance(state, dict) and state.get("nvml_error") in ("NVMLError_InvalidArgument", "NVMLError_NotSupported"):
+                    if link == 0:
+                        links.append({"link": link, "state": _jsonable(state)})
+                    break
+                links.append({"link": link, "state": _jsonable(state)})
+            gpu["nvlink"] = links
+            doc["gpus"].append(gpu)
+        return doc
+    finally:
+        try:
+            nv.nvmlShutdown()
+        except Exception:
+            pass
+
+
+def builtin_nvml(probe, config):
+    box = {}
+
+    def target():
+        try:
+            box["doc"] = _nvml_snapshot()
+        except ImportError as exc:
+            box["error"] = "absent"
+            box["stderr"] = str(exc)
+        except Exception as exc:  # NVML init failure is a fact (driver not loaded, mismatch...)
+            box["doc"] = {"nvml_error": type(exc).__name__, "message": str(exc)}
+
+    start = time.monotonic()
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(probe["timeout_s"])
+    duration = round(time.monotonic() - start, 3)
+    if thread.is_alive():
+        return {"rc": None, "stdout": "", "stderr": "", "error": "timeout", "duration_s": duration}
+    if "error" in box:
+        return {"rc": None, "stdout": "", "stderr": box.get("stderr", ""), "error": box["error"], "duration_s": duration}
+    return {"rc": 0, "stdout": json.dumps(box["doc"], sort_keys=True), "stderr": "", "error": None, "duration_s": duration}
+
+
+BUILTINS = {"ib_sysfs": builtin_ib_sysfs, "shm": builtin_shm, "memlock": builtin_memlock, "nvml": builtin_nvml}
+KINDS = {"cmd": probe_cmd, "file": probe_file, "glob": probe_glob}
+
+
+def run_probe(probe, config):
+    start = time.monotonic()
+    try:
+        if probe["kind"] == "builtin":
+            result = BUILTINS[probe["id"]](probe, config)
+        else:
+            result = KINDS[probe["kind"]](probe, config)
+    except Exception as exc:  # a collector bug must not lose the other probes
+        result = {"rc": None, "stdout": "", "stderr": "", "error": "collector: %s: %s" % (type(exc).__name__, exc)}
+    result.setdefault("duration_s", round(time.monotonic() - start, 3))
+    result["kind"] = probe["kind"]
+    return result
+
+
+def main(config):
+    started = time.time()
+    t0 = time.monotonic()
+    probes = config["probes"]
+    results = {}
+    lock = threading.Lock()
+    pending = list(probes)
+
+    def worker():
+        while True:
+            with lock:
+                if not pending:
+                    return
+                probe = pending.pop(0)
+            res = run_probe(probe, config)
+            with lock:
+                results[probe["id"]] = res
+
+    workers = [threading.Thread(target=worker, daemon=True) for _ in range(min(4, len(probes)) or 1)]
+    for w in workers:
+        w.start()
+    deadline = t0 + float(config.get("deadline_s", 600))
+    for w in workers:
+        w.join(max(0.0, deadline - time.monotonic()))
+    for probe in probes:
+        results.setdefault(probe["id"], {"rc": None, "stdout": "", "stderr": "", "error": "timeout",
+                                         "kind": probe["kind"], "duration_s": None})
+    doc = {
+        "collector_version": COLLECTOR_VERSION,
+        "mode": "python",
+        "python": sys.version.split()[0],
+        "hostname": socket.gethostname(),
+        "started": started,
+        "duration_s": round(time.monotonic() - t0, 3),
+        "probes": results,
+    }
+    out = sys.stdout
+    out.write(BEGIN + "\n")
+    out.write(json.dumps(doc, sort_keys=True))
+    out.write("\n" + END + "\n")
+    out.flush()

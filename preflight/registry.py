@@ -1,0 +1,93 @@
+"""The check registry: checks declare themselves; engines and UIs only read the registry."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from preflight.results import Finding
+
+# Fact keys a check may declare in `needs` (attributes of NodeFacts).
+KNOWN_FACTS = frozenset(
+    {
+        "versions", "gpus", "topology", "nvlink", "ib", "memory", "xid", "shm", "memlock", "nccl_tests", "peermem",
+    }
+)
+GROUPS = ("versions", "gpu", "nvlink", "topology", "ib", "memory", "nccl")
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    id: str
+    group: str
+    scope: str  # "node" (fn(node, ctx)) or "fleet" (fn(fleet, ctx))
+    needs: tuple[str, ...]
+    summary: str
+    fn: Callable[..., Iterable[Finding]]
+    remediation: str = ""
+    thresholds: dict[str, Any] = field(default_factory=dict)  # defaults, overridable per inventory group
+    threshold_sources: dict[str, str] = field(default_factory=dict)
+
+
+_REGISTRY: dict[str, CheckSpec] = {}
+
+
+def check(
+    *,
+    id: str,
+    group: str,
+    summary: str,
+    needs: tuple[str, ...],
+    scope: str = "node",
+    remediation: str = "",
+    thresholds: dict[str, Any] | None = None,
+    threshold_sources: dict[str, str] | None = None,
+) -> Callable[[Callable[..., Iterable[Finding]]], Callable[..., Iterable[Finding]]]:
+    """Register a check. A duplicate id or an unknown fact key is an import-time error."""
+
+    def deco(fn: Callable[..., Iterable[Finding]]) -> Callable[..., Iterable[Finding]]:
+        if id in _REGISTRY:
+            raise ValueError(f"duplicate check id {id!r}")
+        unknown = set(needs) - KNOWN_FACTS
+        if unknown:
+            raise ValueError(f"check {id!r} needs unknown facts {sorted(unknown)}")
+        if group not in GROUPS:
+            raise ValueError(f"check {id!r} has unknown group {group!r}")
+        if scope not in ("node", "fleet"):
+            raise ValueError(f"check {id!r} has unknown scope {scope!r}")
+        _REGISTRY[id] = CheckSpec(
+            id=id, group=group, scope=scope, needs=tuple(needs), summary=summary, fn=fn,
+            remediation=remediation, thresholds=dict(thresholds or {}), threshold_sources=dict(threshold_sources or {}),
+        )
+        return fn
+
+    return deco
+
+
+def all_checks() -> list[CheckSpec]:
+    import checks  # noqa: F401  (imports every check module, which registers them)
+
+    return sorted(_REGISTRY.values(), key=lambda c: c.id)
+
+
+def select_checks(include: str | None = None, skip: str | None = None) -> list[CheckSpec]:
+    """Filter by comma-separated glob patterns (`topology.*,ib.*`); unknown patterns are an error."""
+    specs = all_checks()
+
+    def pats(text: str | None) -> list[str]:
+        return [p.strip() for p in (text or "").split(",") if p.strip()]
+
+    for p in pats(include) + pats(skip):
+        if not any(fnmatch.fnmatchcase(s.id, p) or s.group == p for s in specs):
+            raise ValueError(f"--checks/--skip pattern {p!r} matches no check (see `preflight checks`)")
+    inc, exc = pats(include), pats(skip)
+    out = []
+    for s in specs:
+        if inc and not any(fnmatch.fnmatchcase(s.id, p) or s.group == p for p in inc):
+            continue
+        if any(fnmatch.fnmatchcase(s.id, p) or s.group == p for p in exc):
+            continue
+        out.append(s)
+    return out

@@ -1,0 +1,136 @@
+"""The one place that builds SSH connections: host keys verified, timeouts on every hop.
+
+fabric's Connection sets paramiko's AutoAddPolicy and loads no known_hosts file, so a plain
+Connection accepts any host key (fabric issues #1804, #2071). Every connection preflight
+opens, jump hosts included, goes through `secure_connection`, which loads the known_hosts
+files and sets a rejecting policy before `open()`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import paramiko
+from fabric import Config, Connection
+
+DEFAULT_KNOWN_HOSTS = ("~/.ssh/known_hosts", "/etc/ssh/ssh_known_hosts")
+
+
+@dataclass(frozen=True)
+class SshOptions:
+    """Connection settings that apply to a whole run (the inventory can refine per node)."""
+
+    known_hosts: tuple[str, ...] = ()  # extra files, loaded after the defaults
+    accept_new_hostkeys: bool = False  # like OpenSSH StrictHostKeyChecking=accept-new
+    connect_timeout_s: float = 10.0
+    load_ssh_config: bool = True
+    ssh_config_path: str | None = None
+    use_default_known_hosts: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class HostKeyRejected(paramiko.SSHException):
+    """The server's key is not in any known_hosts file and new keys are not accepted."""
+
+
+class _RejectUnknown(paramiko.MissingHostKeyPolicy):
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        raise HostKeyRejected(
+            f"host key for {hostname} ({key.get_name()} {key.fingerprint}) is not in known_hosts; "
+            "verify it and add it (ssh-keyscan) or rerun with --accept-new-hostkeys"
+        )
+
+
+_append_lock = threading.Lock()
+
+
+class _AcceptNew(paramiko.MissingHostKeyPolicy):
+    """Accept and remember a key never seen before; a *changed* key is still refused by paramiko."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        with _append_lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a") as fh:
+                fh.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
+        client.get_host_keys().add(hostname, key.get_name(), key)
+
+
+def known_hosts_files(options: SshOptions, ssh_config: dict[str, Any] | None = None) -> list[Path]:
+    """Every known_hosts file to trust, in order: defaults, ssh_config's, inventory/CLI extras."""
+    names: list[str] = list(DEFAULT_KNOWN_HOSTS) if options.use_default_known_hosts else []
+    if ssh_config:
+        for key in ("userknownhostsfile", "globalknownhostsfile"):
+            value = ssh_config.get(key)
+            if value:
+                names.extend(str(value).split())
+    names.extend(options.known_hosts)
+    seen: list[Path] = []
+    for name in names:
+        path = Path(os.path.expanduser(name))
+        if path not in seen:
+            seen.append(path)
+    return seen
+
+
+def _secure(cxn: Connection, options: SshOptions) -> None:
+    """Load known_hosts into the client and replace fabric's AutoAddPolicy."""
+    client = cxn.client
+    files = known_hosts_files(options, dict(cxn.ssh_config))
+    for path in files:
+        if path.is_file():
+            try:
+                client.get_host_keys().load(str(path))
+            except (OSError, paramiko.SSHException, ValueError) as exc:  # a corrupt line must not open the door
+                raise HostKeyRejected(f"cannot read known_hosts file {path}: {exc}") from exc
+    if options.accept_new_hostkeys:
+        writable = Path(os.path.expanduser(options.known_hosts[-1] if options.known_hosts else DEFAULT_KNOWN_HOSTS[0]))
+        client.set_missing_host_key_policy(_AcceptNew(writable))
+    else:
+        client.set_missing_host_key_policy(_RejectUnknown())
+
+
+def secure_connection(
+    host: str,
+    options: SshOptions,
+    *,
+    user: str | None = None,
+    port: int | None = None,
+    identity_file: str | None = None,
+    jump_host: str | None = None,
+    connect_timeout_s: float | None = None,
+) -> Connection:
+    """Build a fabric Connection whose every hop verifies host keys and times out."""
+    timeout = connect_timeout_s or options.connect_timeout_s
+    overrides: dict[str, Any] = {"load_ssh_configs": options.load_ssh_config, "timeouts": {"connect": timeout}}
+    if options.ssh_config_path:
+        overrides["ssh_config_path"] = options.ssh_config_path
+    config = Config(overrides=overrides)
+    connect_kwargs: dict[str, Any] = {"banner_timeout": timeout, "auth_timeout": timeout, "channel_timeout": timeout}
+    if identity_file:
+        connect_kwargs["key_filename"] = [os.path.expanduser(identity_file)]
+    gateway: Connection | None = None
+    if jump_host:
+        gateway = secure_connection(jump_host, options, connect_timeout_s=timeout)
+    cxn = Connection(
+        host,
+        user=user,
+        port=port,
+        config=config,
+        connect_timeout=int(max(1, round(timeout))),
+        connect_kwargs=connect_kwargs,
+        gateway=gateway,
+    )
+    hop: Any = cxn
+    depth = 0
+    while isinstance(hop, Connection) and depth < 16:  # ssh_config ProxyJump chains come from fabric
+        _secure(hop, options)
+        hop = hop.gateway
+        depth += 1
+    return cxn
