@@ -1,0 +1,67 @@
+"""InfiniBand / RoCE ports: Active, LinkUp, at the expected rate, as many as expected."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+
+from preflight.engine import CheckContext
+from preflight.facts import FleetFacts, NodeFacts
+from preflight.registry import check
+from preflight.results import Finding, Status
+
+_HINT = ("Check the cable and switch port (`ibstat`, `iblinkinfo`), reseat the transceiver, and look at the "
+         "switch for a port trained to a lower rate; a down port makes NCCL fall back or hang.")
+
+
+def _fleet_rate(fleet: FleetFacts) -> float | None:
+    rates = Counter(p.rate_gbps for n in fleet.reachable for p in n.ib or () if p.state == "Active" and p.rate_gbps)
+    return rates.most_common(1)[0][0] if rates else None
+
+
+@check(id="ib.port.state", group="ib", needs=("ib",),
+       summary="Every IB/RoCE port is Active and LinkUp at the expected rate (inventory ib_rate_gbps, else the fleet's most common active rate)",
+       remediation=_HINT)
+def ib_port_state(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
+    ports = node.ib or ()
+    pinned, source = ctx.expected(node, "ib_rate_gbps")
+    rate = float(pinned) if pinned is not None else _fleet_rate(ctx.fleet)
+    rate_source = source if pinned is not None else "fleet's most common active port rate"
+    if not ports:
+        yield Finding(check=ctx.spec.id, node=node.name, status=Status.SKIP, msg="no IB/RoCE ports on this node")
+        return
+    for p in ports:
+        problems = []
+        if p.state != "Active":
+            problems.append(f"state {p.state}")
+        if p.phys_state and p.phys_state != "LinkUp":
+            problems.append(f"physical state {p.phys_state}")
+        if rate is not None and p.state == "Active" and p.rate_gbps is not None and p.rate_gbps < rate:
+            problems.append(f"rate {p.rate_gbps:g} Gb/s < {rate:g}")
+        observed = f"{p.state}/{p.phys_state} {p.rate_gbps:g} Gb/s {p.link_layer or ''}".strip() if p.rate_gbps is not None \
+            else f"{p.state}/{p.phys_state}"
+        expected = f"Active/LinkUp {rate:g} Gb/s" if rate is not None else "Active/LinkUp"
+        if problems:
+            yield Finding(check=ctx.spec.id, node=node.name, status=Status.FAIL, subject=p.ref, observed=observed,
+                          expected=expected, expected_source=rate_source, msg=f"{p.ref}: " + ", ".join(problems),
+                          evidence=p.evidence, hint=_HINT)
+        else:
+            yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, subject=p.ref, observed=observed,
+                          expected=expected, expected_source=rate_source, msg=f"{p.ref}: {observed}")
+
+
+@check(id="ib.port.count", group="ib", needs=("ib",),
+       summary="The node has the expected number of Active IB/RoCE ports (inventory ib_ports)",
+       remediation=_HINT)
+def ib_port_count(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
+    pinned, source = ctx.expected(node, "ib_ports")
+    active = sum(1 for p in node.ib or () if p.state == "Active")
+    if pinned is None:
+        yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, observed=active,
+                      msg=f"{active} active ports (no ib_ports expectation in the inventory)")
+    elif active < int(pinned):
+        yield Finding(check=ctx.spec.id, node=node.name, status=Status.FAIL, observed=active, expected=int(pinned),
+                      expected_source=source, msg=f"{active} active IB/RoCE ports, {pinned} expected", hint=_HINT)
+    else:
+        yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, observed=active, expected=int(pinned),
+                      expected_source=source, msg=f"{active} active ports")

@@ -1,0 +1,87 @@
+"""GPU interconnect: the topology matrix of each node, the same on every node, and NVLink health."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from preflight.engine import CheckContext, consistency
+from preflight.facts import FleetFacts, NodeFacts
+from preflight.reference import gpu_spec_for
+from preflight.registry import check
+from preflight.results import Finding, Status
+
+
+@check(id="topology.read", group="topology", needs=("topology",),
+       summary="`nvidia-smi topo -m` was read: GPU count, NVLink domain size, GPU↔GPU link types",
+       remediation="Run `nvidia-smi topo -m` by hand; a missing matrix usually means the driver is not loaded.")
+def topology_read(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
+    topo = node.topology
+    assert topo is not None
+    kinds = sorted(set(topo.links.values()))
+    msg = f"{topo.gpu_count} GPUs, NVLink domain of {topo.nvlink_domain}, GPU↔GPU links: {', '.join(kinds) or 'none'}"
+    gpus = len(node.gpus) if node.gpus is not None else None
+    if gpus is not None and gpus != topo.gpu_count and not topo.fragment:
+        yield Finding(check=ctx.spec.id, node=node.name, status=Status.FAIL, observed=topo.gpu_count, expected=gpus,
+                      expected_source="GPUs listed by nvidia-smi --query-gpu on the same node",
+                      msg=f"topology shows {topo.gpu_count} GPUs but nvidia-smi lists {gpus}", evidence=topo.evidence,
+                      hint=ctx.spec.remediation)
+        return
+    status = Status.WARN if topo.fragment else Status.PASS
+    yield Finding(check=ctx.spec.id, node=node.name, status=status, observed=msg,
+                  msg=msg + (" (matrix incomplete: columns inferred)" if topo.fragment else ""), evidence=topo.evidence[:3])
+
+
+@check(id="topology.consistent", group="topology", scope="fleet", needs=("topology",),
+       summary="Every node has the same GPU↔GPU topology (link type of every GPU pair) as the fleet majority",
+       remediation="A node whose matrix differs has a degraded or missing NVLink/NVSwitch path or a GPU in another slot: "
+                   "compare `nvidia-smi topo -m` with a good node and reseat, or exclude it from multi-node jobs.")
+def topology_consistent(fleet: FleetFacts, ctx: CheckContext) -> Iterator[Finding]:
+    values = {n.name: (n.topology.signature if n.topology else None) for n in fleet.reachable}
+    evidence = {n.name: n.topology.evidence[:9] for n in fleet.reachable if n.topology}
+    for f in consistency(fleet, ctx, "topology_signature", values, label="topology", evidence=evidence,
+                         hint=ctx.spec.remediation):
+        if f.status == Status.FAIL:  # the signature is long: keep the message readable
+            f = Finding(check=f.check, node=f.node, status=f.status, observed=f.observed, expected=f.expected,
+                        expected_source=f.expected_source,
+                        msg=f"GPU↔GPU topology differs from the fleet majority ({f.expected_source})",
+                        evidence=f.evidence, hint=f.hint)
+        yield f
+
+
+def _expected_links(node: NodeFacts, ctx: CheckContext) -> tuple[int | None, str | None]:
+    pinned, source = ctx.expected(node, "nvlinks_per_gpu")
+    if pinned is not None:
+        return int(pinned), source
+    names = {g.name for g in node.gpus or () if g.name}
+    if len(names) == 1:
+        spec = gpu_spec_for(next(iter(names)))
+        if spec and spec.get("nvlink_links"):
+            return int(spec["nvlink_links"]), f"reference gpus.yaml {spec['id']} ({spec.get('source', '')})"
+    return None, None
+
+
+@check(id="nvlink.links.active", group="nvlink", needs=("nvlink",),
+       summary="Every GPU has all its NVLinks active (inventory nvlinks_per_gpu, else the GPU model's link count from gpus.yaml, else the node's best GPU)",
+       remediation="Reseat or RMA the GPU/baseboard; until fixed, tensor parallelism across this node's GPUs is unsafe "
+                   "(NCCL falls back to slower paths or hangs). Check `nvidia-smi nvlink -e` error counters.")
+def nvlink_active(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
+    links = node.nvlink or ()
+    expected, source = _expected_links(node, ctx)
+    if expected is None:
+        best = max((l.active for l in links), default=0)
+        expected, source = best, "the node's best GPU"
+    if expected == 0 and all(l.active == 0 for l in links):
+        yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, observed=0, expected=0,
+                      expected_source=source, msg="no NVLink on this node (PCIe only)")
+        return
+    for l in links:
+        subject = f"GPU{l.gpu_index}"
+        if l.active >= expected:
+            yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, subject=subject, observed=l.active,
+                          expected=expected, expected_source=source, msg=f"{subject}: {l.active} NVLinks active")
+        else:
+            down = ", ".join(str(i) for i in l.inactive_links) or "unknown"
+            yield Finding(check=ctx.spec.id, node=node.name, status=Status.FAIL, subject=subject,
+                          observed=f"{l.active} of {l.total}", expected=f"{expected} active", expected_source=source,
+                          msg=f"{subject} has {l.active} of {expected} NVLinks active (down: {down}); TP across this node is unsafe",
+                          evidence=l.evidence, hint=ctx.spec.remediation)

@@ -1,0 +1,142 @@
+"""Parsed facts of a node and of the fleet: typed values, or None plus the reason why."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class GpuFacts:
+    index: int
+    name: str | None = None
+    uuid: str | None = None
+    bus_id: str | None = None
+    serial: str | None = None
+    driver_version: str | None = None
+    vbios_version: str | None = None
+    memory_total_mib: int | None = None
+    memory_used_mib: int | None = None
+    persistence_mode: bool | None = None
+    mig_mode: str | None = None
+    ecc_mode: bool | None = None
+    ecc_uncorrected_volatile: int | None = None
+    ecc_uncorrected_aggregate: int | None = None
+    pcie_gen_current: int | None = None
+    pcie_gen_max: int | None = None
+    pcie_width_current: int | None = None
+    pcie_width_max: int | None = None
+    temperature_c: float | None = None
+    raw_line: str = ""
+
+    @property
+    def ref(self) -> str:
+        return f"GPU{self.index}"
+
+
+@dataclass(frozen=True)
+class NvLinkFacts:
+    """NVLink state of one GPU from `nvidia-smi nvlink -s` (or NVML)."""
+
+    gpu_index: int
+    active: int
+    total: int
+    inactive_links: tuple[int, ...] = ()
+    speed_gbps: float | None = None  # per link, GB/s as printed
+    evidence: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class IbPortFacts:
+    ca: str
+    port: int
+    state: str | None
+    phys_state: str | None
+    rate_gbps: float | None
+    link_layer: str | None
+    firmware: str | None = None
+    evidence: tuple[str, ...] = ()
+
+    @property
+    def ref(self) -> str:
+        return f"{self.ca}/{self.port}"
+
+
+@dataclass(frozen=True)
+class Versions:
+    driver: str | None = None
+    driver_source: str | None = None  # which probe gave it
+    cuda: str | None = None
+    nccl: str | None = None
+    ofed: str | None = None
+    kernel: str | None = None
+    os: str | None = None
+    evidence: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TopologyFacts:
+    """What judges need from `nvidia-smi topo -m`; the parsed matrix stays in `matrix`."""
+
+    gpu_count: int
+    links: dict[tuple[int, int], str]  # (i, j) i<j -> "NV18" / "PIX" / "SYS" ...
+    nvlink_domain: int  # size of the largest set of GPUs all joined by NVLink
+    signature: str  # stable text summary used to compare nodes
+    nic_affinity: dict[int, tuple[str, str]] = field(default_factory=dict)
+    fragment: bool = False
+    evidence: tuple[str, ...] = ()
+    matrix: Any = None
+
+
+@dataclass(frozen=True)
+class MemoryFacts:
+    mem_total_kib: int | None
+    hugepages_total: int | None = None
+    shm_size_bytes: int | None = None
+    memlock_unlimited: bool | None = None
+    memlock_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class NodeFacts:
+    name: str
+    address: str
+    outcome: str
+    message: str = ""
+    groups: tuple[str, ...] = ()
+    expect: dict[str, Any] = field(default_factory=dict)
+    expect_sources: dict[str, str] = field(default_factory=dict)
+    thresholds: dict[str, Any] = field(default_factory=dict)
+    versions: Versions | None = None
+    gpus: tuple[GpuFacts, ...] | None = None
+    nvlink: tuple[NvLinkFacts, ...] | None = None
+    topology: TopologyFacts | None = None
+    ib: tuple[IbPortFacts, ...] | None = None
+    memory: MemoryFacts | None = None
+    xid: tuple[Any, ...] | None = None
+    missing: dict[str, str] = field(default_factory=dict)  # fact key -> why it is None
+    unparseable: frozenset[str] = frozenset()  # fact keys whose tool output could not be parsed
+    collector_mode: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "ok"
+
+
+@dataclass(frozen=True)
+class FleetFacts:
+    nodes: tuple[NodeFacts, ...]
+    expect: dict[str, Any] = field(default_factory=dict)  # fleet-level pinned values (inventory `expect`)
+
+    @property
+    def reachable(self) -> tuple[NodeFacts, ...]:
+        return tuple(n for n in self.nodes if n.ok)
+
+
+def majority(values: dict[str, Any]) -> tuple[Any, int] | None:
+    """The most common non-None value among nodes and how many share it (ties: first seen)."""
+    counted = Counter(v for v in values.values() if v is not None)
+    if not counted:
+        return None
+    return counted.most_common(1)[0]
