@@ -1,0 +1,212 @@
+"""Command line: run | replay | demo | checks. Exit codes 0 pass, 1 warn (--fail-on warn), 2 fail, 3 cannot run."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from preflight import __version__
+from preflight.results import EXIT_CANNOT_RUN, exit_code
+
+DEMO_LABEL = (
+    "RECORDING: `preflight demo` replays a bundled recording, not your fleet. It was collected live over SSH from a "
+    "simulated 4-node fleet whose stand-in tools print real published outputs of 8x H100 machines "
+    "(provenance: preflight/sim/profiles/*/profile.yaml)."
+)
+
+
+def _add_output_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", metavar="FILE", help="write the JSON report to FILE ('-' for stdout)")
+    p.add_argument("--fail-on", choices=("fail", "warn"), default="fail",
+                   help="exit 1 on warnings too (default: only failures give a non-zero exit)")
+    p.add_argument("--checks", metavar="PATTERNS", help="only these checks: comma-separated globs or groups, e.g. 'topology.*,ib'")
+    p.add_argument("--skip", metavar="PATTERNS", help="skip these checks (same syntax as --checks)")
+    p.add_argument("--no-color", action="store_true", help="plain text output")
+    p.add_argument("--quiet", "-q", action="store_true", help="no console report (use with --json)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="preflight", description="GPU-fleet preflight and diagnostics.")
+    ap.add_argument("--version", action="version", version=f"preflight {__version__}")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="collect from the nodes of an inventory over SSH and judge")
+    src = run.add_mutually_exclusive_group(required=True)
+    src.add_argument("-i", "--inventory", help="inventory YAML (preflight or Ansible format)")
+    src.add_argument("-H", "--host-list", help="comma-separated [user@]host[:port] list instead of an inventory "
+                                              "('local' is the controller itself)")
+    run.add_argument("--hosts", "--limit", dest="limit", help="only these hosts: names, globs, gpu-[00-63], @group")
+    run.add_argument("--forks", type=int, default=32, help="nodes contacted at once (default 32)")
+    run.add_argument("--connect-timeout", type=float, help="seconds to connect to a node (default: inventory, else 10)")
+    run.add_argument("--timeout", type=float, help="seconds for the collector on a node (default: inventory, else 120)")
+    run.add_argument("--known-hosts", action="append", default=[], help="extra known_hosts file (repeatable)")
+    run.add_argument("--accept-new-hostkeys", action="store_true",
+                     help="trust and record host keys never seen before (a CHANGED key is still refused)")
+    run.add_argument("--save", metavar="DIR", help="save the raw facts bundle to DIR (replay it with `preflight replay DIR`)")
+    run.add_argument("--headless", action="store_true", help="no interactive UI; progress lines on stderr")
+    _add_output_args(run)
+
+    rep = sub.add_parser("replay", help="judge a saved bundle again (same parsing and checks as a live run)")
+    rep.add_argument("bundle", help="bundle directory or bundle.json")
+    _add_output_args(rep)
+
+    demo = sub.add_parser("demo", help="replay the bundled recording of a small simulated fleet")
+    _add_output_args(demo)
+
+    lst = sub.add_parser("checks", help="list the registered checks")
+    lst.add_argument("--markdown", action="store_true", help="print docs/checks.md")
+    return ap
+
+
+def _consoles(args: argparse.Namespace) -> tuple[Console, Console]:
+    out = Console(no_color=args.no_color or None, highlight=False, soft_wrap=False)
+    err = Console(stderr=True, no_color=args.no_color or None, highlight=False)
+    return out, err
+
+
+def _select(args: argparse.Namespace) -> Any:
+    from preflight.registry import select_checks
+
+    return select_checks(args.checks, args.skip)
+
+
+def _emit(args: argparse.Namespace, bundle: Any, source: dict[str, Any], label: str = "") -> int:
+    from preflight.engine import judge
+    from preflight.report import console as console_report
+    from preflight.report.json_report import dumps, report_dict
+
+    out, err = _consoles(args)
+    specs = _select(args)
+    report, _fleet = judge(bundle, specs)
+    code = exit_code(report, args.fail_on)
+    if args.json:
+        text = dumps(report_dict(report, source=source, fail_on=args.fail_on))
+        if args.json == "-":
+            sys.stdout.write(text)
+        else:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(text)
+    if not args.quiet and args.json != "-":
+        console_report.render(report, out, source_label=label)
+    elif args.quiet and label:
+        err.print(label)
+    return code
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from preflight.inventory import InventoryError, inventory_from_hosts, load_inventory
+    from preflight.transport.fanout import FanoutOptions
+    from preflight.transport.ssh import SshOptions
+
+    _out, err = _consoles(args)
+    try:
+        if args.inventory:
+            inv = load_inventory(args.inventory)
+        else:
+            inv = inventory_from_hosts([h for h in args.host_list.split(",") if h.strip()])
+        if args.limit:
+            inv = inv.select(args.limit)
+        _select(args)  # bad --checks patterns fail before any SSH
+    except (InventoryError, ValueError) as exc:
+        err.print(f"[bold red]preflight: {exc}[/]")
+        return EXIT_CANNOT_RUN
+    nodes = list(inv.nodes)
+    if args.connect_timeout or args.timeout:
+        import dataclasses
+
+        nodes = [dataclasses.replace(n, **({"connect_timeout_s": args.connect_timeout} if args.connect_timeout else {}),
+                                     **({"command_timeout_s": args.timeout} if args.timeout else {})) for n in nodes]
+    ssh = SshOptions(known_hosts=tuple(inv.known_hosts) + tuple(args.known_hosts),
+                     accept_new_hostkeys=args.accept_new_hostkeys)
+    options = FanoutOptions(forks=max(1, args.forks), ssh=ssh)
+    bundle = _collect_with_progress(nodes, options, err, inventory_path=args.inventory)
+    if args.save:
+        from preflight.collect.bundle import save_bundle
+
+        path = save_bundle(bundle, args.save)
+        err.print(f"bundle saved: {path}")
+    code = _emit(args, bundle, {"kind": "live", "bundle": args.save, "label": None, "inventory": args.inventory})
+    return code
+
+
+def _collect_with_progress(nodes: list[Any], options: Any, err: Console, *, inventory_path: str | None) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from preflight.live import collect
+
+    if err.is_terminal:
+        with Progress(TextColumn("collecting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      TextColumn("{task.description}"), console=err, transient=True) as progress:
+            task = progress.add_task("", total=len(nodes))
+
+            def on_event(kind: str, name: str, raw: Any) -> None:
+                if kind == "finished":
+                    progress.update(task, advance=1, description=f"{name}: {raw.outcome}")
+
+            return collect(nodes, options, inventory_path=inventory_path, on_event=on_event)
+    done = [0]
+
+    def on_line(kind: str, name: str, raw: Any) -> None:
+        if kind == "finished":
+            done[0] += 1
+            err.print(f"[{done[0]}/{len(nodes)}] {name}: {raw.outcome} ({raw.duration_s:.1f}s)"
+                      + (f" {raw.message}" if raw.outcome != "ok" else ""), soft_wrap=True)
+
+    return collect(nodes, options, inventory_path=inventory_path, on_event=on_line)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from preflight.collect.bundle import BundleError, load_bundle
+
+    _out, err = _consoles(args)
+    try:
+        bundle = load_bundle(args.bundle)
+        _select(args)
+    except (BundleError, ValueError) as exc:
+        err.print(f"[bold red]preflight: {exc}[/]")
+        return EXIT_CANNOT_RUN
+    label = DEMO_LABEL if bundle.label == "recording" else f"replay of {args.bundle}"
+    return _emit(args, bundle, {"kind": "replay", "bundle": str(args.bundle), "label": bundle.label or None,
+                                "inventory": bundle.inventory.get("path")}, label)
+
+
+def demo_bundle_path() -> Path:
+    return Path(str(resources.files("preflight.data").joinpath("demo", "bundle.json")))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from preflight.collect.bundle import load_bundle
+
+    bundle = load_bundle(demo_bundle_path())
+    return _emit(args, bundle, {"kind": "demo", "bundle": "preflight/data/demo/bundle.json", "label": bundle.label,
+                                "inventory": bundle.inventory.get("path")}, DEMO_LABEL)
+
+
+def cmd_checks(args: argparse.Namespace) -> int:
+    from preflight.report.checks_doc import checks_markdown
+    from preflight.registry import all_checks
+
+    if args.markdown:
+        sys.stdout.write(checks_markdown())
+        return 0
+    console = Console(highlight=False)
+    for spec in all_checks():
+        console.print(f"[bold]{spec.id}[/] [dim]({spec.group}, {spec.scope})[/] {spec.summary}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handlers = {"run": cmd_run, "replay": cmd_replay, "demo": cmd_demo, "checks": cmd_checks}
+    try:
+        return handlers[args.command](args)
+    except KeyboardInterrupt:
+        print("preflight: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0

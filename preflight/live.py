@@ -1,0 +1,54 @@
+"""A live run: inventory in, bundle out (collection only; judging is engine.judge)."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from preflight import __version__
+from preflight.collect.bundle import Bundle, NodeRaw
+from preflight.collect.script import build_script, select_probes
+from preflight.transport.fanout import Event, FanoutOptions, collect_fleet
+
+
+def _expect_of(node: Any) -> tuple[dict[str, Any], dict[str, str]]:
+    expect = node.expect.as_dict() if hasattr(node.expect, "as_dict") else dict(node.expect or {})
+    sources: dict[str, str] = {}
+    for key in expect:
+        try:
+            sources[key] = node.expect_source(key)
+        except Exception:  # an inventory without provenance still works
+            sources[key] = "inventory"
+    return expect, sources
+
+
+def collect(
+    nodes: Sequence[Any],
+    options: FanoutOptions,
+    *,
+    inventory_path: str | None = None,
+    include_optional: tuple[str, ...] = (),
+    on_event: Event | None = None,
+) -> Bundle:
+    ngpus = max((int(n.expect.gpus_per_node or 0) for n in nodes if getattr(n.expect, "gpus_per_node", None)), default=8)
+    script = build_script(select_probes(include_optional), ngpus=ngpus,
+                          deadline_s=max((n.command_timeout_s for n in nodes), default=120.0))
+    started = time.time()
+    raws: list[NodeRaw] = collect_fleet(nodes, script, options, on_event=on_event)
+    for node, raw in zip(nodes, raws):
+        raw.expect, raw.expect_sources = _expect_of(node)
+        raw.thresholds = {k: dict(v) for k, v in dict(getattr(node, "thresholds", {}) or {}).items()}
+    inv: dict[str, Any] = {"path": inventory_path}
+    if inventory_path and Path(inventory_path).is_file():
+        inv["sha256"] = hashlib.sha256(Path(inventory_path).read_bytes()).hexdigest()
+    return Bundle(
+        nodes=raws,
+        created=started,
+        tool_version=__version__,
+        inventory=inv,
+        options={"forks": options.forks, "probes": [p.id for p in select_probes(include_optional)],
+                 "accept_new_hostkeys": options.ssh.accept_new_hostkeys},
+    )

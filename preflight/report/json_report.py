@@ -1,0 +1,56 @@
+"""The versioned JSON report (schema: preflight/report/schema.json, documented in docs/json-schema.md)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from preflight.results import RunReport, exit_code
+
+SCHEMA_ID = "preflight-report"
+SCHEMA_VERSION = 1
+
+
+def report_dict(report: RunReport, *, source: dict[str, Any], fail_on: str = "fail") -> dict[str, Any]:
+    nodes = []
+    for n in report.nodes:
+        nodes.append({
+            "name": n.name,
+            "address": n.address,
+            "outcome": n.outcome,
+            "message": n.message,
+            "duration_s": n.duration_s,
+            "status": n.status.value,
+            "findings": [f.to_dict() for f in n.findings],
+        })
+    worst_status = max((n["status"] for n in nodes), key=lambda s: ["pass", "skip", "warn", "fail", "error"].index(s),
+                       default="pass")
+    return {
+        "schema": SCHEMA_ID,
+        "schema_version": SCHEMA_VERSION,
+        "tool_version": report.meta.get("tool_version"),
+        "generated": time.time(),
+        "source": source,
+        "summary": {
+            "nodes": len(report.nodes),
+            "reachable": report.reachable,
+            "counts": report.counts(),
+            "status": worst_status,
+            "exit_code": exit_code(report, fail_on),
+            "fail_on": fail_on,
+        },
+        "checks": list(report.meta.get("checks", [])),
+        "nodes": nodes,
+        "fleet_findings": [f.to_dict() for f in report.fleet_findings],
+    }
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    return str(obj)
+
+
+def dumps(data: dict[str, Any]) -> str:
+    return json.dumps(data, indent=2, sort_keys=False, default=_default) + "\n"
