@@ -1,0 +1,179 @@
+"""The whole pipeline against real sshd daemons: every fault shows up on the right node.
+
+Nodes are real OpenSSH servers on 127.0.0.1; only the GPU/IB tools are stand-ins printing
+recorded outputs (see preflight/sim/profiles). Nothing of preflight is mocked.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from preflight.collect.bundle import load_bundle
+from preflight.engine import judge
+from preflight.inventory import load_inventory
+from preflight.live import collect
+from preflight.report.json_report import report_dict
+from preflight.transport.fanout import FanoutOptions
+from preflight.transport.ssh import SshOptions
+
+jsonschema = pytest.importorskip("jsonschema")
+
+SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "preflight" / "report" / "schema.json").read_text())
+
+FLEET = [
+    ("node-01", "h100-healthy"),
+    ("node-02", "h100-healthy"),
+    ("node-03", "h100-healthy"),
+    ("node-04", "driver-mismatch"),
+    ("node-05", "nvlink-down"),
+    ("node-06", "ib-port-down"),
+    ("node-07", "hang"),
+    ("node-08", "changed-hostkey"),
+    ("node-09", "garbage"),
+    ("node-10", "no-python"),
+    ("node-11", "h100-healthy"),  # its sshd is stopped before the run: connection refused
+]
+CONNECT_TIMEOUT = 3.0
+COMMAND_TIMEOUT = 30.0
+
+
+def _strip_volatile(doc: dict) -> dict:
+    doc = dict(doc)
+    doc.pop("generated", None)
+    doc.pop("source", None)
+    return doc
+
+
+@pytest.fixture(scope="module")
+def fleet_run(sim_fleet_factory, tmp_path_factory):
+    fleet = sim_fleet_factory(FLEET)
+    inv_path = fleet.write_inventory(tmp_path_factory.mktemp("inv") / "sim.yaml")
+    fleet.pause("node-07")
+    fleet.stop_node("node-11")
+    inv = load_inventory(inv_path)
+    import dataclasses
+
+    nodes = [dataclasses.replace(n, connect_timeout_s=CONNECT_TIMEOUT, command_timeout_s=COMMAND_TIMEOUT) for n in inv.nodes]
+    options = FanoutOptions(forks=16, ssh=SshOptions(known_hosts=tuple(inv.known_hosts), use_default_known_hosts=False))
+    t0 = time.monotonic()
+    bundle = collect(nodes, options, inventory_path=str(inv_path))
+    elapsed = time.monotonic() - t0
+    report, _facts = judge(bundle)
+    fleet.resume("node-07")
+    return {"bundle": bundle, "report": report, "elapsed": elapsed, "inv_path": inv_path, "fleet": fleet}
+
+
+def _node(report, name):
+    return next(n for n in report.nodes if n.name == name)
+
+
+def _failed_checks(report, name):
+    return {(f.check, f.subject) for f in _node(report, name).findings if f.status.value in ("fail", "error")}
+
+
+def test_run_finishes_within_its_bounds(fleet_run) -> None:
+    # the hung node costs at most its connect/banner timeout, not the whole run
+    bound = CONNECT_TIMEOUT * 3 + COMMAND_TIMEOUT + 5
+    assert fleet_run["elapsed"] < bound, fleet_run["elapsed"]
+
+
+def test_outcomes_per_node(fleet_run) -> None:
+    outcomes = {n.name: n.outcome for n in fleet_run["report"].nodes}
+    assert outcomes == {
+        "node-01": "ok", "node-02": "ok", "node-03": "ok", "node-04": "ok", "node-05": "ok", "node-06": "ok",
+        "node-07": "timeout", "node-08": "hostkey_rejected", "node-09": "collector_error", "node-10": "ok",
+        "node-11": "refused",
+    }
+    assert "CHANGED" in _node(fleet_run["report"], "node-08").message
+
+
+def test_healthy_nodes_pass_everything(fleet_run) -> None:
+    for name in ("node-01", "node-02", "node-03", "node-11"):
+        node = _node(fleet_run["report"], name)
+        if node.outcome != "ok":
+            continue
+        assert _failed_checks(fleet_run["report"], name) == set(), name
+
+
+def test_driver_mismatch_is_on_node_04_only(fleet_run) -> None:
+    report = fleet_run["report"]
+    bad = [f for n in report.nodes for f in n.findings if f.check == "versions.driver.consistent" and f.status.value == "fail"]
+    assert [f.node for f in bad] == ["node-04"]
+    assert bad[0].observed == "535.129.03"
+    assert "fleet majority" in (bad[0].expected_source or "")
+
+
+def test_nvlink_down_is_gpu5_on_node_05(fleet_run) -> None:
+    report = fleet_run["report"]
+    bad = [f for n in report.nodes for f in n.findings if f.check == "nvlink.links.active" and f.status.value == "fail"]
+    assert [(f.node, f.subject) for f in bad] == [("node-05", "GPU5")]
+    assert bad[0].evidence and any("inactive" in e for e in bad[0].evidence)
+
+
+def test_ib_port_down_is_on_node_06(fleet_run) -> None:
+    report = fleet_run["report"]
+    bad = [f for n in report.nodes for f in n.findings if f.check == "ib.port.state" and f.status.value == "fail"]
+    assert {f.node for f in bad} == {"node-06"}
+    assert bad[0].evidence
+
+
+def test_no_python_node_is_judged_from_plain_commands(fleet_run) -> None:
+    raw = next(n for n in fleet_run["bundle"].nodes if n.name == "node-10")
+    assert raw.collector and raw.collector["mode"] == "shell"
+    assert _failed_checks(fleet_run["report"], "node-10") == set()
+    ran = {f.check for f in _node(fleet_run["report"], "node-10").findings if f.status.value == "pass"}
+    assert {"gpu.count", "versions.driver.consistent", "topology.read"} <= ran
+
+
+def test_every_fault_and_nothing_else(fleet_run) -> None:
+    report = fleet_run["report"]
+    failing = {(n.name, f.check) for n in report.nodes for f in n.findings if f.status.value in ("fail", "error")}
+    expected = {("node-04", "versions.driver.consistent"), ("node-05", "nvlink.links.active"),
+                ("node-06", "ib.port.state")}
+    assert expected <= failing
+    extra = {x for x in failing - expected if x[0] not in ("node-05", "node-06")}  # topology/port-count follow-ons
+    assert extra == set(), extra
+
+
+def test_json_validates_and_replay_reproduces_it(fleet_run, tmp_path) -> None:
+    from preflight.collect.bundle import save_bundle
+
+    live = report_dict(fleet_run["report"], source={"kind": "live"})
+    jsonschema.validate(live, SCHEMA)
+    save_bundle(fleet_run["bundle"], tmp_path / "bundle")
+    replayed_report, _ = judge(load_bundle(tmp_path / "bundle"))
+    replayed = report_dict(replayed_report, source={"kind": "replay"})
+    assert _strip_volatile(replayed) == _strip_volatile(live)
+
+
+def test_cli_replay_json_and_exit_code(fleet_run, tmp_path) -> None:
+    from preflight.collect.bundle import save_bundle
+
+    save_bundle(fleet_run["bundle"], tmp_path / "b")
+    out = tmp_path / "r.json"
+    proc = subprocess.run([sys.executable, "-m", "preflight", "replay", str(tmp_path / "b"), "--json", str(out), "-q"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    doc = json.loads(out.read_text())
+    jsonschema.validate(doc, SCHEMA)
+    assert doc["summary"]["exit_code"] == 2
+
+
+def test_cli_live_run_with_save(fleet_run, tmp_path) -> None:
+    """The real console script path: inventory → SSH → bundle on disk → JSON, healthy nodes only."""
+    out = tmp_path / "live.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "preflight", "run", "-i", str(fleet_run["inv_path"]), "--hosts", "node-0[1-3]",
+         "--connect-timeout", "3", "--save", str(tmp_path / "saved"), "--json", str(out), "--headless"],
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads(out.read_text())
+    assert [n["name"] for n in doc["nodes"]] == ["node-01", "node-02", "node-03"]
+    assert (tmp_path / "saved" / "bundle.json").is_file()
+    assert "[3/3]" in proc.stderr  # progress lines on stderr when not a TTY

@@ -1,0 +1,48 @@
+"""The registry: well-formed checks, docs/checks.md in step, --checks/--skip selection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from preflight.registry import KNOWN_FACTS, all_checks, check, select_checks
+from preflight.report.checks_doc import checks_markdown
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_every_check_is_well_formed() -> None:
+    specs = all_checks()
+    assert len(specs) >= 10
+    for s in specs:
+        assert s.id.count(".") >= 1 and s.id == s.id.lower()
+        assert s.summary and s.remediation, s.id
+        assert set(s.needs) <= KNOWN_FACTS
+
+
+def test_docs_checks_md_matches_registry() -> None:
+    doc = ROOT / "docs" / "checks.md"
+    assert doc.read_text() == checks_markdown(), "regenerate: preflight checks --markdown > docs/checks.md"
+
+
+def test_duplicate_id_is_rejected() -> None:
+    with pytest.raises(ValueError, match="duplicate"):
+        check(id="gpu.count", group="gpu", summary="x", needs=("gpus",))(lambda n, c: [])
+
+
+def test_unknown_fact_is_rejected() -> None:
+    with pytest.raises(ValueError, match="unknown facts"):
+        check(id="test.bogus", group="gpu", summary="x", needs=("warp_drive",))(lambda n, c: [])
+
+
+def test_select_by_glob_and_group() -> None:
+    ids = {s.id for s in select_checks("topology.*,ib")}
+    assert ids and all(i.startswith(("topology.", "ib.")) for i in ids)
+    skipped = {s.id for s in select_checks(None, "versions")}
+    assert not any(i.startswith("versions.") for i in skipped)
+
+
+def test_unknown_pattern_is_an_error() -> None:
+    with pytest.raises(ValueError, match="matches no check"):
+        select_checks("nosuch.*")
