@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("-i", "--inventory", help="inventory YAML (preflight or Ansible format)")
     src.add_argument("-H", "--host-list", help="comma-separated [user@]host[:port] list instead of an inventory "
                                               "('local' is the controller itself)")
-    run.add_argument("--hosts", "--limit", dest="limit", help="only these hosts: names, globs, gpu-[00-63], @group")
+    run.add_argument("-l", "--limit", "--hosts", dest="limit", help="only these hosts: names, globs, gpu-[00-63], @group")
     run.add_argument("--forks", type=int, default=32, help="nodes contacted at once (default 32)")
     run.add_argument("--connect-timeout", type=float, help="seconds to connect to a node (default: inventory, else 10)")
     run.add_argument("--timeout", type=float, help="seconds for the collector on a node (default: inventory, else 120)")
@@ -122,7 +122,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         nodes = [dataclasses.replace(n, **({"connect_timeout_s": args.connect_timeout} if args.connect_timeout else {}),
                                      **({"command_timeout_s": args.timeout} if args.timeout else {})) for n in nodes]
     ssh = SshOptions(known_hosts=tuple(inv.known_hosts) + tuple(args.known_hosts),
-                     accept_new_hostkeys=args.accept_new_hostkeys)
+                     accept_new_hostkeys=args.accept_new_hostkeys, ssh_config_path=inv.ssh_config)
     options = FanoutOptions(forks=max(1, args.forks), ssh=ssh)
     bundle = _collect_with_progress(nodes, options, err, inventory_path=args.inventory)
     if args.save:

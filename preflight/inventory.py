@@ -172,6 +172,8 @@ class Inventory:
     nodes: tuple[Node, ...]
     known_hosts: tuple[str, ...] = ()
     format: str = "preflight"  # "preflight" | "ansible"
+    ssh_config: str | None = None  # an ssh_config file to use instead of ~/.ssh/config
+    slurm: Mapping[str, Any] | None = None  # Slurm settings for multi-node tests (later issues)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -819,10 +821,17 @@ def _native(ctx: _Ctx, top: _Map) -> Inventory:
         fleet.expect = _expect(ctx, top, "expect", ("expect",))
     if "thresholds" in top:
         fleet.thresholds = _thresholds(ctx, top, "thresholds", ("thresholds",))
+    ssh_config: str | None = None
+    slurm: Mapping[str, Any] | None = None
     if top.get("ssh_config") is not None:
         _text(ctx, top, "ssh_config", ("ssh_config",), what="a file path")
+        ssh_config = str(top["ssh_config"])
+        if not os.path.isabs(os.path.expanduser(ssh_config)):
+            ssh_config = os.path.join(os.path.dirname(os.path.abspath(ctx.file)), ssh_config)
+        ssh_config = os.path.expanduser(ssh_config)
     if top.get("slurm") is not None:
         _mapping(ctx, top, "slurm", ("slurm",))
+        slurm = dict(top["slurm"])
     known_hosts = _known_hosts(ctx, top)
 
     group_layers: dict[str, _Layer] = {}
@@ -910,7 +919,8 @@ def _native(ctx: _Ctx, top: _Map) -> Inventory:
         layers = [fleet, *(group_layers[g] for g in ordered), d.layer]
         shown = tuple(sorted(member, key=lambda g: (-depth[g], g)))  # most specific first
         nodes.append(_make_node(ctx, d.name, shown, layers))
-    return Inventory(path=ctx.file, nodes=tuple(nodes), known_hosts=known_hosts, format="preflight")
+    return Inventory(path=ctx.file, nodes=tuple(nodes), known_hosts=known_hosts, format="preflight",
+                     ssh_config=ssh_config, slurm=slurm)
 
 
 # ---- Ansible format --------------------------------------------------------------------------
