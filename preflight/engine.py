@@ -79,8 +79,16 @@ def judge(bundle: Bundle, specs: list[CheckSpec] | None = None) -> tuple[RunRepo
                 ctx = CheckContext(spec=spec, fleet=fleet, node=node)
                 per_node[node.name].extend(_guard(spec, spec.fn(node, ctx), node.name))
         else:
-            ctx = CheckContext(spec=spec, fleet=fleet)
-            for f in _guard(spec, spec.fn(fleet, ctx), None):
+            ready = []
+            for node in fleet.reachable:
+                unmet = _needs_unmet(spec, node)
+                if unmet is not None:
+                    per_node[node.name].append(unmet)
+                else:
+                    ready.append(node)
+            sub = FleetFacts(nodes=tuple(ready), expect=fleet.expect)
+            ctx = CheckContext(spec=spec, fleet=sub)
+            for f in _guard(spec, spec.fn(sub, ctx), None):
                 (per_node[f.node] if f.node in per_node else fleet_only).append(f)
     reports = tuple(
         NodeReport(

@@ -1,0 +1,69 @@
+"""Shared parser conventions: Unparseable as a value, corpus headers, number helpers."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Unparseable:
+    """A parser's answer when the text is not what it expected: why, and where."""
+
+    reason: str
+    excerpt: str = ""
+
+    @classmethod
+    def of(cls, reason: str, text: str) -> "Unparseable":
+        return cls(reason=reason, excerpt=text.strip()[:200])
+
+
+def strip_corpus_header(text: str) -> tuple[dict[str, str], str]:
+    """Split a recorded output into its `# key: value` header and the verbatim body.
+
+    The header is every line before the first empty line (recordings' bodies may start with '#').
+    """
+    lines = text.split("\n")
+    headers: dict[str, str] = {}
+    for i, line in enumerate(lines):
+        if line.strip() == "":
+            return headers, "\n".join(lines[i + 1:])
+        m = re.match(r"#\s*([A-Za-z_-]+)\s*:\s*(.*)", line)
+        if m:
+            key = m.group(1).lower()
+            headers[key] = (headers[key] + "\n" + m.group(2)) if key in headers else m.group(2)
+    return headers, text
+
+
+NA_VALUES = {
+    "[n/a]": "na",
+    "n/a": "na",
+    "[not supported]": "not_supported",
+    "not supported": "not_supported",
+    "[unknown error]": "unknown_error",
+    "[insufficient permissions]": "no_permission",
+    "[requested functionality has been deprecated]": "deprecated",
+    "": "empty",
+}
+
+
+def na_reason(value: str) -> str | None:
+    """The `missing` reason for nvidia-smi's placeholders, or None for a real value."""
+    return NA_VALUES.get(value.strip().lower())
+
+
+def to_int(value: str) -> int | None:
+    m = re.match(r"\s*(-?\d+)", value)
+    return int(m.group(1)) if m else None
+
+
+def to_float(value: str) -> float | None:
+    m = re.match(r"\s*(-?\d+(?:\.\d+)?)", value)
+    return float(m.group(1)) if m else None
+
+
+def is_probably_text(text: str) -> bool:
+    if not text:
+        return False
+    bad = sum(1 for ch in text[:4096] if ord(ch) < 9 or 13 < ord(ch) < 32 or ch == "\ufffd")
+    return bad < max(4, len(text[:4096]) // 50)

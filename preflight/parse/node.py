@@ -1,0 +1,277 @@
+"""NodeRaw (what the collector sent) -> NodeFacts (typed facts + why anything is missing).
+
+Each fact has an order of sources, best first (e.g. the driver version from nvidia-smi's CSV,
+else its table, else /proc/driver/nvidia/version, else NVML). A source that is absent or
+unparseable leaves a reason in `missing`, so a check can say *why* it could not judge.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from preflight.collect.bundle import NodeRaw
+from preflight.facts import GpuFacts, IbPortFacts, MemoryFacts, NodeFacts, NvLinkFacts, TopologyFacts, Versions
+from preflight.parse.common import Unparseable
+from preflight.parse.ibstat import IbStat, parse_ibstat
+from preflight.parse.nvidia_smi import GpuRow, SmiTable, parse_query_csv, parse_table, parse_version
+from preflight.parse.nvlink import parse_nvlink_status
+from preflight.parse.topo import TopoMatrix, parse_topo_matrix
+from preflight.parse.versions import (
+    MemInfo,
+    parse_driver_version_file,
+    parse_meminfo,
+    parse_nccl_version_from_libs,
+    parse_ofed_info,
+    parse_os_release,
+)
+from preflight.parse.xid import parse_kernel_log
+
+
+class _Ctx:
+    """Collects `missing` reasons and `unparseable` keys while facts are built."""
+
+    def __init__(self, raw: NodeRaw) -> None:
+        self.raw = raw
+        self.missing: dict[str, str] = {}
+        self.unparseable: set[str] = set()
+
+    def text(self, probe_id: str) -> tuple[str | None, str]:
+        """(stdout, "") when the probe produced output, else (None, why)."""
+        p = self.raw.probe(probe_id)
+        if p is None:
+            return None, f"{probe_id} not collected"
+        err = p.get("error")
+        argv = p.get("argv") or []
+        tool = argv[0] if argv else probe_id
+        if err == "absent":
+            return None, f"{tool} not found on the node" if p.get("kind") in ("cmd", "") else f"{probe_id}: not present"
+        if err == "timeout":
+            return None, f"{tool} timed out"
+        if err:
+            return None, f"{probe_id}: {err}"
+        out = p.get("stdout") or ""
+        if p.get("rc") not in (0, None):
+            detail = (p.get("stderr") or out).strip().splitlines()
+            return None, f"{tool} exited {p.get('rc')}" + (f": {detail[-1][:200]}" if detail else "")
+        return out, ""
+
+    def parsed(self, key: str, probe_id: str, parser: Any) -> Any:
+        text, why = self.text(probe_id)
+        if text is None:
+            self.missing.setdefault(key, why)
+            return None
+        result = parser(text)
+        if isinstance(result, Unparseable):
+            self.missing[key] = f"unparseable {probe_id} output: {result.reason}"
+            self.unparseable.add(key)
+            return None
+        return result
+
+
+def _cuda_from_nvml(value: Any) -> str | None:
+    if isinstance(value, int) and value > 0:
+        return f"{value // 1000}.{(value % 1000) // 10}"
+    return None
+
+
+def _gpus(c: _Ctx, rows: list[GpuRow] | None, table: SmiTable | None) -> tuple[GpuFacts, ...] | None:
+    if rows is not None:
+        return tuple(
+            GpuFacts(index=r.index if r.index is not None else i, name=r.name, uuid=r.uuid, bus_id=r.pci_bus_id,
+                     serial=r.serial, driver_version=r.driver_version, vbios_version=r.vbios_version,
+                     memory_total_mib=r.memory_total_mib, memory_used_mib=r.memory_used_mib,
+                     persistence_mode=r.persistence_mode, mig_mode=r.mig_mode, ecc_mode=r.ecc_mode,
+                     ecc_uncorrected_volatile=r.ecc_uncorrected_volatile,
+                     ecc_uncorrected_aggregate=r.ecc_uncorrected_aggregate, pcie_gen_current=r.pcie_gen_current,
+                     pcie_gen_max=r.pcie_gen_max, pcie_width_current=r.pcie_width_current,
+                     pcie_width_max=r.pcie_width_max, temperature_c=r.temperature_c, raw_line=r.raw_line)
+            for i, r in enumerate(rows)
+        )
+    if table is not None and table.gpus:
+        c.missing.pop("gpus", None)
+        c.unparseable.discard("gpus")
+        return tuple(
+            GpuFacts(index=g.index, name=g.name, bus_id=g.bus_id, memory_total_mib=g.memory_total_mib,
+                     memory_used_mib=g.memory_used_mib, driver_version=table.driver_version,
+                     persistence_mode=(g.persistence == "On") if g.persistence else None,
+                     temperature_c=float(g.temperature_c) if g.temperature_c is not None else None,
+                     raw_line=g.raw_lines[0] if g.raw_lines else "")
+            for g in table.gpus
+        )
+    return None
+
+
+def _versions(c: _Ctx, rows: list[GpuRow] | None, table: SmiTable | None) -> Versions:
+    ev: dict[str, str] = {}
+    driver = source = None
+    row_drivers = sorted({r.driver_version for r in rows or () if r.driver_version})
+    if row_drivers:
+        driver, source = " + ".join(row_drivers), "nvidia-smi --query-gpu"
+        ev["driver"] = next(r.raw_line for r in rows or () if r.driver_version)
+    elif table is not None and table.driver_version:
+        driver, source = table.driver_version, "nvidia-smi"
+        ev["driver"] = table.header_line
+    else:
+        proc = c.parsed("driver_file", "driver_version_file", parse_driver_version_file)
+        if proc:
+            driver, source = proc, "/proc/driver/nvidia/version"
+            ev["driver"] = (c.text("driver_version_file")[0] or "").strip().splitlines()[0]
+    cuda = table.cuda_version if table is not None else None
+    if cuda:
+        ev["cuda"] = table.header_line if table else ""
+    if cuda is None:
+        ver = c.parsed("smi_version", "smi_version", parse_version)
+        cuda = ver.cuda if ver else None
+    nvml = _nvml_doc(c)
+    if nvml:
+        if driver is None and isinstance(nvml.get("driver_version"), str):
+            driver, source = nvml["driver_version"], "NVML"
+        if cuda is None:
+            cuda = _cuda_from_nvml(nvml.get("cuda_driver_version"))
+    nccl_text = "\n".join(t for t in (c.text("ldconfig")[0], c.text("nccl_libs")[0]) if t)
+    nccl = parse_nccl_version_from_libs(nccl_text)
+    if isinstance(nccl, Unparseable):
+        c.missing["nccl"] = "no libnccl.so in ldconfig or the usual library paths (NCCL may ship inside containers)"
+        nccl = None
+    else:
+        ev["nccl"] = next((ln.strip() for ln in nccl_text.splitlines() if "libnccl" in ln), "")
+    ofed = c.parsed("ofed", "ofed_info", parse_ofed_info)
+    kernel_text, _ = c.text("uname")
+    osr_text, _ = c.text("os_release")
+    osr = parse_os_release(osr_text) if osr_text else {}
+    if driver is None:
+        c.missing["driver"] = c.missing.get("gpus") or "no driver version from nvidia-smi, /proc or NVML"
+    return Versions(driver=driver, driver_source=source, cuda=cuda, nccl=nccl, ofed=ofed,
+                    kernel=kernel_text.strip() if kernel_text else None,
+                    os=osr.get("PRETTY_NAME") or None, evidence=ev)
+
+
+def _nvml_doc(c: _Ctx) -> dict[str, Any] | None:
+    text, _ = c.text("nvml")
+    if not text:
+        return None
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return None
+    return doc if isinstance(doc, dict) and "nvml_error" not in doc else None
+
+
+def _nvlink(c: _Ctx) -> tuple[NvLinkFacts, ...] | None:
+    parsed = c.parsed("nvlink", "nvlink_status", parse_nvlink_status)
+    if parsed is None:
+        return None
+    out = []
+    for g in parsed:
+        inactive = tuple(l.link for l in g.links if not l.active)
+        speeds = {l.speed_gbps for l in g.links if l.speed_gbps}
+        evidence = tuple(l.raw_line for l in g.links if not l.active) or g.raw_lines[:1]
+        if g.note:
+            evidence = (g.raw_lines[0], g.note) if g.raw_lines else (g.note,)
+        out.append(NvLinkFacts(gpu_index=g.index, active=g.active, total=len(g.links), inactive_links=inactive,
+                               speed_gbps=min(speeds) if speeds else None,
+                               evidence=((g.raw_lines[0],) if g.raw_lines and inactive else ()) + evidence))
+    return tuple(out)
+
+
+def _topology(c: _Ctx) -> TopologyFacts | None:
+    m: TopoMatrix | None = c.parsed("topology", "topo", parse_topo_matrix)
+    if m is None:
+        return None
+    pairs = m.gpu_pairs()
+    signature = ";".join(f"{i}-{j}:{k}" for (i, j), k in sorted(pairs.items()))
+    aff = {int(g[3:]): v for g, v in m.gpu_nic_affinity().items()}
+    evidence = tuple(m.raw_rows[g] for g in m.gpus if g in m.raw_rows)
+    return TopologyFacts(gpu_count=len(m.gpus), links=pairs, nvlink_domain=m.nvlink_domain_size(),
+                         signature=signature, nic_affinity=aff, fragment=m.fragment, evidence=evidence, matrix=m)
+
+
+_SYSFS_STATE = {"1": "Down", "2": "Initializing", "3": "Armed", "4": "Active", "5": "Active Defer"}
+_SYSFS_PHYS = {"1": "Sleep", "2": "Polling", "3": "Disabled", "4": "PortConfigurationTraining", "5": "LinkUp",
+               "6": "LinkErrorRecovery", "7": "Phy Test"}
+
+
+def _ib(c: _Ctx) -> tuple[IbPortFacts, ...] | None:
+    stat: IbStat | None = c.parsed("ib", "ibstat", parse_ibstat)
+    if stat is not None:
+        return tuple(
+            IbPortFacts(ca=ca.name, port=p.number, state=p.state, phys_state=p.phys_state, rate_gbps=p.rate_gbps,
+                        link_layer=p.link_layer, firmware=ca.firmware, evidence=p.raw_lines)
+            for ca in stat.cas for p in ca.ports
+        )
+    if "ib" in c.unparseable:
+        return None
+    text, why = c.text("ib_sysfs")
+    if text is None:
+        # neither ibstat nor /sys/class/infiniband: this node has no IB/RoCE devices
+        c.missing.pop("ib", None)
+        return ()
+    try:
+        devices = json.loads(text)
+    except ValueError:
+        c.missing["ib"] = "unparseable /sys/class/infiniband listing"
+        c.unparseable.add("ib")
+        return None
+    c.missing.pop("ib", None)
+    ports = []
+    for dev, entry in sorted(devices.items()):
+        for port, attrs in sorted(entry.get("ports", {}).items()):
+            state = str(attrs.get("state") or "")
+            phys = str(attrs.get("phys_state") or "")
+            rate = re.match(r"\s*([\d.]+)", str(attrs.get("rate") or ""))
+            ports.append(IbPortFacts(
+                ca=dev, port=int(port) if str(port).isdigit() else 0,
+                state=_SYSFS_STATE.get(state.split(":")[0].strip(), state or None),
+                phys_state=_SYSFS_PHYS.get(phys.split(":")[0].strip(), phys or None),
+                rate_gbps=float(rate.group(1)) if rate else None, link_layer=attrs.get("link_layer"),
+                firmware=entry.get("fw_ver"),
+                evidence=(f"/sys/class/infiniband/{dev}/ports/{port}: state={state} phys_state={phys} rate={attrs.get('rate')}",),
+            ))
+    return tuple(ports)
+
+
+def _memory(c: _Ctx) -> MemoryFacts | None:
+    mem: MemInfo | None = c.parsed("memory", "meminfo", parse_meminfo)
+    shm_text, _ = c.text("shm")
+    lock_text, _ = c.text("memlock")
+    shm = json.loads(shm_text) if shm_text and shm_text.strip().startswith("{") else {}
+    lock = json.loads(lock_text) if lock_text and lock_text.strip().startswith("{") else {}
+    if mem is None and not shm and not lock:
+        return None
+    return MemoryFacts(mem_total_kib=mem.mem_total_kib if mem else None,
+                       hugepages_total=mem.hugepages_total if mem else None,
+                       shm_size_bytes=shm.get("size_bytes"), memlock_unlimited=lock.get("unlimited_soft"),
+                       memlock_bytes=lock.get("soft"))
+
+
+def build_node_facts(raw: NodeRaw) -> NodeFacts:
+    """Pure: the same NodeRaw always gives the same NodeFacts (replays depend on it)."""
+    base = dict(name=raw.name, address=raw.address, outcome=raw.outcome, message=raw.message,
+                groups=tuple(raw.groups), expect=dict(raw.expect), expect_sources=dict(raw.expect_sources),
+                thresholds=dict(raw.thresholds))
+    if raw.outcome != "ok" or not raw.collector:
+        return NodeFacts(**base)  # type: ignore[arg-type]
+    c = _Ctx(raw)
+    rows = c.parsed("gpus", "smi_query", parse_query_csv)
+    table = c.parsed("smi_table", "smi_table", parse_table)
+    gpus = _gpus(c, rows, table)
+    versions = _versions(c, rows, table)
+    kernel_text, why = c.text("kernel_log")
+    xid = parse_kernel_log(kernel_text).xids if kernel_text is not None else None
+    if xid is None:
+        c.missing["xid"] = why
+    return NodeFacts(
+        **base,  # type: ignore[arg-type]
+        versions=versions,
+        gpus=gpus,
+        nvlink=_nvlink(c),
+        topology=_topology(c),
+        ib=_ib(c),
+        memory=_memory(c),
+        xid=xid,
+        missing=dict(c.missing),
+        unparseable=frozenset(c.unparseable),
+        collector_mode=raw.collector.get("mode"),
+    )

@@ -1,0 +1,211 @@
+"""Parser for `nvidia-smi topo -m`: the GPU/NIC connection matrix, affinities and NIC legend.
+
+Real outputs vary: tabs or spaces, indented (pasted through a pager), cells glued together
+(`SYSSYS`, `NODEPXB`, header `NIC8NIC9`), named NIC columns (`mlx5_10`) on older drivers,
+fragments without a header row, and a `topo -p2p` matrix appended. All are read; a matrix whose
+columns had to be inferred is marked `fragment`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from preflight.parse.common import Unparseable, is_probably_text
+
+LINK = r"X|NV\d+|PIX|PXB|PHB|NODE|SYS|SOC"
+_LINK_RUN = re.compile(rf"^(?:{LINK})+$")
+_LINK_ONE = re.compile(LINK)
+_DEVICE = r"GPU\d+|NIC\d+|mlx\d+_\d+|hfi\d+_\d+|bnxt_re\d+|irdma\d+|ib\d+"
+_HEADER_TOKEN = re.compile(rf"({_DEVICE}|CPU Affinity|NUMA Affinity|GPU NUMA ID)")
+_ROW = re.compile(rf"^\s*({_DEVICE})\s+(.*)$")
+# nearest first: what "close" means for a GPU and a NIC
+LINK_RANK = {"X": 0, "PIX": 1, "PXB": 2, "PHB": 3, "NODE": 4, "SYS": 5, "SOC": 5}
+
+
+@dataclass(frozen=True)
+class TopoMatrix:
+    columns: tuple[str, ...]
+    rows: tuple[str, ...]
+    links: dict[tuple[str, str], str]  # (row device, column device) -> "NV18" / "PIX" / ...
+    cpu_affinity: dict[str, str] = field(default_factory=dict)
+    numa_affinity: dict[str, str] = field(default_factory=dict)
+    gpu_numa_id: dict[str, str] = field(default_factory=dict)
+    nic_names: dict[str, str] = field(default_factory=dict)  # NIC0 -> mlx5_0 (from "NIC Legend")
+    fragment: bool = False
+    notes: tuple[str, ...] = ()
+    raw_rows: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def gpus(self) -> tuple[str, ...]:
+        names = {c for c in self.columns if c.startswith("GPU")} | {r for r in self.rows if r.startswith("GPU")}
+        return tuple(sorted(names, key=lambda s: int(s[3:])))
+
+    @property
+    def nics(self) -> tuple[str, ...]:
+        return tuple(c for c in self.columns if not c.startswith("GPU"))
+
+    def link(self, a: str, b: str) -> str | None:
+        return self.links.get((a, b)) or self.links.get((b, a))
+
+    def nvlink_count(self, a: str, b: str) -> int | None:
+        """Bonded NVLinks between two GPUs (NV18 -> 18), 0 for a PCIe path, None if unknown."""
+        kind = self.link(a, b)
+        if kind is None:
+            return None
+        return int(kind[2:]) if kind.startswith("NV") else 0
+
+    def gpu_pairs(self) -> dict[tuple[int, int], str]:
+        out: dict[tuple[int, int], str] = {}
+        gpus = self.gpus
+        for i, a in enumerate(gpus):
+            for b in gpus[i + 1:]:
+                kind = self.link(a, b)
+                if kind is not None:
+                    out[(int(a[3:]), int(b[3:]))] = kind
+        return out
+
+    def nvlink_domain_size(self) -> int:
+        """Largest set of GPUs in which every pair is joined by NVLink (1 when none)."""
+        pairs = self.gpu_pairs()
+        gpus = sorted({i for p in pairs for i in p} | {int(g[3:]) for g in self.gpus})
+        best = 1 if gpus else 0
+        # greedy clique growth is exact for the uniform (all-to-all or pairwise bridge) layouts seen in practice
+        for start in gpus:
+            clique = [start]
+            for g in gpus:
+                if g != start and all(pairs.get((min(g, c), max(g, c)), "").startswith("NV") for c in clique):
+                    clique.append(g)
+            best = max(best, len(clique))
+        return best
+
+    def gpu_nic_affinity(self) -> dict[str, tuple[str, str]]:
+        """Nearest NIC of each GPU and the link type to it (PIX best, SYS worst)."""
+        out: dict[str, tuple[str, str]] = {}
+        for g in self.gpus:
+            best: tuple[int, str, str] | None = None
+            for n in self.nics:
+                kind = self.link(g, n)
+                if kind is None:
+                    continue
+                rank = LINK_RANK.get(kind, 9)
+                if best is None or rank < best[0]:
+                    best = (rank, n, kind)
+            if best:
+                out[g] = (self.nic_names.get(best[1], best[1]), best[2])
+        return out
+
+
+def _split_cells(tokens: list[str], limit: int | None) -> tuple[list[str], list[str]]:
+    """Leading link cells (glued ones split) and the remaining tokens."""
+    cells: list[str] = []
+    i = 0
+    while i < len(tokens) and (limit is None or len(cells) < limit):
+        tok = tokens[i]
+        if not _LINK_RUN.match(tok):
+            break
+        parts = _LINK_ONE.findall(tok)
+        if limit is not None and len(cells) + len(parts) > limit:
+            break
+        cells.extend(parts)
+        i += 1
+    return cells, tokens[i:]
+
+
+def _is_header(line: str) -> bool:
+    """A header names devices: `GPU0 GPU1 ... NIC0 CPU Affinity`, never a link cell after the first name."""
+    tokens = line.split()
+    if len(tokens) < 2 or not re.match(rf"^(?:{_DEVICE})", tokens[0]):
+        return False
+    return bool(re.match(rf"^(?:{_DEVICE})", tokens[1])) or tokens[1] in ("CPU", "NUMA")
+
+
+def parse_topo_matrix(text: str) -> TopoMatrix | Unparseable:
+    """`nvidia-smi topo -m`."""
+    if not is_probably_text(text):
+        return Unparseable.of("empty or binary output", text)
+    lines = text.replace("\r", "").split("\n")
+    columns: list[str] = []
+    has_affinity: list[str] = []
+    rows: list[str] = []
+    links: dict[tuple[str, str], str] = {}
+    cpu: dict[str, str] = {}
+    numa: dict[str, str] = {}
+    gnuma: dict[str, str] = {}
+    nic_names: dict[str, str] = {}
+    raw_rows: dict[str, str] = {}
+    notes: list[str] = []
+    pending: list[tuple[str, list[str], str]] = []
+    seen_header = False
+    done_matrix = False
+    for line in lines:
+        stripped = line.strip()
+        legend = re.match(r"^\s*(NIC\d+)\s*:\s*(\S+)\s*$", line)
+        if legend:
+            nic_names[legend.group(1)] = legend.group(2)
+            continue
+        if stripped.startswith("Legend"):
+            done_matrix = True
+            continue
+        if done_matrix:
+            continue
+        if _is_header(line):
+            if seen_header and rows:
+                done_matrix = True  # a second matrix (topo -p2p) follows: not ours
+                continue
+            columns = [t for t in _HEADER_TOKEN.findall(line) if t not in ("CPU Affinity", "NUMA Affinity", "GPU NUMA ID")]
+            has_affinity = [t for t in _HEADER_TOKEN.findall(line) if t in ("CPU Affinity", "NUMA Affinity", "GPU NUMA ID")]
+            seen_header = True
+            continue
+        m = _ROW.match(line)
+        if not m:
+            continue
+        label, rest = m.group(1), m.group(2)
+        tokens = rest.split()
+        pending.append((label, tokens, line))
+    if not pending:
+        return Unparseable.of("no matrix rows (GPUn/NICn lines) found", text)
+    fragment = not columns
+    if fragment:
+        width = max(len(_split_cells(t, None)[0]) for _, t, _ in pending)
+        gpu_rows = [int(lbl[3:]) for lbl, _, _ in pending if lbl.startswith("GPU")]
+        # GPU columns: NV cells or X in GPU rows; fall back to the highest GPU row index seen
+        ngpu = 0
+        for lbl, toks, _ in pending:
+            cells = _split_cells(toks, None)[0]
+            if lbl.startswith("GPU"):
+                k = 0
+                while k < len(cells) and (cells[k].startswith("NV") or cells[k] == "X"):
+                    k += 1
+                ngpu = max(ngpu, k)
+        ngpu = max(ngpu, (max(gpu_rows) + 1) if gpu_rows else 0)
+        ngpu = min(ngpu, width)
+        columns = [f"GPU{i}" for i in range(ngpu)] + [f"NIC{i}" for i in range(width - ngpu)]
+        notes.append(f"no header row: columns inferred as {ngpu} GPUs and {width - ngpu} NICs")
+    for label, tokens, line in pending:
+        cells, rest = _split_cells(tokens, len(columns))
+        if len(cells) < len(columns) and not fragment:
+            notes.append(f"row {label} has {len(cells)} cells for {len(columns)} columns")
+        if label in raw_rows:
+            continue
+        rows.append(label)
+        raw_rows[label] = line
+        for col, cell in zip(columns, cells):
+            links[(label, col)] = cell
+        if label.startswith("GPU") and rest:
+            cpu[label] = rest[0]
+            if len(rest) > 1:
+                numa[label] = rest[1]
+            if len(rest) > 2:
+                gnuma[label] = rest[2]
+    absent = [c for c in columns if c.startswith("GPU") and c not in raw_rows]
+    if absent:
+        fragment = True
+        notes.append(f"matrix truncated: no rows for {', '.join(absent)}")
+    gpu_cells = [v for (a, b), v in links.items() if a.startswith("GPU") and b.startswith("GPU")]
+    if not gpu_cells:
+        return Unparseable.of("matrix has no GPU↔GPU cells", text)
+    return TopoMatrix(
+        columns=tuple(columns), rows=tuple(rows), links=links, cpu_affinity=cpu, numa_affinity=numa,
+        gpu_numa_id=gnuma, nic_names=nic_names, fragment=fragment, notes=tuple(notes), raw_rows=raw_rows,
+    )
