@@ -126,5 +126,6 @@ def decode_output(rc: int | None, stdout: str, stderr: str) -> tuple[str, str, d
     if SH_BEGIN in stdout and SH_END in stdout:
         body = stdout.split(SH_BEGIN, 1)[1].split(SH_END, 1)[0]
         return "ok", "node has no python3: collected with plain commands", _decode_shell(body)
-    excerpt = (stdout.strip()[:120] or stderr.strip()[-300:]).encode("ascii", "backslashreplace").decode()
-    return "collector_error", f"no collector document in the output (rc={rc}): {excerpt!r}", None
+    raw = stdout.strip()[:120] or stderr.strip()[-300:]
+    excerpt = "".join(ch if ch.isprintable() and ord(ch) < 0x2000 else "?" for ch in raw)
+    return "collector_error", f"no collector document in the output (rc={rc}): {excerpt}", None

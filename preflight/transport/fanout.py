@@ -8,6 +8,7 @@ handler closes the stuck connection and records the node as timed out.
 
 from __future__ import annotations
 
+import logging
 import select
 import socket
 import subprocess
@@ -25,6 +26,8 @@ from preflight.collect.script import decode_output
 from preflight.transport.ssh import HostKeyRejected, SshOptions, secure_connection
 
 LOCAL_ADDRESSES = ("local", "localhost-local")
+# paramiko logs a traceback for every failed handshake; the failure is reported as the node's result instead
+logging.getLogger("paramiko").setLevel(logging.CRITICAL)
 
 
 class Target(Protocol):
@@ -128,7 +131,7 @@ def classify_error(exc: BaseException) -> tuple[str, str]:
         return "refused", f"connection refused: {exc}"
     if isinstance(exc, (socket.timeout, TimeoutError)):
         return "timeout", f"timed out connecting: {exc or 'no answer'}"
-    if isinstance(exc, paramiko.SSHException) and "banner" in str(exc).lower():
+    if isinstance(exc, paramiko.SSHException) and any(k in str(exc).lower() for k in ("banner", "no existing session")):
         return "timeout", f"no SSH banner in time (hung sshd or overloaded node): {exc}"
     if isinstance(exc, socket.gaierror):
         return "unreachable", f"cannot resolve host: {exc}"

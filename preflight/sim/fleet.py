@@ -1,0 +1,310 @@
+"""A simulated GPU fleet: one real OpenSSH sshd per node on 127.0.0.1, stand-in GPU/IB tools on PATH.
+
+Only the hardware tools are stand-ins (POSIX sh scripts that print a profile's recorded output);
+SSH, the shell, the collector and preflight itself are real. Each sshd is started as a child
+whose PID is recorded, and `stop()` kills exactly those PIDs (also at interpreter exit).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
+PROFILES = Path(str(resources.files("preflight.sim").joinpath("profiles")))
+# Profiles that are h100-healthy plus a behaviour of the fleet rather than of the tools.
+FLEET_BEHAVIOURS = {"hang": "h100-healthy", "changed-hostkey": "h100-healthy", "refused": "h100-healthy"}
+COREUTILS = ("sh", "cat", "grep", "tail", "timeout", "mktemp", "rm", "uname", "dmesg", "ldconfig", "env", "sleep")
+
+
+@dataclass
+class SimNode:
+    name: str
+    profile: str
+    port: int
+    root: Path
+    host_key_pub: str = ""
+    proc: subprocess.Popen[bytes] | None = None
+    paused: bool = False
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+
+def load_profile(name: str) -> dict[str, Any]:
+    """A profile with its `extends` chain resolved: tools map to absolute recording paths."""
+    base = FLEET_BEHAVIOURS.get(name, name)
+    folder = PROFILES / base
+    if not (folder / "profile.yaml").is_file():
+        raise ValueError(f"unknown sim profile {name!r} (have: {', '.join(sorted(p.name for p in PROFILES.iterdir()))})")
+    data = yaml.safe_load((folder / "profile.yaml").read_text()) or {}
+    merged: dict[str, Any] = {"tools": {}, "python": "present"}
+    if data.get("extends"):
+        parent = load_profile(data["extends"])
+        merged["tools"] = {t: dict(m) for t, m in parent["tools"].items()}
+        merged["python"] = parent["python"]
+    for tool, mapping in (data.get("tools") or {}).items():
+        merged["tools"].setdefault(tool, {})
+        for argv, fname in mapping.items():
+            merged["tools"][tool][str(argv)] = folder / fname
+    if data.get("python"):
+        merged["python"] = data["python"]
+    return merged
+
+
+def _body(path: Path) -> str:
+    text = path.read_text()
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        if line.strip() == "":
+            return "\n".join(lines[i + 1:])
+    return text
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _stand_in(tool: str, mapping: dict[str, Path], rec_dir: Path) -> str:
+    """A /bin/sh script answering exactly the recorded argv (so it works without python3 too)."""
+    cases = []
+    for i, (argv, path) in enumerate(sorted(mapping.items())):
+        body = rec_dir / f"{tool}-{i}.out"
+        body.write_text(_body(path))
+        cases.append(f"  {shlex.quote(argv)}) cat {shlex.quote(str(body))}; exit 0;;")
+    return (
+        "#!/bin/sh\n"
+        f"# preflight sim stand-in for {tool}: prints recorded outputs (see preflight/sim/profiles)\n"
+        'case "$*" in\n' + "\n".join(cases) + "\n"
+        f'  *) echo "{tool} (preflight sim stand-in): no recording for arguments: $*" >&2; exit 2;;\n'
+        "esac\n"
+    )
+
+
+class SimFleet:
+    """Context manager: `with SimFleet(dir, [("node-01", "h100-healthy"), ...]) as fleet: ...`."""
+
+    def __init__(self, workdir: Path, nodes: list[tuple[str, str]], user: str | None = None) -> None:
+        self.workdir = Path(workdir)
+        self.user = user or os.environ.get("USER") or _whoami()
+        self.nodes: dict[str, SimNode] = {}
+        self.client_key = self.workdir / "client_key"
+        self.known_hosts = self.workdir / "known_hosts"
+        for name, profile in nodes:
+            load_profile(profile)  # unknown profile: fail before starting anything
+            self.nodes[name] = SimNode(name=name, profile=profile, port=0, root=self.workdir / name)
+        self._started = False
+
+    # lifecycle -----------------------------------------------------------------------------
+    def __enter__(self) -> SimFleet:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0 and not os.path.isdir("/run/sshd"):
+            os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege-separation dir (the service makes it)
+        _keygen(self.client_key)
+        atexit.register(self.stop)
+        lines = []
+        for node in self.nodes.values():
+            self._prepare(node)
+            self._launch(node)
+            key = node.host_key_pub
+            if node.profile == "changed-hostkey":
+                other = node.root / "other_host_key"
+                _keygen(other)
+                key = (other.with_suffix(".pub") if other.with_suffix(".pub").exists() else Path(str(other) + ".pub")).read_text()
+            kt, kb = key.split()[:2]
+            lines.append(f"[127.0.0.1]:{node.port} {kt} {kb}")
+        self.known_hosts.write_text("\n".join(lines) + "\n")
+        for node in self.nodes.values():
+            self._wait_ready(node)
+        self._started = True
+        for node in self.nodes.values():
+            if node.profile == "hang":
+                self.pause(node.name)
+            elif node.profile == "refused":
+                self.stop_node(node.name)
+
+    def stop(self) -> None:
+        for node in self.nodes.values():
+            proc = node.proc
+            if proc is None or proc.poll() is not None:
+                continue
+            try:
+                os.kill(proc.pid, signal.SIGCONT)
+                proc.terminate()
+                proc.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                proc.kill()
+                proc.wait(timeout=5)
+
+    def pause(self, name: str) -> None:
+        node = self.nodes[name]
+        if node.proc and node.proc.poll() is None:
+            os.kill(node.proc.pid, signal.SIGSTOP)
+            node.paused = True
+
+    def resume(self, name: str) -> None:
+        node = self.nodes[name]
+        if node.proc and node.proc.poll() is None:
+            os.kill(node.proc.pid, signal.SIGCONT)
+            node.paused = False
+
+    def stop_node(self, name: str) -> None:
+        node = self.nodes[name]
+        if node.proc and node.proc.poll() is None:
+            os.kill(node.proc.pid, signal.SIGCONT)
+            node.proc.terminate()
+            node.proc.wait(timeout=5)
+
+    @property
+    def pids(self) -> list[int]:
+        return [n.pid for n in self.nodes.values() if n.pid]
+
+    # inventory -----------------------------------------------------------------------------
+    def write_inventory(self, path: Path, expectations: dict[str, Any] | None = None) -> Path:
+        doc: dict[str, Any] = {
+            "defaults": {"user": self.user, "identity_file": str(self.client_key)},
+            "known_hosts": str(self.known_hosts),
+            "groups": {"sim": {"hosts": {n.name: {"address": "127.0.0.1", "port": n.port} for n in self.nodes.values()}}},
+        }
+        if expectations:
+            doc["expect"] = dict(expectations)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("# simulated fleet (preflight.sim.fleet)\n" + yaml.safe_dump(doc, sort_keys=False))
+        return path
+
+    # internals -----------------------------------------------------------------------------
+    def _prepare(self, node: SimNode) -> None:
+        profile = load_profile(node.profile)
+        root = node.root
+        if root.exists():
+            shutil.rmtree(root)
+        (root / "bin").mkdir(parents=True)
+        (root / "rec").mkdir()
+        (root / "hostroot").mkdir()
+        for tool, mapping in profile["tools"].items():
+            script = root / "bin" / tool
+            script.write_text(_stand_in(tool, mapping, root / "rec"))
+            script.chmod(0o755)
+        python = profile["python"]
+        if python == "garbage":
+            junk = root / "bin" / "python3"
+            junk.write_text("#!/bin/sh\ncat >/dev/null\nhead -c 2048 /dev/urandom\nexit 0\n")
+            junk.chmod(0o755)
+        if python == "absent":
+            for tool in COREUTILS + ("head",):
+                src = shutil.which(tool, path="/usr/sbin:/usr/bin:/sbin:/bin")
+                if src and not (root / "bin" / tool).exists():
+                    (root / "bin" / tool).symlink_to(src)
+            path_value = str(root / "bin")
+        else:
+            path_value = f"{root / 'bin'}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
+        host_key = root / "ssh_host_ed25519_key"
+        _keygen(host_key)
+        node.host_key_pub = Path(str(host_key) + ".pub").read_text()
+        # HOME points at the node's folder so the login shell reads no rc file of the real user
+        # (a ~/.bashrc that prepends pyenv shims would otherwise change which python3 runs).
+        env = {"HOME": str(root), "PATH": path_value, "PREFLIGHT_HOST_ROOT": str(root / "hostroot"),
+               "PREFLIGHT_SIM_NODE": node.name}
+        options = ",".join(f'environment="{k}={v}"' for k, v in env.items())  # one variable per option
+        pub = Path(str(self.client_key) + ".pub").read_text().strip()
+        (root / "authorized_keys").write_text(f"{options} {pub}\n")
+        node.port = node.port or _free_port()
+        (root / "sshd_config").write_text("\n".join([
+            f"Port {node.port}",
+            "ListenAddress 127.0.0.1",
+            f"HostKey {host_key}",
+            f"PidFile {root / 'sshd.pid'}",
+            f"AuthorizedKeysFile {root / 'authorized_keys'}",
+            "PermitRootLogin prohibit-password",
+            "PasswordAuthentication no",
+            "KbdInteractiveAuthentication no",
+            "PubkeyAuthentication yes",
+            "UsePAM no",
+            "StrictModes no",
+            "PermitUserEnvironment yes",
+            "PrintMotd no",
+            "LogLevel ERROR",
+            "MaxStartups 200",
+            "MaxSessions 50",
+            "",
+        ]))
+
+    def _launch(self, node: SimNode) -> None:
+        log = open(node.root / "sshd.log", "wb")
+        node.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(node.root / "sshd_config")],
+                                     stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+
+    def _wait_ready(self, node: SimNode, timeout_s: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        last = ""
+        while time.monotonic() < deadline:
+            if node.proc and node.proc.poll() is not None:
+                raise RuntimeError(f"sshd for {node.name} exited: {(node.root / 'sshd.log').read_text()[-500:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", node.port), timeout=1.0) as s:
+                    s.settimeout(1.0)
+                    if s.recv(64).startswith(b"SSH-"):
+                        return
+            except OSError as exc:
+                last = str(exc)
+            time.sleep(0.05)
+        raise RuntimeError(f"sshd for {node.name} not ready on port {node.port} after {timeout_s} s: {last}")
+
+
+def _keygen(path: Path) -> None:
+    if path.exists():
+        return
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "preflight-sim", "-f", str(path)],
+                   check=True, stdin=subprocess.DEVNULL)
+
+
+def _whoami() -> str:
+    import pwd
+
+    return pwd.getpwuid(os.getuid()).pw_name
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m preflight.sim.fleet DIR name=profile ...`: run a fleet until Ctrl-C (manual testing)."""
+    args = argv if argv is not None else sys.argv[1:]
+    if len(args) < 2:
+        print("usage: python -m preflight.sim.fleet DIR node-01=h100-healthy [node-02=driver-mismatch ...]")
+        return 2
+    nodes = [tuple(a.split("=", 1)) for a in args[1:]]
+    with SimFleet(Path(args[0]), nodes) as fleet:  # type: ignore[arg-type]
+        inv = fleet.write_inventory(Path(args[0]) / "inventory.yaml")
+        print(f"fleet up: {len(nodes)} nodes; inventory {inv}; Ctrl-C stops it")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
