@@ -67,7 +67,11 @@ def check(
 
 
 def all_checks() -> list[CheckSpec]:
-    import checks  # noqa: F401  (imports every check module, which registers them)
+    import checks  # (imports every check module, which registers them)
+
+    if getattr(checks, "__file__", None) is None:  # a namespace package named `checks` shadows ours
+        raise ImportError(f"the `checks` package found is not preflight's ({list(getattr(checks, '__path__', []))}); "
+                          "reinstall preflight (pip install -e .) or run from its checkout")
 
     return sorted(_REGISTRY.values(), key=lambda c: c.id)
 
