@@ -81,7 +81,11 @@ def _emit(args: argparse.Namespace, bundle: Any, source: dict[str, Any], label: 
     from preflight.report.json_report import dumps, report_dict
 
     out, err = _consoles(args)
-    specs = _select(args)
+    try:
+        specs = _select(args)
+    except ValueError as exc:
+        err.print(f"[bold red]preflight: {exc}[/]")
+        return EXIT_CANNOT_RUN
     report, _fleet = judge(bundle, specs)
     code = exit_code(report, args.fail_on)
     if args.json:
