@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_output_args(rep)
 
     demo = sub.add_parser("demo", help="replay the bundled recording of a small simulated fleet")
+    demo.add_argument("--strict", action="store_true",
+                      help="exit with the recording's own exit code (2: it contains failures) instead of 0")
     _add_output_args(demo)
 
     lst = sub.add_parser("checks", help="list the registered checks")
@@ -187,8 +189,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from preflight.collect.bundle import load_bundle
 
     bundle = load_bundle(demo_bundle_path())
-    return _emit(args, bundle, {"kind": "demo", "bundle": "preflight/data/demo/bundle.json", "label": bundle.label,
+    code = _emit(args, bundle, {"kind": "demo", "bundle": "preflight/data/demo/bundle.json", "label": bundle.label,
                                 "inventory": bundle.inventory.get("path")}, DEMO_LABEL)
+    # The recording's faults are the point of the demo, not a failure of it: exit 0 unless asked.
+    return code if (args.strict or code == EXIT_CANNOT_RUN) else 0
 
 
 def cmd_checks(args: argparse.Namespace) -> int:

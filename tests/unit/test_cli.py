@@ -22,7 +22,8 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_demo_reports_the_recorded_faults() -> None:
     proc = run("demo", "--no-color")
-    assert proc.returncode == 2, proc.stderr
+    assert proc.returncode == 0, proc.stderr  # the demo ran; its recording's verdict is in the report
+    assert run("demo", "--strict", "-q").returncode == 2
     assert "RECORDING" in proc.stdout
     assert "versions.driver.consistent · gpu-03" in proc.stdout
     assert "nvlink.links.active · gpu-04 · GPU5" in proc.stdout
@@ -46,8 +47,9 @@ def test_exit_zero_when_only_healthy_nodes(tmp_path) -> None:
 
 def test_fail_on_warn_and_check_selection(tmp_path) -> None:
     # selecting only the versions checks on the mismatched node's fleet still fails; skipping them passes
-    assert main(["demo", "-q", "--checks", "versions.*"]) == 2
-    assert main(["demo", "-q", "--skip", "versions.driver.*,nvlink"]) == 0
+    assert main(["demo", "--strict", "-q", "--checks", "versions.*"]) == 2
+    assert main(["demo", "--strict", "-q", "--skip", "versions.driver.*,nvlink"]) == 0
+    assert main(["demo", "--strict", "-q", "--skip", "versions.driver.*,nvlink", "--fail-on", "warn"]) == 0
 
 
 def test_bad_inputs_exit_3(tmp_path) -> None:
