@@ -123,7 +123,7 @@ def classify_error(exc: BaseException) -> tuple[str, str]:
         )
     if isinstance(exc, HostKeyRejected):
         return "hostkey_rejected", str(exc)
-    if isinstance(exc, paramiko.AuthenticationException):
+    if isinstance(exc, paramiko.AuthenticationException) or "no authentication methods" in str(exc).lower():
         return "auth_failed", f"authentication failed: {exc}"
     if isinstance(exc, ConnectionRefusedError) or (
         isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError)

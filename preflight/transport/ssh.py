@@ -117,7 +117,8 @@ def secure_connection(
         connect_kwargs["key_filename"] = [os.path.expanduser(identity_file)]
     gateway: Connection | None = None
     if jump_host:
-        gateway = secure_connection(jump_host, options, connect_timeout_s=timeout)
+        # the jump hop uses the node's key unless ssh_config names another for it
+        gateway = secure_connection(jump_host, options, identity_file=identity_file, connect_timeout_s=timeout)
     cxn = Connection(
         host,
         user=user,
