@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from preflight.parse import ibstat, nccl_tests, nvidia_smi, nvlink, topo, versions, xid
+from preflight.parse import ibstat, misc_tools, nccl_tests, nvidia_smi, nvlink, topo, versions, xid
 from preflight.parse.common import Unparseable, strip_corpus_header
 
 CORPUS = Path(__file__).resolve().parents[2] / "fixtures" / "corpus"
@@ -23,6 +23,9 @@ PARSERS = [
     nvlink.parse_nvlink_status, ibstat.parse_ibstat, nccl_tests.parse_nccl_tests, xid.parse_kernel_log,
     versions.parse_driver_version_file, versions.parse_nccl_version_from_libs, versions.parse_ofed_info,
     versions.parse_meminfo, versions.parse_nvcc_version, versions.parse_modinfo, versions.parse_os_release,
+    misc_tools.parse_query_sections, misc_tools.parse_list_gpus, misc_tools.parse_ibv_devinfo,
+    misc_tools.parse_ibdev2netdev, misc_tools.parse_dotted_counters, misc_tools.parse_acsctl, misc_tools.parse_fabric,
+    misc_tools.parse_lspci_list,
 ]
 
 
@@ -34,7 +37,13 @@ def route(rel: str):
     if folder == "nvlink":
         return nvlink.parse_nvlink_status
     if folder == "ib":
-        return ibstat.parse_ibstat if name.startswith("ibstat") else None
+        if name.startswith("ibstat"):
+            return ibstat.parse_ibstat
+        if name.startswith("ibv_devinfo"):
+            return misc_tools.parse_ibv_devinfo
+        if name.startswith("ibdev2netdev"):
+            return misc_tools.parse_ibdev2netdev
+        return misc_tools.parse_dotted_counters  # perfquery, ibportstate
     if folder == "nccl_tests":
         return nccl_tests.parse_nccl_tests
     if folder == "xid":
@@ -44,7 +53,9 @@ def route(rel: str):
             return nvidia_smi.parse_query_csv
         if "default-table" in name or "mig-devices" in name:
             return nvidia_smi.parse_table
-        return None  # -q sections and --list-gpus: not read yet
+        if "list-gpus" in name:
+            return misc_tools.parse_list_gpus
+        return misc_tools.parse_query_sections
     if folder == "misc":
         if name.startswith("nvidia-smi-version"):
             return nvidia_smi.parse_version
@@ -54,6 +65,12 @@ def route(rel: str):
             return versions.parse_modinfo
         if name.startswith("topo-p2p"):
             return topo.parse_topo_matrix
+        if name.startswith("lspci-acsctl"):
+            return misc_tools.parse_acsctl
+        if name.startswith("lspci"):
+            return misc_tools.parse_lspci_list
+        if name.startswith("fabric"):
+            return misc_tools.parse_fabric
     return None
 
 
@@ -63,7 +80,7 @@ def test_corpus_file_parses_or_is_clearly_unparseable(path: Path) -> None:
     assert "source" in headers, "every corpus file names its source"
     parser = route(str(path.relative_to(CORPUS)))
     if parser is None:
-        pytest.skip("format parsed in a later issue (NCCL logs, flight recorder, -q sections, ibv_devinfo)")
+        pytest.skip("NCCL logs and flight-recorder dumps are parsed by the hang-analysis issue (#6)")
     result = parser(body)
     if isinstance(result, Unparseable):
         assert result.reason.strip()

@@ -98,3 +98,24 @@ def test_xid_codes() -> None:
     fallen = parse_kernel_log(body("xid/gpu-fallen-off-bus-multiline-no-xid-570.txt"))
     assert not fallen.xids and fallen.others[0].kind == "fallen_off_bus"
     assert describe_xid(79)["mnemonic"] == "ROBUST_CHANNEL_GPU_HAS_FALLEN_OFF_THE_BUS"
+
+
+def test_query_sections_nest_by_indentation() -> None:
+    from preflight.parse.misc_tools import parse_query_sections
+
+    q = parse_query_sections(body("smi/a100-pcie-x2-q-d-ecc-clean.txt"))
+    assert q.header["Driver Version"] == "555.42.02"
+    gpu = q.gpus["00000000:12:00.0"]
+    assert gpu["ECC Mode"]["Current"] == "Enabled"
+    assert gpu["ECC Errors"]["Volatile"]["DRAM Uncorrectable"] == "0"
+    old = parse_query_sections(body("smi/gtx1080-q-driver396-narrow-key-column.txt"))
+    assert old.header["Driver Version"] == "396.54"
+
+
+def test_ibdev2netdev_and_acs() -> None:
+    from preflight.parse.misc_tools import parse_acsctl, parse_ibdev2netdev
+
+    rows = parse_ibdev2netdev(body("ib/ibdev2netdev-h100-column-t-annotated.txt"))
+    assert rows[0] == ("mlx5_0", 1, "ibp26s0", "Down") and len(rows) == 12
+    acs = parse_acsctl(body("misc/lspci-acsctl-grep-tabs.txt"))
+    assert acs[3]["SrcValid"] is True and acs[0]["SrcValid"] is False
