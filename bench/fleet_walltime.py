@@ -30,7 +30,7 @@ def bench(n: int, forks: int, repeat: int) -> list[float]:
     with tempfile.TemporaryDirectory(prefix="preflight-bench-") as tmp:
         fleet = SimFleet(Path(tmp), [(f"node-{i:03d}", "h100-healthy") for i in range(1, n + 1)])
         with fleet:
-            inv = load_inventory(fleet.write_inventory(Path(tmp) / "inv.yaml"))
+            inv = load_inventory(fleet.write_inventory(Path(tmp) / "inv.yaml", thresholds=fleet.sandbox_thresholds()))
             nodes = [dataclasses.replace(x, connect_timeout_s=10.0, command_timeout_s=60.0) for x in inv.nodes]
             opts = FanoutOptions(forks=forks, ssh=SshOptions(known_hosts=inv.known_hosts, use_default_known_hosts=False))
             times = []

@@ -46,3 +46,25 @@ def nccl_consistent(fleet: FleetFacts, ctx: CheckContext) -> Iterator[Finding]:
     values, evidence = _versions(fleet, "nccl")
     yield from consistency(fleet, ctx, "nccl_version", values, label="NCCL", evidence=evidence,
                            hint="Install one NCCL version fleet-wide (or pin it in the container image).")
+
+
+def _same(attr: str, key: str, label: str, hint: str):
+    def fn(fleet: FleetFacts, ctx: CheckContext) -> Iterator[Finding]:
+        values, evidence = _versions(fleet, attr)
+        yield from consistency(fleet, ctx, key, values, label=label, hint=hint, evidence=evidence)
+
+    return fn
+
+
+check(id="versions.ofed.consistent", group="versions", scope="fleet", needs=("versions",),
+      summary="Every node runs the same OFED / DOCA-OFED / rdma-core stack (`ofed_info -s`)",
+      remediation="Install the same MLNX_OFED/DOCA version everywhere; mixed stacks give IB verbs errors and hangs.")(
+    _same("ofed", "x_ofed_version", "OFED", "Install the same MLNX_OFED/DOCA version everywhere."))
+check(id="versions.kernel.consistent", group="versions", scope="fleet", needs=("versions",),
+      summary="Every node runs the same kernel (`uname -r`); a different kernel often means a node missed an image update",
+      remediation="Re-image or update the odd node so the driver, OFED and kernel modules match the fleet.")(
+    _same("kernel", "x_kernel", "kernel", "Re-image or update the odd node."))
+check(id="versions.os.consistent", group="versions", scope="fleet", needs=("versions",),
+      summary="Every node runs the same OS release (/etc/os-release PRETTY_NAME)",
+      remediation="Re-image the odd node from the fleet's base image.")(
+    _same("os", "x_os", "OS", "Re-image the odd node from the fleet's base image."))

@@ -115,6 +115,8 @@ class NodeFacts:
     ib: tuple[IbPortFacts, ...] | None = None
     memory: MemoryFacts | None = None
     xid: tuple[Any, ...] | None = None
+    kernel_events: tuple[Any, ...] = ()  # fatal GPU messages without an Xid (fallen off the bus, GSP timeouts)
+    peermem: bool | None = None  # nvidia_peermem module loaded (GPUDirect RDMA)
     missing: dict[str, str] = field(default_factory=dict)  # fact key -> why it is None
     unparseable: frozenset[str] = frozenset()  # fact keys whose tool output could not be parsed
     collector_mode: str | None = None

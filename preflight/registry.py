@@ -12,7 +12,7 @@ from preflight.results import Finding
 # Fact keys a check may declare in `needs` (attributes of NodeFacts).
 KNOWN_FACTS = frozenset(
     {
-        "versions", "gpus", "topology", "nvlink", "ib", "memory", "xid", "shm", "memlock", "nccl_tests", "peermem",
+        "versions", "gpus", "topology", "nvlink", "ib", "memory", "xid", "nccl_tests", "peermem",
     }
 )
 GROUPS = ("versions", "gpu", "nvlink", "topology", "ib", "memory", "nccl")

@@ -259,9 +259,11 @@ def build_node_facts(raw: NodeRaw) -> NodeFacts:
     gpus = _gpus(c, rows, table)
     versions = _versions(c, rows, table)
     kernel_text, why = c.text("kernel_log")
-    xid = parse_kernel_log(kernel_text).xids if kernel_text is not None else None
-    if xid is None:
+    events = parse_kernel_log(kernel_text) if kernel_text is not None else None
+    if events is None:
         c.missing["xid"] = why
+    peer = raw.probe("peermem")
+    peermem = None if peer is None else (peer.get("error") is None and bool((peer.get("stdout") or "").strip()))
     return NodeFacts(
         **base,  # type: ignore[arg-type]
         versions=versions,
@@ -270,7 +272,9 @@ def build_node_facts(raw: NodeRaw) -> NodeFacts:
         topology=_topology(c),
         ib=_ib(c),
         memory=_memory(c),
-        xid=xid,
+        xid=events.xids if events is not None else None,
+        kernel_events=events.others if events is not None else (),
+        peermem=peermem,
         missing=dict(c.missing),
         unparseable=frozenset(c.unparseable),
         collector_mode=raw.collector.get("mode"),

@@ -39,6 +39,7 @@ class SimNode:
     host_key_pub: str = ""
     proc: subprocess.Popen[bytes] | None = None
     paused: bool = False
+    limits: dict[str, Any] = field(default_factory=dict)
 
     @property
     def pid(self) -> int | None:
@@ -52,11 +53,16 @@ def load_profile(name: str) -> dict[str, Any]:
     if not (folder / "profile.yaml").is_file():
         raise ValueError(f"unknown sim profile {name!r} (have: {', '.join(sorted(p.name for p in PROFILES.iterdir()))})")
     data = yaml.safe_load((folder / "profile.yaml").read_text()) or {}
-    merged: dict[str, Any] = {"tools": {}, "python": "present"}
+    merged: dict[str, Any] = {"tools": {}, "python": "present", "host": {}, "limits": {}}
     if data.get("extends"):
         parent = load_profile(data["extends"])
         merged["tools"] = {t: dict(m) for t, m in parent["tools"].items()}
         merged["python"] = parent["python"]
+        merged["host"] = {k: (list(v) if isinstance(v, list) else dict(v)) for k, v in parent["host"].items()}
+        merged["limits"] = dict(parent["limits"])
+    for key in ("host", "limits"):
+        for k, v in (data.get(key) or {}).items():
+            merged[key][k] = v
     for tool, mapping in (data.get("tools") or {}).items():
         merged["tools"].setdefault(tool, {})
         for argv, fname in mapping.items():
@@ -183,7 +189,24 @@ class SimFleet:
         return [n.pid for n in self.nodes.values() if n.pid]
 
     # inventory -----------------------------------------------------------------------------
-    def write_inventory(self, path: Path, expectations: dict[str, Any] | None = None) -> Path:
+    @staticmethod
+    def sandbox_thresholds() -> dict[str, Any]:
+        """Threshold overrides a fleet needs when this host cannot give nodes an unlimited memlock.
+
+        Raising RLIMIT_MEMLOCK needs CAP_SYS_RESOURCE; without it the simulated nodes keep the
+        host's limit (8 MiB here), which would make every healthy node fail `memory.memlock`.
+        The override states that in the inventory, where a reader sees it; faulty profiles set
+        a lower limit (64 KiB) and still fail.
+        """
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)
+        if hard == resource.RLIM_INFINITY or os.geteuid() == 0 and _can_raise_memlock():
+            return {}
+        return {"memory.memlock": {"min_gib_when_limited": round(hard / 1024**3, 6)}}
+
+    def write_inventory(self, path: Path, expectations: dict[str, Any] | None = None,
+                        thresholds: dict[str, Any] | None = None) -> Path:
         doc: dict[str, Any] = {
             "defaults": {"user": self.user, "identity_file": str(self.client_key)},
             "known_hosts": str(self.known_hosts),
@@ -191,6 +214,8 @@ class SimFleet:
         }
         if expectations:
             doc["expect"] = dict(expectations)
+        if thresholds:
+            doc["thresholds"] = dict(thresholds)
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("# simulated fleet (preflight.sim.fleet)\n" + yaml.safe_dump(doc, sort_keys=False))
@@ -209,6 +234,13 @@ class SimFleet:
             script = root / "bin" / tool
             script.write_text(_stand_in(tool, mapping, root / "rec"))
             script.chmod(0o755)
+        host = profile["host"]
+        for rel in host.get("dirs") or []:
+            (root / "hostroot" / rel).mkdir(parents=True, exist_ok=True)
+        for rel, target in (host.get("links") or {}).items():
+            (root / "hostroot" / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / "hostroot" / rel).symlink_to(target)
+        node.limits = dict(profile["limits"])
         python = profile["python"]
         if python == "garbage":
             junk = root / "bin" / "python3"
@@ -255,8 +287,21 @@ class SimFleet:
 
     def _launch(self, node: SimNode) -> None:
         log = open(node.root / "sshd.log", "wb")
+        memlock = node.limits.get("memlock")
+
+        def set_limits() -> None:  # sessions inherit sshd's limits (UsePAM no): set them as a GPU node would
+            if memlock is None:
+                return
+            import resource
+
+            value = resource.RLIM_INFINITY if memlock == "unlimited" else int(memlock)
+            try:
+                resource.setrlimit(resource.RLIMIT_MEMLOCK, (value, value))
+            except (ValueError, OSError):
+                pass  # not root: keep the inherited limit (checks then judge the real one)
+
         node.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(node.root / "sshd_config")],
-                                     stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+                                     stdin=subprocess.DEVNULL, stdout=log, stderr=log, preexec_fn=set_limits)
 
     def _wait_ready(self, node: SimNode, timeout_s: float = 10.0) -> None:
         deadline = time.monotonic() + timeout_s
@@ -280,6 +325,12 @@ def _keygen(path: Path) -> None:
         return
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "preflight-sim", "-f", str(path)],
                    check=True, stdin=subprocess.DEVNULL)
+
+
+def _can_raise_memlock() -> bool:
+    r = subprocess.run([sys.executable, "-c", "import resource as r; r.setrlimit(r.RLIMIT_MEMLOCK, (r.RLIM_INFINITY, r.RLIM_INFINITY))"],
+                       capture_output=True)
+    return r.returncode == 0
 
 
 def _whoami() -> str:

@@ -28,7 +28,7 @@ DEMO_EXPECT = {"gpus_per_node": 8, "gpu_model": "NVIDIA H100 80GB HBM3"}
 def record(out: Path) -> Path:
     with tempfile.TemporaryDirectory(prefix="preflight-demo-") as tmp:
         with SimFleet(Path(tmp), DEMO_FLEET) as fleet:
-            inv_path = fleet.write_inventory(Path(tmp) / "demo.yaml", DEMO_EXPECT)
+            inv_path = fleet.write_inventory(Path(tmp) / "demo.yaml", DEMO_EXPECT, fleet.sandbox_thresholds())
             inv = load_inventory(inv_path)
             nodes = [dataclasses.replace(n, command_timeout_s=60.0) for n in inv.nodes]
             opts = FanoutOptions(ssh=SshOptions(known_hosts=inv.known_hosts, use_default_known_hosts=False))

@@ -38,6 +38,8 @@ FLEET = [
     ("node-09", "garbage"),
     ("node-10", "no-python"),
     ("node-11", "h100-healthy"),  # its sshd is stopped before the run: connection refused
+    ("node-12", "xid-errors"),
+    ("node-13", "memlock-limited"),
 ]
 CONNECT_TIMEOUT = 3.0
 COMMAND_TIMEOUT = 30.0
@@ -53,7 +55,7 @@ def _strip_volatile(doc: dict) -> dict:
 @pytest.fixture(scope="module")
 def fleet_run(sim_fleet_factory, tmp_path_factory):
     fleet = sim_fleet_factory(FLEET)
-    inv_path = fleet.write_inventory(tmp_path_factory.mktemp("inv") / "sim.yaml")
+    inv_path = fleet.write_inventory(tmp_path_factory.mktemp("inv") / "sim.yaml", thresholds=fleet.sandbox_thresholds())
     fleet.pause("node-07")
     fleet.stop_node("node-11")
     inv = load_inventory(inv_path)
@@ -88,7 +90,7 @@ def test_outcomes_per_node(fleet_run) -> None:
     assert outcomes == {
         "node-01": "ok", "node-02": "ok", "node-03": "ok", "node-04": "ok", "node-05": "ok", "node-06": "ok",
         "node-07": "timeout", "node-08": "hostkey_rejected", "node-09": "collector_error", "node-10": "ok",
-        "node-11": "refused",
+        "node-11": "refused", "node-12": "ok", "node-13": "ok",
     }
     assert "CHANGED" in _node(fleet_run["report"], "node-08").message
 
@@ -135,7 +137,7 @@ def test_every_fault_and_nothing_else(fleet_run) -> None:
     report = fleet_run["report"]
     failing = {(n.name, f.check) for n in report.nodes for f in n.findings if f.status.value in ("fail", "error")}
     expected = {("node-04", "versions.driver.consistent"), ("node-05", "nvlink.links.active"),
-                ("node-06", "ib.port.state")}
+                ("node-06", "ib.port.state"), ("node-12", "gpu.xid"), ("node-13", "memory.memlock")}
     assert expected <= failing
     extra = {x for x in failing - expected if x[0] not in ("node-05", "node-06")}  # topology/port-count follow-ons
     assert extra == set(), extra
@@ -177,3 +179,18 @@ def test_cli_live_run_with_save(fleet_run, tmp_path) -> None:
     assert [n["name"] for n in doc["nodes"]] == ["node-01", "node-02", "node-03"]
     assert (tmp_path / "saved" / "bundle.json").is_file()
     assert "[3/3]" in proc.stderr  # progress lines on stderr when not a TTY
+
+
+def test_xid_lines_are_judged_with_the_catalogue(fleet_run) -> None:
+    found = [f for f in _node(fleet_run["report"], "node-12").findings if f.check == "gpu.xid" and f.status.value != "pass"]
+    by_subject = {f.subject: f for f in found}
+    assert by_subject["Xid 109"].status.value == "fail"  # CTX SWITCH TIMEOUT: RESET_GPU, fatal
+    assert by_subject["Xid 13"].status.value == "warn"  # graphics exception: RESTART_APP, non-fatal
+    assert any("Xid" in e for e in by_subject["Xid 109"].evidence)
+    assert "RESET_GPU" in (by_subject["Xid 109"].hint or "")
+
+
+def test_healthy_nodes_have_no_warnings_either(fleet_run) -> None:
+    for name in ("node-01", "node-02", "node-03"):
+        warn = [(f.check, f.msg) for f in _node(fleet_run["report"], name).findings if f.status.value == "warn"]
+        assert warn == [], (name, warn)

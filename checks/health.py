@@ -1,0 +1,110 @@
+"""GPU health on one node: Xid events, uncorrectable ECC, persistence mode, MIG mode."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from preflight.engine import CheckContext
+from preflight.facts import NodeFacts
+from preflight.parse.xid import describe_xid
+from preflight.registry import check
+from preflight.results import Finding, Status
+
+_XID_SOURCE = "Xid catalogue (preflight/data/xid_catalog.yaml: NVIDIA Xid catalog, NVSentinel mapping)"
+
+
+@check(id="gpu.xid", group="gpu", needs=("xid",),
+       summary="No Xid errors (or Xid-less fatal GPU messages) in the kernel log; fatal codes fail, others warn, each with its catalogued meaning and action",
+       remediation="Act on the most severe Xid: RESET_GPU/RESTART_BM codes mean drain the node and reset the GPU or reboot; "
+                   "repeated codes after a reset mean RMA. Application-level codes (13, 31, 43) point at the job, not the node.")
+def gpu_xid(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
+    events = node.xid or ()
+    by_code: dict[int, list] = {}
+    for ev in events:
+        by_code.setdefault(ev.code, []).append(ev)
+    for code, evs in sorted(by_code.items()):
+        info = describe_xid(code) or {}
+        fatal = bool(info.get("fatal"))
+        meaning = info.get("mnemonic", "not in the catalogue")
+        devices = sorted({e.device for e in evs})
+        yield Finding(check=ctx.spec.id, node=node.name, status=Status.FAIL if fatal else Status.WARN,
+                      subject=f"Xid {code}", observed=f"{len(evs)}× Xid {code} ({meaning}) on {', '.join(devices)}",
+                      expected="no Xid", expected_source=_XID_SOURCE,
+                      msg=f"Xid {code} {meaning}: {info.get('meaning', '')}".strip(),
+                      evidence=tuple(e.raw_line for e in evs[:8]),
+                      hint=f"catalogued action: {info.get('action', 'see the NVIDIA Xid catalog')}. {ctx.spec.remediation}")
+    for ev in node.kernel_events:
+        if ev.kind in ("fallen_off_bus", "gsp_timeout"):
+            yield Finding(check=ctx.spec.id, node=node.name, status=Status.FAIL, subject=ev.kind,
+                          observed=ev.kind.replace("_", " "), expected="no fatal GPU kernel messages",
+                          msg=f"kernel reports {ev.kind.replace('_', ' ')} (no Xid printed)", evidence=(ev.raw_line,),
+                          hint="A GPU that fell off the bus or whose GSP stopped answering needs a node reboot; drain first.")
+    if not by_code and not any(e.kind in ("fallen_off_bus", "gsp_timeout") for e in node.kernel_events):
+        yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, observed="no Xid lines",
+                      msg="no Xid or fatal GPU messages in the kernel log")
+
+
+@check(id="gpu.ecc.uncorrectable", group="gpu", needs=("gpus",),
+       summary="No GPU reports uncorrectable ECC errors (volatile since boot; aggregate over its life) above the threshold",
+       remediation="Drain the node and reset the GPU; an uncorrectable error that returns after reset, or a row-remap failure, means RMA.",
+       thresholds={"max_volatile": 0, "max_aggregate": 0},
+       threshold_sources={"max_volatile": "facebookresearch/gcm check_nvidia_smi.py default (uncorrected volatile 0), via shared/reference/thresholds.md",
+                          "max_aggregate": "same rule applied to the lifetime counter (an RMA signal)"})
+def ecc_uncorrectable(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
+    limit_v, src_v = ctx.threshold("max_volatile")
+    limit_a, src_a = ctx.threshold("max_aggregate")
+    if all(g.ecc_uncorrected_volatile is None and g.ecc_uncorrected_aggregate is None for g in node.gpus or ()):
+        yield Finding(check=ctx.spec.id, node=node.name, status=Status.SKIP,
+                      msg="ECC counters not in the collected outputs (nvidia-smi --query-gpu or NVML needed)")
+        return
+    for g in node.gpus or ():
+        vol, agg = g.ecc_uncorrected_volatile, g.ecc_uncorrected_aggregate
+        if vol is None and agg is None:
+            yield Finding(check=ctx.spec.id, node=node.name, status=Status.SKIP, subject=g.ref,
+                          msg="ECC counters not reported by the collected outputs")
+            continue
+        if (vol or 0) > limit_v or (agg or 0) > limit_a:
+            yield Finding(check=ctx.spec.id, node=node.name, status=Status.FAIL, subject=g.ref,
+                          observed=f"volatile {vol}, aggregate {agg}", expected=f"volatile <= {limit_v}, aggregate <= {limit_a}",
+                          expected_source=src_v if (vol or 0) > limit_v else src_a,
+                          msg=f"{g.ref} has uncorrectable ECC errors", evidence=(g.raw_line,), hint=ctx.spec.remediation)
+        else:
+            yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, subject=g.ref,
+                          observed=f"volatile {vol}, aggregate {agg}", expected=f"<= {limit_v}", expected_source=src_v)
+
+
+@check(id="gpu.persistence_mode", group="gpu", needs=("gpus",),
+       summary="Persistence mode is on for every GPU (off: the driver tears down between jobs, first CUDA call is slow, settings are lost)",
+       remediation="Enable the nvidia-persistenced service (or `nvidia-smi -pm 1`).")
+def persistence_mode(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
+    off = [g for g in node.gpus or () if g.persistence_mode is False]
+    unknown = all(g.persistence_mode is None for g in node.gpus or ())
+    if unknown:
+        yield Finding(check=ctx.spec.id, node=node.name, status=Status.SKIP, msg="persistence mode not reported")
+    elif off:
+        yield Finding(check=ctx.spec.id, node=node.name, status=Status.WARN, subject=",".join(g.ref for g in off),
+                      observed="Off", expected="On", msg=f"persistence mode off on {len(off)} GPU(s)",
+                      evidence=tuple(g.raw_line for g in off[:8]), hint=ctx.spec.remediation)
+    else:
+        yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, observed="On", msg="persistence mode on")
+
+
+@check(id="gpu.mig", group="gpu", needs=("gpus",),
+       summary="MIG is not enabled on a GPU unless the inventory expects it (MIG slices cannot join NCCL jobs across the full GPU)",
+       remediation="Disable MIG (`nvidia-smi -mig 0` and a GPU reset) or move the node to a MIG inventory group.")
+def mig_mode(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
+    expected, source = ctx.expected(node, "x_mig")
+    want = str(expected).lower() in ("enabled", "true", "1") if expected is not None else False
+    known = [g for g in node.gpus or () if g.mig_mode is not None]
+    if not known:
+        yield Finding(check=ctx.spec.id, node=node.name, status=Status.SKIP, msg="MIG mode not reported")
+        return
+    bad = [g for g in known if (g.mig_mode.strip().lower() == "enabled") != want]
+    if not bad:
+        yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, observed="Enabled" if want else "Disabled",
+                      msg=f"MIG {'enabled' if want else 'disabled'} on all {len(known)} GPUs")
+    for g in bad:
+        if True:
+            yield Finding(check=ctx.spec.id, node=node.name, status=Status.FAIL, subject=g.ref, observed=g.mig_mode,
+                          expected="Enabled" if want else "Disabled", expected_source=source or "default: full GPUs",
+                          msg=f"{g.ref} MIG {g.mig_mode}", evidence=(g.raw_line,), hint=ctx.spec.remediation)
