@@ -67,7 +67,8 @@ def ecc_uncorrectable(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
             yield Finding(check=ctx.spec.id, node=node.name, status=Status.FAIL, subject=g.ref,
                           observed=f"volatile {vol}, aggregate {agg}", expected=f"volatile <= {limit_v}, aggregate <= {limit_a}",
                           expected_source=src_v if (vol or 0) > limit_v else src_a,
-                          msg=f"{g.ref} has uncorrectable ECC errors", evidence=(g.raw_line,), hint=ctx.spec.remediation)
+                          msg=f"{g.ref} has uncorrectable ECC errors", evidence=(g.raw_line,) + g.evidence,
+                          hint=ctx.spec.remediation)
         else:
             yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, subject=g.ref,
                           observed=f"volatile {vol}, aggregate {agg}", expected=f"<= {limit_v}", expected_source=src_v)
@@ -108,3 +109,32 @@ def mig_mode(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
             yield Finding(check=ctx.spec.id, node=node.name, status=Status.FAIL, subject=g.ref, observed=g.mig_mode,
                           expected="Enabled" if want else "Disabled", expected_source=source or "default: full GPUs",
                           msg=f"{g.ref} MIG {g.mig_mode}", evidence=(g.raw_line,), hint=ctx.spec.remediation)
+
+
+_HW_REASONS = ("HW Slowdown", "HW Thermal Slowdown", "HW Power Brake Slowdown")
+_SW_THERMAL = ("SW Thermal Slowdown",)
+
+
+@check(id="gpu.clocks.throttle", group="gpu", needs=("gpus",),
+       summary="No GPU is slowed by hardware (HW Slowdown, HW Thermal, HW Power Brake: fail) or by software thermal capping (warn); Idle / application-clock / SW power cap reasons are normal",
+       remediation="HW Power Brake means the board's power-brake signal is asserted (PSU or chassis fault); HW/SW thermal means cooling: "
+                   "check fans, inlet temperature and airflow, then `nvidia-smi -q -d PERFORMANCE,TEMPERATURE`. A slowed GPU drags every NCCL collective.")
+def clocks_throttle(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
+    gpus = node.gpus or ()
+    if all(g.clock_event_reasons is None for g in gpus):
+        yield Finding(check=ctx.spec.id, node=node.name, status=Status.SKIP,
+                      msg="clock event reasons not in the collected outputs (nvidia-smi -q -d PERFORMANCE)")
+        return
+    for g in gpus:
+        if g.clock_event_reasons is None:
+            continue
+        hw = [r for r in g.clock_event_reasons if r in _HW_REASONS]
+        sw = [r for r in g.clock_event_reasons if r in _SW_THERMAL]
+        if hw or sw:
+            yield Finding(check=ctx.spec.id, node=node.name, status=Status.FAIL if hw else Status.WARN, subject=g.ref,
+                          observed=", ".join(hw + sw), expected="no HW/thermal slowdown active",
+                          expected_source="nvidia-smi clocks event reasons (NVML nvmlClocksEventReasons)",
+                          msg=f"{g.ref} clocks slowed: {', '.join(hw + sw)}", evidence=g.evidence, hint=ctx.spec.remediation)
+        else:
+            yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, subject=g.ref,
+                          observed=", ".join(g.clock_event_reasons) or "none")

@@ -28,7 +28,9 @@ class GpuFacts:
     pcie_width_current: int | None = None
     pcie_width_max: int | None = None
     temperature_c: float | None = None
+    clock_event_reasons: tuple[str, ...] | None = None  # active reasons from `nvidia-smi -q -d PERFORMANCE`
     raw_line: str = ""
+    evidence: tuple[str, ...] = ()  # extra raw lines (e.g. the -q sections that were judged)
 
     @property
     def ref(self) -> str:

@@ -15,7 +15,8 @@ from preflight.collect.bundle import NodeRaw
 from preflight.facts import GpuFacts, IbPortFacts, MemoryFacts, NodeFacts, NvLinkFacts, TopologyFacts, Versions
 from preflight.parse.common import Unparseable
 from preflight.parse.ibstat import IbStat, parse_ibstat
-from preflight.parse.nvidia_smi import GpuRow, SmiTable, parse_query_csv, parse_table, parse_version
+from preflight.parse.misc_tools import QuerySections, parse_query_sections
+from preflight.parse.nvidia_smi import GpuRow, SmiTable, normalize_bus_id, parse_query_csv, parse_table, parse_version
 from preflight.parse.nvlink import parse_nvlink_status
 from preflight.parse.topo import TopoMatrix, parse_topo_matrix
 from preflight.parse.versions import (
@@ -93,7 +94,7 @@ def _gpus(c: _Ctx, rows: list[GpuRow] | None, table: SmiTable | None) -> tuple[G
         c.missing.pop("gpus", None)
         c.unparseable.discard("gpus")
         return tuple(
-            GpuFacts(index=g.index, name=g.name, bus_id=g.bus_id, memory_total_mib=g.memory_total_mib,
+            GpuFacts(index=g.index, name=g.name, bus_id=normalize_bus_id(g.bus_id) if g.bus_id else None, memory_total_mib=g.memory_total_mib,
                      memory_used_mib=g.memory_used_mib, driver_version=table.driver_version,
                      persistence_mode=(g.persistence == "On") if g.persistence else None,
                      temperature_c=float(g.temperature_c) if g.temperature_c is not None else None,
@@ -101,6 +102,72 @@ def _gpus(c: _Ctx, rows: list[GpuRow] | None, table: SmiTable | None) -> tuple[G
             for g in table.gpus
         )
     return None
+
+
+_UNCORRECTABLE = re.compile(r"uncorrectable|double bit", re.I)
+
+
+def _sum_uncorrectable(section: Any) -> int | None:
+    """Uncorrectable ECC counts in an `ECC Errors > Volatile|Aggregate` subtree (SRAM + DRAM, or old 'Double Bit')."""
+    if not isinstance(section, dict):
+        return None
+    total, seen = 0, False
+    for key, value in section.items():
+        if isinstance(value, dict):
+            sub = _sum_uncorrectable(value) if _UNCORRECTABLE.search(key) else None
+            if sub is not None:
+                total, seen = total + sub, True
+            continue
+        if (_UNCORRECTABLE.search(key) or key.strip().lower() == "total") and str(value).strip().isdigit():
+            total, seen = total + int(value), True
+    return total if seen else None
+
+
+# Reasons that mean the GPU is being slowed by a fault or the environment, not by being idle or by settings
+BAD_CLOCK_REASONS = ("HW Slowdown", "HW Thermal Slowdown", "HW Power Brake Slowdown", "SW Thermal Slowdown")
+
+
+def _enrich_from_q(c: _Ctx, gpus: tuple[GpuFacts, ...] | None) -> tuple[GpuFacts, ...] | None:
+    """Merge `nvidia-smi -q -d ECC` / `-d PERFORMANCE` sections into the GPUs, matched by PCI bus id."""
+    import dataclasses
+
+    ecc: QuerySections | None = c.parsed("ecc", "smi_q_ecc", parse_query_sections)
+    perf: QuerySections | None = c.parsed("clocks", "smi_q_perf", parse_query_sections)
+    if gpus is None or (ecc is None and perf is None):
+        return gpus
+    out = []
+    for g in gpus:
+        changes: dict[str, Any] = {}
+        evidence: list[str] = []
+        for sections, kind in ((ecc, "ecc"), (perf, "perf")):
+            if sections is None:
+                continue
+            tree = next((t for bus, t in sections.gpus.items() if g.bus_id and normalize_bus_id(bus) == normalize_bus_id(g.bus_id)), None)
+            if tree is None:
+                continue
+            if kind == "ecc":
+                errors = tree.get("ECC Errors", {})
+                vol = _sum_uncorrectable(errors.get("Volatile"))
+                agg = _sum_uncorrectable(errors.get("Aggregate"))
+                if g.ecc_uncorrected_volatile is None and vol is not None:
+                    changes["ecc_uncorrected_volatile"] = vol
+                if g.ecc_uncorrected_aggregate is None and agg is not None:
+                    changes["ecc_uncorrected_aggregate"] = agg
+                mode = tree.get("ECC Mode", {})
+                if g.ecc_mode is None and isinstance(mode, dict) and mode.get("Current"):
+                    changes["ecc_mode"] = mode["Current"].lower() == "enabled"
+                evidence.append(f"GPU {g.bus_id} ECC Errors: volatile uncorrectable {vol}, aggregate uncorrectable {agg}")
+            else:
+                reasons = tree.get("Clocks Event Reasons") or tree.get("Clocks Throttle Reasons") or {}
+                if isinstance(reasons, dict):
+                    active = tuple(k for k, v in reasons.items() if isinstance(v, str) and v.strip() == "Active")
+                    changes["clock_event_reasons"] = active
+                    evidence.append(f"GPU {g.bus_id} Clocks Event Reasons active: {', '.join(active) or 'none'}")
+        if changes:
+            changes["evidence"] = g.evidence + tuple(evidence)
+            g = dataclasses.replace(g, **changes)
+        out.append(g)
+    return tuple(out)
 
 
 def _versions(c: _Ctx, rows: list[GpuRow] | None, table: SmiTable | None) -> Versions:
@@ -256,7 +323,7 @@ def build_node_facts(raw: NodeRaw) -> NodeFacts:
     c = _Ctx(raw)
     rows = c.parsed("gpus", "smi_query", parse_query_csv)
     table = c.parsed("smi_table", "smi_table", parse_table)
-    gpus = _gpus(c, rows, table)
+    gpus = _enrich_from_q(c, _gpus(c, rows, table))
     versions = _versions(c, rows, table)
     kernel_text, why = c.text("kernel_log")
     events = parse_kernel_log(kernel_text) if kernel_text is not None else None
