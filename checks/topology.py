@@ -85,3 +85,27 @@ def nvlink_active(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
                           observed=f"{l.active} of {l.total}", expected=f"{expected} active", expected_source=source,
                           msg=f"{subject} has {l.active} of {expected} NVLinks active (down: {down}); TP across this node is unsafe",
                           evidence=l.evidence, hint=ctx.spec.remediation)
+
+
+@check(id="topology.gpu_nic_affinity", group="topology", needs=("topology",),
+       summary="Every GPU has a NIC close to it in the topology matrix (PIX/PXB best; PHB/NODE warn; SYS, across the CPU interconnect, warns) when the node has NICs",
+       remediation="GPUDirect RDMA between a GPU and a NIC across the SMP interconnect is slow; check NIC placement and NCCL_IB_HCA, "
+                   "or accept it on PCIe servers where that is the design.")
+def gpu_nic_affinity(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
+    topo = node.topology
+    assert topo is not None
+    if not topo.nic_affinity:
+        yield Finding(check=ctx.spec.id, node=node.name, status=Status.SKIP, msg="no NIC columns in the topology matrix")
+        return
+    rows = topo.matrix.raw_rows if topo.matrix is not None else {}
+    far = {g: v for g, v in topo.nic_affinity.items() if v[1] not in ("PIX", "PXB")}
+    for g, (nic, kind) in sorted(topo.nic_affinity.items()):
+        if g in far:
+            yield Finding(check=ctx.spec.id, node=node.name, status=Status.WARN, subject=f"GPU{g}",
+                          observed=f"nearest NIC {nic} via {kind}", expected="a NIC at PIX or PXB",
+                          expected_source="nvidia-smi topo -m legend (PIX/PXB: same PCIe switch)",
+                          msg=f"GPU{g}'s nearest NIC is {nic} via {kind}", evidence=(rows.get(f"GPU{g}", ""),),
+                          hint=ctx.spec.remediation)
+        else:
+            yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, subject=f"GPU{g}",
+                          observed=f"{nic} via {kind}")

@@ -1,0 +1,107 @@
+"""Checks as pure functions of facts (NHC style): healthy, faulty and missing facts, built from recorded outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from preflight.collect.bundle import Bundle, NodeRaw
+from preflight.engine import judge
+from preflight.parse.common import strip_corpus_header
+from preflight.registry import select_checks
+
+CORPUS = Path(__file__).resolve().parents[2] / "fixtures" / "corpus"
+
+
+def rec(rel: str) -> str:
+    return strip_corpus_header((CORPUS / rel).read_text())[1]
+
+
+def node(name: str, probes: dict[str, str | None], **kw) -> NodeRaw:
+    """A NodeRaw whose probes print the given recorded bodies (None: tool absent)."""
+    doc = {"mode": "python", "probes": {}}
+    for pid, out in probes.items():
+        doc["probes"][pid] = ({"rc": 0, "stdout": out, "stderr": "", "error": None, "kind": "cmd"} if out is not None
+                              else {"rc": None, "stdout": "", "stderr": "", "error": "absent", "kind": "cmd"})
+    return NodeRaw(name=name, address="10.0.0.1", port=22, user="root", groups=[], outcome="ok", message="",
+                   started=0.0, duration_s=0.1, transport="ssh", collector=doc, **kw)
+
+
+def findings(raws: list[NodeRaw], pattern: str):
+    report, _ = judge(Bundle(nodes=raws), select_checks(pattern))
+    return [f for n in report.nodes for f in n.findings]
+
+
+def test_xid_fatal_fails_nonfatal_warns_clean_passes() -> None:
+    bad = node("n1", {"kernel_log": rec("xid/xid13-xid109-dmesg-ctime-with-peermem.txt")})
+    clean = node("n2", {"kernel_log": "[    0.000000] Linux version 6.1\n"})
+    fs = findings([bad, clean], "gpu.xid")
+    status = {(f.node, f.subject): f.status.value for f in fs}
+    assert status[("n1", "Xid 109")] == "fail" and status[("n1", "Xid 13")] == "warn"
+    assert status[("n2", None)] == "pass"
+
+
+def test_xid_without_number_fallen_off_bus_fails() -> None:
+    fs = findings([node("n1", {"kernel_log": rec("xid/gpu-fallen-off-bus-multiline-no-xid-570.txt")})], "gpu.xid")
+    assert [f.subject for f in fs if f.status.value == "fail"] == ["fallen_off_bus"]
+
+
+def test_xid_skips_when_the_kernel_log_is_unreadable() -> None:
+    fs = findings([node("n1", {"kernel_log": None})], "gpu.xid")
+    assert [f.status.value for f in fs] == ["skip"] and "not found" in fs[0].msg
+
+
+def test_ecc_from_query_sections() -> None:
+    table = rec("smi/a100-pcie-x2-default-table-555.txt")
+    clean = node("n1", {"smi_table": table, "smi_q_ecc": rec("smi/a100-pcie-x2-q-d-ecc-clean.txt")})
+    fs = findings([clean], "gpu.ecc.*")
+    assert {f.status.value for f in fs} == {"pass"} and len(fs) == 2
+    missing = findings([node("n2", {"smi_table": table, "smi_q_ecc": None})], "gpu.ecc.*")
+    assert [f.status.value for f in missing] == ["skip"]
+
+
+def test_clock_reasons_from_recording_are_healthy() -> None:
+    fs = findings([node("n1", {"smi_table": rec("smi/a100-pcie-x2-default-table-555.txt"),
+                               "smi_q_perf": rec("smi/a100-pcie-x2-q-d-performance-clocks-event-reasons.txt")})],
+                  "gpu.clocks.*")
+    assert [f.status.value for f in fs] == ["pass", "pass"]
+    assert fs[0].observed == "Idle"
+
+
+def test_unparseable_output_is_an_error_not_a_crash() -> None:
+    fs = findings([node("n1", {"topo": "\x00\x01garbage\xff" * 10})], "topology.read")
+    assert [f.status.value for f in fs] == ["error"] and "unparseable" in fs[0].msg
+
+
+def test_gpu_nic_affinity_pix_passes_sys_warns() -> None:
+    good = findings([node("n1", {"topo": rec("topo/4xh100-nv6-4nic-legend.txt")})], "topology.gpu_nic_affinity")
+    assert {f.status.value for f in good} == {"pass"} and len(good) == 4
+    far = findings([node("n2", {"topo": rec("topo/8x4090-pcie-all-sys-2nic.txt")})], "topology.gpu_nic_affinity")
+    assert {f.status.value for f in far} == {"warn"}  # no GPU has a NIC on its PCIe switch
+    by_gpu = {f.subject: f.observed for f in far}
+    assert by_gpu["GPU6"].endswith("via PHB") and by_gpu["GPU0"].endswith("via SYS")
+
+
+def test_pcie_box_has_no_nvlink_and_that_is_fine() -> None:
+    fs = findings([node("n1", {"nvlink_status": rec("nvlink/a100-pcie-no-nvlink-all-links-inactive.txt"),
+                               "smi_table": rec("smi/a100-pcie-x2-default-table-555.txt")})], "nvlink.*")
+    assert [f.status.value for f in fs] == ["pass"] and "PCIe only" in fs[0].msg
+
+
+def test_ib_port_down_fails_with_its_block_as_evidence() -> None:
+    fs = findings([node("n1", {"ibstat": rec("ib/ibstat-cx6-hdr200-plus-disabled-and-cx4lx.txt")})], "ib.port.state")
+    down = [f for f in fs if f.status.value == "fail"]
+    assert [f.subject for f in down] == ["mlx5_1/1"]
+    assert any("State: Down" in e for e in down[0].evidence)
+
+
+def test_thresholds_override_per_node() -> None:
+    raw = node("n1", {"kernel_log": ""})
+    raw.collector["probes"]["memlock"] = {"rc": 0, "stdout": '{"soft": 65536, "hard": 65536, "unlimited_soft": false, "unlimited_hard": false}',
+                                          "stderr": "", "error": None, "kind": "builtin"}
+    raw.collector["probes"]["ibstat"] = {"rc": 0, "stdout": rec("ib/ibstat-cx7-ndr400-infiniband.txt"), "stderr": "",
+                                         "error": None, "kind": "cmd"}
+    [f] = findings([raw], "memory.memlock")
+    assert f.status.value == "fail" and "aws-samples" in (f.expected_source or "")
+    raw.thresholds = {"memory.memlock": {"min_gib_when_limited": 0.00001}}
+    [g] = findings([raw], "memory.memlock")
+    assert g.status.value == "pass" and g.expected_source == "inventory thresholds.memory.memlock.min_gib_when_limited"
