@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--known-hosts", action="append", default=[], help="extra known_hosts file (repeatable)")
     run.add_argument("--accept-new-hostkeys", action="store_true",
                      help="trust and record host keys never seen before (a CHANGED key is still refused)")
+    run.add_argument("--nccl", action="store_true",
+                     help="also run nccl-tests all_reduce_perf on each node's GPUs, twice (takes the GPUs for a minute or two)")
     run.add_argument("--save", metavar="DIR", help="save the raw facts bundle to DIR (replay it with `preflight replay DIR`)")
     run.add_argument("--headless", action="store_true", help="no interactive UI; progress lines on stderr")
     _add_output_args(run)
@@ -130,7 +132,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     ssh = SshOptions(known_hosts=tuple(inv.known_hosts) + tuple(args.known_hosts),
                      accept_new_hostkeys=args.accept_new_hostkeys, ssh_config_path=inv.ssh_config)
     options = FanoutOptions(forks=max(1, args.forks), ssh=ssh)
-    bundle = _collect_with_progress(nodes, options, err, inventory_path=args.inventory)
+    from preflight.collect.probes import NCCL_PROBES
+
+    bundle = _collect_with_progress(nodes, options, err, inventory_path=args.inventory,
+                                    include_optional=NCCL_PROBES if args.nccl else ())
     if args.save:
         from preflight.collect.bundle import save_bundle
 
@@ -140,7 +145,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     return code
 
 
-def _collect_with_progress(nodes: list[Any], options: Any, err: Console, *, inventory_path: str | None) -> Any:
+def _collect_with_progress(nodes: list[Any], options: Any, err: Console, *, inventory_path: str | None,
+                           include_optional: tuple[str, ...] = ()) -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from preflight.live import collect
@@ -154,7 +160,8 @@ def _collect_with_progress(nodes: list[Any], options: Any, err: Console, *, inve
                 if kind == "finished":
                     progress.update(task, advance=1, description=f"{name}: {raw.outcome}")
 
-            return collect(nodes, options, inventory_path=inventory_path, on_event=on_event)
+            return collect(nodes, options, inventory_path=inventory_path, on_event=on_event,
+                           include_optional=include_optional)
     done = [0]
 
     def on_line(kind: str, name: str, raw: Any) -> None:
@@ -163,7 +170,7 @@ def _collect_with_progress(nodes: list[Any], options: Any, err: Console, *, inve
             err.print(f"[{done[0]}/{len(nodes)}] {name}: {raw.outcome} ({raw.duration_s:.1f}s)"
                       + (f" {raw.message}" if raw.outcome != "ok" else ""), soft_wrap=True)
 
-    return collect(nodes, options, inventory_path=inventory_path, on_event=on_line)
+    return collect(nodes, options, inventory_path=inventory_path, on_event=on_line, include_optional=include_optional)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:

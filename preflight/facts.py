@@ -119,6 +119,7 @@ class NodeFacts:
     xid: tuple[Any, ...] | None = None
     kernel_events: tuple[Any, ...] = ()  # fatal GPU messages without an Xid (fallen off the bus, GSP timeouts)
     peermem: bool | None = None  # nvidia_peermem module loaded (GPUDirect RDMA)
+    nccl_tests: tuple[Any, ...] | None = None  # parsed all_reduce_perf runs (NcclTestResult), first run first
     missing: dict[str, str] = field(default_factory=dict)  # fact key -> why it is None
     unparseable: frozenset[str] = frozenset()  # fact keys whose tool output could not be parsed
     collector_mode: str | None = None

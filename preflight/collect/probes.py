@@ -56,6 +56,7 @@ class Probe:
     tail_lines: int = 0
     fallback: tuple[tuple[str, ...], ...] = field(default_factory=tuple)
     optional: bool = False  # only run when asked (e.g. nccl-tests, which takes the GPUs)
+    serial: bool = False  # run alone, after the parallel probes, in declared order (benchmarks)
 
 
 KERNEL_LOG_GREP = r"NVRM|Xid|nvidia|fallen off the bus|mlx5|GPU has fallen"
@@ -89,13 +90,12 @@ PROBES: tuple[Probe, ...] = (
     Probe("shm", "builtin", path="/dev/shm"),
     Probe("memlock", "builtin"),
     Probe("nvml", "builtin", timeout_s=20.0),
-    Probe(
-        "nccl_allreduce",
-        "cmd",
-        ("all_reduce_perf", "-b", "8", "-e", "8G", "-f", "2", "-g", "{ngpus}"),
-        timeout_s=300.0,
-        optional=True,
-    ),
+    # Two identical runs: a bandwidth verdict needs a repeat before it calls a node slow.
+    Probe("nccl_allreduce", "cmd", ("all_reduce_perf", "-b", "8", "-e", "8G", "-f", "2", "-g", "{ngpus}"),
+          timeout_s=300.0, optional=True, serial=True),
+    Probe("nccl_allreduce_repeat", "cmd", ("all_reduce_perf", "-b", "8", "-e", "8G", "-f", "2", "-g", "{ngpus}"),
+          timeout_s=300.0, optional=True, serial=True),
 )
+NCCL_PROBES = ("nccl_allreduce", "nccl_allreduce_repeat")
 
 PROBES_BY_ID = {p.id: p for p in PROBES}

@@ -16,6 +16,7 @@ from preflight.facts import GpuFacts, IbPortFacts, MemoryFacts, NodeFacts, NvLin
 from preflight.parse.common import Unparseable
 from preflight.parse.ibstat import IbStat, parse_ibstat
 from preflight.parse.misc_tools import QuerySections, parse_query_sections
+from preflight.parse.nccl_tests import parse_nccl_tests
 from preflight.parse.nvidia_smi import GpuRow, SmiTable, normalize_bus_id, parse_query_csv, parse_table, parse_version
 from preflight.parse.nvlink import parse_nvlink_status
 from preflight.parse.topo import TopoMatrix, parse_topo_matrix
@@ -313,6 +314,21 @@ def _memory(c: _Ctx) -> MemoryFacts | None:
                        memlock_bytes=lock.get("soft"))
 
 
+def _nccl(c: _Ctx) -> tuple[Any, ...] | None:
+    runs = []
+    for pid in ("nccl_allreduce", "nccl_allreduce_repeat"):
+        if c.raw.probe(pid) is None:
+            continue
+        result = c.parsed("nccl_tests", pid, parse_nccl_tests)
+        if result is None:
+            return None  # missing/unparseable reason recorded by c.parsed
+        runs.append(result)
+    if not runs:
+        c.missing["nccl_tests"] = "nccl-tests not run (pass --nccl to measure all-reduce bandwidth)"
+        return None
+    return tuple(runs)
+
+
 def build_node_facts(raw: NodeRaw) -> NodeFacts:
     """Pure: the same NodeRaw always gives the same NodeFacts (replays depend on it)."""
     base = dict(name=raw.name, address=raw.address, outcome=raw.outcome, message=raw.message,
@@ -342,6 +358,7 @@ def build_node_facts(raw: NodeRaw) -> NodeFacts:
         xid=events.xids if events is not None else None,
         kernel_events=events.others if events is not None else (),
         peermem=peermem,
+        nccl_tests=_nccl(c),
         missing=dict(c.missing),
         unparseable=frozenset(c.unparseable),
         collector_mode=raw.collector.get("mode"),

@@ -105,3 +105,44 @@ def test_thresholds_override_per_node() -> None:
     raw.thresholds = {"memory.memlock": {"min_gib_when_limited": 0.00001}}
     [g] = findings([raw], "memory.memlock")
     assert g.status.value == "pass" and g.expected_source == "inventory thresholds.memory.memlock.min_gib_when_limited"
+
+
+def _nccl_node(name: str, first: str, second: str | None = None, **expect) -> NodeRaw:
+    probes = {"nccl_allreduce": first}
+    if second is not None:
+        probes["nccl_allreduce_repeat"] = second
+    return node(name, probes, expect=expect, expect_sources={k: "inventory:test.yaml defaults" for k in expect})
+
+
+def test_nccl_busbw_fails_only_when_every_run_is_low() -> None:
+    poor = rec("nccl_tests/allreduce-2rank-mpirun-tag-output-prefix-poor-bw.txt")  # collapses to 5.27 GB/s at 64M
+    both = findings([_nccl_node("n1", poor, poor, allreduce_busbw_gbps_min=20)], "nccl.allreduce.busbw")
+    assert [f.status.value for f in both] == ["fail"]
+    assert "5.3 / 5.3 GB/s at 512M" in both[0].observed and both[0].expected_source == "inventory:test.yaml defaults"
+    good = rec("nccl_tests/allgather-2gpu-bfloat16-linear-step.txt")
+    once = findings([_nccl_node("n2", poor, good, allreduce_busbw_gbps_min=20)], "nccl.allreduce.busbw")
+    assert [f.status.value for f in once] == ["warn"]
+    assert "5.3 / 140.2 GB/s at 512M/112M" in once[0].observed and len(once[0].evidence) == 2
+
+
+def test_nccl_without_expectation_reports_but_does_not_judge() -> None:
+    fs = findings([_nccl_node("n1", rec("nccl_tests/allreduce-2node-dgx-spark-gb10-version-header.txt"))],
+                  "nccl.allreduce.busbw")
+    assert [f.status.value for f in fs] == ["pass"] and "no expectation" in fs[0].msg
+
+
+def test_nccl_header_only_output_is_an_error_with_the_reason() -> None:
+    fs = findings([_nccl_node("n1", rec("nccl_tests/allreduce-8xa100-2021-no-hash-prefix-old-format.txt"))],
+                  "nccl.allreduce.busbw")
+    assert [f.status.value for f in fs] == ["error"] and fs[0].evidence
+
+
+def test_nccl_not_run_is_a_skip_that_says_how() -> None:
+    fs = findings([node("n1", {"uname": "6.1\n"})], "nccl.*")
+    assert {f.status.value for f in fs} == {"skip"} and "--nccl" in fs[0].msg
+
+
+def test_nccl_small_message_times_are_reported() -> None:
+    fs = findings([_nccl_node("n1", rec("nccl_tests/allreduce-2node-dgx-spark-gb10-version-header.txt"))],
+                  "nccl.allreduce.small_messages")
+    assert fs[0].status.value == "pass" and "8K: 35.15 us" in fs[0].observed
