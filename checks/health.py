@@ -138,3 +138,27 @@ def clocks_throttle(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
         else:
             yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, subject=g.ref,
                           observed=", ".join(g.clock_event_reasons) or "none")
+
+
+@check(id="gpu.memory.in_use", group="gpu", needs=("gpus",),
+       summary="GPUs are free before a deployment: no process holds GPU memory and used memory stays under a small floor (an idle GPU shows a few MiB)",
+       remediation="Find the process (`nvidia-smi --query-compute-apps=pid,process_name,used_memory --format=csv`) and stop it, "
+                   "or the new job will OOM or run slowly next to it.",
+       thresholds={"max_used_mib": 1024},
+       threshold_sources={"max_used_mib": "preflight default: idle GPUs report 0-5 MiB used in the recorded outputs (corpus smi/)"})
+def gpu_memory_in_use(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
+    limit, source = ctx.threshold("max_used_mib")
+    procs = list(node.gpu_processes or ())
+    busy = [g for g in node.gpus or () if g.memory_used_mib is not None and g.memory_used_mib > int(limit)]
+    if all(g.memory_used_mib is None for g in node.gpus or ()) and node.gpu_processes is None:
+        yield Finding(check=ctx.spec.id, node=node.name, status=Status.SKIP, msg="GPU memory use not reported")
+        return
+    if busy or procs:
+        names = ", ".join(sorted({f"{p.name} (pid {p.pid}, GPU{p.gpu})" for p in procs})) or "unknown processes"
+        yield Finding(check=ctx.spec.id, node=node.name, status=Status.WARN,
+                      subject=",".join(g.ref for g in busy) or None,
+                      observed=", ".join(f"{g.ref} {g.memory_used_mib} MiB" for g in busy) or f"{len(procs)} processes",
+                      expected=f"<= {limit} MiB used, no processes", expected_source=source,
+                      msg=f"GPUs in use by {names}", evidence=tuple(p.raw_line for p in procs[:8]), hint=ctx.spec.remediation)
+    else:
+        yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, observed="no processes, memory free")

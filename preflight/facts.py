@@ -119,7 +119,10 @@ class NodeFacts:
     xid: tuple[Any, ...] | None = None
     kernel_events: tuple[Any, ...] = ()  # fatal GPU messages without an Xid (fallen off the bus, GSP timeouts)
     peermem: bool | None = None  # nvidia_peermem module loaded (GPUDirect RDMA)
-    nccl_tests: tuple[Any, ...] | None = None  # parsed all_reduce_perf runs (NcclTestResult), first run first
+    nccl_tests: tuple[Any, ...] | None = None
+    gpu_processes: tuple[Any, ...] | None = None  # processes holding GPU memory (nvidia-smi table), None if unknown
+    clock_offset_s: float | None = None  # node clock minus controller clock at collection start (upper-bounded by latency)
+    collect_latency_s: float | None = None  # how long the round trip took: the uncertainty of clock_offset_s  # parsed all_reduce_perf runs (NcclTestResult), first run first
     missing: dict[str, str] = field(default_factory=dict)  # fact key -> why it is None
     unparseable: frozenset[str] = frozenset()  # fact keys whose tool output could not be parsed
     collector_mode: str | None = None

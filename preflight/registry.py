@@ -12,10 +12,11 @@ from preflight.results import Finding
 # Fact keys a check may declare in `needs` (attributes of NodeFacts).
 KNOWN_FACTS = frozenset(
     {
-        "versions", "gpus", "topology", "nvlink", "ib", "memory", "xid", "nccl_tests", "peermem",
+        "versions", "gpus", "topology", "nvlink", "ib", "memory", "xid", "nccl_tests", "peermem", "gpu_processes",
+        "clock_offset_s",
     }
 )
-GROUPS = ("versions", "gpu", "nvlink", "topology", "ib", "memory", "nccl")
+GROUPS = ("versions", "gpu", "nvlink", "topology", "ib", "memory", "nccl", "network")
 
 
 @dataclass(frozen=True)

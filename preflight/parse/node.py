@@ -359,6 +359,10 @@ def build_node_facts(raw: NodeRaw) -> NodeFacts:
         kernel_events=events.others if events is not None else (),
         peermem=peermem,
         nccl_tests=_nccl(c),
+        gpu_processes=table.processes if table is not None else None,
+        clock_offset_s=(round(float(raw.collector["started"]) - raw.started, 3)
+                        if isinstance(raw.collector.get("started"), (int, float)) and raw.started else None),
+        collect_latency_s=raw.duration_s,
         missing=dict(c.missing),
         unparseable=frozenset(c.unparseable),
         collector_mode=raw.collector.get("mode"),

@@ -146,3 +146,23 @@ def test_nccl_small_message_times_are_reported() -> None:
     fs = findings([_nccl_node("n1", rec("nccl_tests/allreduce-2node-dgx-spark-gb10-version-header.txt"))],
                   "nccl.allreduce.small_messages")
     assert fs[0].status.value == "pass" and "8K: 35.15 us" in fs[0].observed
+
+
+def test_gpu_memory_in_use_idle_passes_and_threshold_applies() -> None:
+    raw = node("n1", {"smi_table": rec("smi/a100-pcie-x2-default-table-555.txt")})
+    assert [f.status.value for f in findings([raw], "gpu.memory.in_use")] == ["pass"]
+    raw.thresholds = {"gpu.memory.in_use": {"max_used_mib": 0}}  # the recording shows 1 MiB used per GPU
+    [f] = findings([raw], "gpu.memory.in_use")
+    assert f.status.value == "warn" and f.observed == "GPU0 1 MiB, GPU1 1 MiB"
+
+
+def test_clock_skew_beyond_the_round_trip_warns() -> None:
+    ok = node("n1", {"uname": "6.1\n"})
+    ok.started, ok.duration_s = 1000.0, 0.5
+    ok.collector["started"] = 1000.3  # inside the round trip: no measurable skew
+    late = node("n2", {"uname": "6.1\n"})
+    late.started, late.duration_s = 1000.0, 0.5
+    late.collector["started"] = 1010.5
+    status = {f.node: (f.status.value, f.observed) for f in findings([ok, late], "network.clock_skew")}
+    assert status["n1"][0] == "pass"
+    assert status["n2"][0] == "warn" and status["n2"][1].startswith("+10.00 s")
