@@ -109,3 +109,38 @@ def gpu_nic_affinity(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
         else:
             yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, subject=f"GPU{g}",
                           observed=f"{nic} via {kind}")
+
+
+@check(id="topology.p2p", group="topology", needs=("p2p",),
+       summary="Every GPU pair reports CUDA peer-to-peer read access OK (`nvidia-smi topo -p2p r`); vLLM's and SGLang's custom all-reduce kernels need P2P",
+       remediation="P2P 'not supported' on a multi-GPU inference node disables the custom all-reduce (slower decode); check IOMMU/ACS "
+                   "settings, the platform's P2P support, and that GPUs are not consumer cards without P2P.")
+def p2p(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
+    m = node.p2p
+    bad = m.not_ok()
+    if not bad:
+        yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, observed=f"OK for all {len(m.gpus)} GPUs")
+        return
+    from preflight.parse.topo import P2P_STATUS
+
+    pairs = sorted({tuple(sorted((a, b))) + (s,) for a, b, s in bad})
+    yield Finding(check=ctx.spec.id, node=node.name, status=Status.WARN, subject=",".join(f"{a}-{b}" for a, b, _ in pairs[:8]),
+                  observed="; ".join(f"{a}↔{b}: {s} ({P2P_STATUS.get(s, s)})" for a, b, s in pairs[:8]),
+                  expected="OK", expected_source="nvidia-smi topo -p2p legend",
+                  msg=f"P2P read not available between {len(pairs)} GPU pair(s)",
+                  evidence=tuple(m.raw_rows.values())[:8], hint=ctx.spec.remediation)
+
+
+@check(id="pcie.acs", group="topology", needs=("acs",),
+       summary="PCIe ACS redirect is off on bridges (bare metal): with SrcValid/ReqRedir/CmpltRedir on, GPU peer-to-peer traffic detours through the root complex and NCCL can hang or crawl",
+       remediation="On bare metal disable ACS on the PCIe switches (BIOS option, or `setpci` at boot as NVIDIA's NCCL troubleshooting guide shows); "
+                   "in VMs with passthrough ACS is required and NCCL_P2P_DISABLE/ATS settings apply instead.")
+def pcie_acs(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
+    on = [e for e in node.acs or () if e.redirects]
+    if not on:
+        yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, observed=f"ACS redirect off on {len(node.acs or ())} bridges")
+        return
+    yield Finding(check=ctx.spec.id, node=node.name, status=Status.WARN, observed=f"ACS redirect on for {len(on)} of {len(node.acs or ())} bridges",
+                  expected="SrcValid- ReqRedir- CmpltRedir-", expected_source="NVIDIA NCCL docs, Troubleshooting: PCI Access Control Services (ACS)",
+                  msg=f"PCIe ACS redirect enabled on {len(on)} bridge(s)",
+                  evidence=tuple((e.device + " | " if e.device else "") + e.raw_line.strip() for e in on[:8]), hint=ctx.spec.remediation)

@@ -120,6 +120,8 @@ class NodeFacts:
     kernel_events: tuple[Any, ...] = ()  # fatal GPU messages without an Xid (fallen off the bus, GSP timeouts)
     peermem: bool | None = None  # nvidia_peermem module loaded (GPUDirect RDMA)
     nccl_tests: tuple[Any, ...] | None = None
+    acs: tuple[Any, ...] | None = None  # AcsEntry per PCIe bridge with an ACS capability (`lspci -vvv`)
+    p2p: Any = None  # P2PMatrix from `nvidia-smi topo -p2p r`
     gpu_processes: tuple[Any, ...] | None = None  # processes holding GPU memory (nvidia-smi table), None if unknown
     clock_offset_s: float | None = None  # node clock minus controller clock at collection start (upper-bounded by latency)
     collect_latency_s: float | None = None  # how long the round trip took: the uncertainty of clock_offset_s  # parsed all_reduce_perf runs (NcclTestResult), first run first

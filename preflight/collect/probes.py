@@ -69,6 +69,7 @@ PROBES: tuple[Probe, ...] = (
     Probe("smi_q_perf", "cmd", ("nvidia-smi", "-q", "-d", "PERFORMANCE")),
     Probe("topo", "cmd", ("nvidia-smi", "topo", "-m")),
     Probe("nvlink_status", "cmd", ("nvidia-smi", "nvlink", "-s")),
+    Probe("p2p_read", "cmd", ("nvidia-smi", "topo", "-p2p", "r")),
     Probe("ibstat", "cmd", ("ibstat",)),
     Probe("ofed_info", "cmd", ("ofed_info", "-s")),
     Probe(
@@ -80,6 +81,7 @@ PROBES: tuple[Probe, ...] = (
         fallback=(("journalctl", "-k", "-b", "--no-pager", "-q"),),
     ),
     Probe("ldconfig", "cmd", ("ldconfig", "-p"), grep=r"nccl|libcuda\.|libnvidia-ml"),
+    Probe("lspci_acs", "cmd", ("lspci", "-vvv"), grep=r"^[0-9a-fA-F]{2,4}:|ACSCtl:", timeout_s=20.0),
     Probe("uname", "cmd", ("uname", "-r")),
     Probe("driver_version_file", "file", path="/proc/driver/nvidia/version"),
     Probe("os_release", "file", path="/etc/os-release"),

@@ -121,13 +121,28 @@ def parse_dotted_counters(text: str) -> dict[str, str] | Unparseable:
     return out or Unparseable.of("no 'Key:....value' lines", text)
 
 
-def parse_acsctl(text: str) -> list[dict[str, bool]] | Unparseable:
-    """`lspci -vvv | grep ACSCtl`: per bridge, each ACS control flag (+ enabled, - disabled)."""
+@dataclass(frozen=True)
+class AcsEntry:
+    device: str | None  # the `lspci` device line above the ACSCtl line, when the output has it
+    flags: dict[str, bool]
+    raw_line: str
+
+    @property
+    def redirects(self) -> bool:
+        """ACS source validation / request redirect on: peer-to-peer TLPs go up to the root complex."""
+        return any(self.flags.get(k) for k in ("SrcValid", "ReqRedir", "CmpltRedir"))
+
+
+def parse_acsctl(text: str) -> list[AcsEntry] | Unparseable:
+    """`lspci -vvv` (or its `grep ACSCtl`): per bridge, each ACS control flag (+ enabled, - disabled)."""
     out = []
+    device = None
     for line in text.splitlines():
-        if "ACSCtl:" in line:
+        if re.match(r"^[0-9a-fA-F]{2,4}:[0-9a-fA-F]{2}", line):
+            device = line.strip()
+        elif "ACSCtl:" in line:
             flags = dict((name, sign == "+") for name, sign in re.findall(r"(\w+)([+-])", line.split("ACSCtl:", 1)[1]))
-            out.append(flags)
+            out.append(AcsEntry(device, flags, line))
     return out or Unparseable.of("no 'ACSCtl:' lines", text)
 
 

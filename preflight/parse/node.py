@@ -15,11 +15,11 @@ from preflight.collect.bundle import NodeRaw
 from preflight.facts import GpuFacts, IbPortFacts, MemoryFacts, NodeFacts, NvLinkFacts, TopologyFacts, Versions
 from preflight.parse.common import Unparseable
 from preflight.parse.ibstat import IbStat, parse_ibstat
-from preflight.parse.misc_tools import QuerySections, parse_query_sections
+from preflight.parse.misc_tools import QuerySections, parse_acsctl, parse_query_sections
 from preflight.parse.nccl_tests import parse_nccl_tests
 from preflight.parse.nvidia_smi import GpuRow, SmiTable, normalize_bus_id, parse_query_csv, parse_table, parse_version
 from preflight.parse.nvlink import parse_nvlink_status
-from preflight.parse.topo import TopoMatrix, parse_topo_matrix
+from preflight.parse.topo import TopoMatrix, parse_p2p_matrix, parse_topo_matrix
 from preflight.parse.versions import (
     MemInfo,
     parse_driver_version_file,
@@ -329,6 +329,18 @@ def _nccl(c: _Ctx) -> tuple[Any, ...] | None:
     return tuple(runs)
 
 
+def _acs(c: _Ctx) -> tuple[Any, ...] | None:
+    text, why = c.text("lspci_acs")
+    if text is None:
+        c.missing["acs"] = why
+        return None
+    entries = parse_acsctl(text)
+    if isinstance(entries, Unparseable):  # no ACS capability printed (no switches, or lspci without root)
+        c.missing["acs"] = "no ACSCtl lines in lspci -vvv (no PCIe switches with ACS, or lspci ran without root)"
+        return None
+    return tuple(entries)
+
+
 def build_node_facts(raw: NodeRaw) -> NodeFacts:
     """Pure: the same NodeRaw always gives the same NodeFacts (replays depend on it)."""
     base = dict(name=raw.name, address=raw.address, outcome=raw.outcome, message=raw.message,
@@ -359,6 +371,8 @@ def build_node_facts(raw: NodeRaw) -> NodeFacts:
         kernel_events=events.others if events is not None else (),
         peermem=peermem,
         nccl_tests=_nccl(c),
+        p2p=c.parsed("p2p", "p2p_read", parse_p2p_matrix),
+        acs=_acs(c),
         gpu_processes=table.processes if table is not None else None,
         clock_offset_s=(round(float(raw.collector["started"]) - raw.started, 3)
                         if isinstance(raw.collector.get("started"), (int, float)) and raw.started else None),

@@ -209,3 +209,47 @@ def parse_topo_matrix(text: str) -> TopoMatrix | Unparseable:
         columns=tuple(columns), rows=tuple(rows), links=links, cpu_affinity=cpu, numa_affinity=numa,
         gpu_numa_id=gnuma, nic_names=nic_names, fragment=fragment, notes=tuple(notes), raw_rows=raw_rows,
     )
+
+
+P2P_STATUS = {"OK": "ok", "CNS": "chipset not supported", "GNS": "GPU not supported", "TNS": "topology not supported",
+              "NS": "not supported", "DR": "disabled by regkey", "U": "unknown", "X": "self"}
+
+
+@dataclass(frozen=True)
+class P2PMatrix:
+    """`nvidia-smi topo -p2p r|w|rw|n|a`: peer-access status for every GPU pair."""
+
+    gpus: tuple[str, ...]
+    status: dict[tuple[str, str], str]
+    raw_rows: dict[str, str] = field(default_factory=dict)
+
+    def not_ok(self) -> list[tuple[str, str, str]]:
+        return [(a, b, s) for (a, b), s in sorted(self.status.items()) if a != b and s != "OK"]
+
+
+def parse_p2p_matrix(text: str) -> P2PMatrix | Unparseable:
+    """The last GPU×GPU matrix whose cells are P2P status codes (OK/NS/CNS/GNS/TNS/DR/U)."""
+    if not is_probably_text(text):
+        return Unparseable.of("empty or binary output", text)
+    header: list[str] = []
+    status: dict[tuple[str, str], str] = {}
+    raw: dict[str, str] = {}
+    found: P2PMatrix | None = None
+    for line in text.splitlines():
+        tokens = line.split()
+        if tokens and all(re.fullmatch(r"GPU\d+", t) for t in tokens):
+            if status:
+                found = P2PMatrix(tuple(header), dict(status), dict(raw))
+            header, status, raw = tokens, {}, {}
+            continue
+        if header and tokens and re.fullmatch(r"GPU\d+", tokens[0]) and len(tokens) == len(header) + 1:
+            cells = tokens[1:]
+            if all(c in P2P_STATUS for c in cells):
+                for col, cell in zip(header, cells):
+                    status[(tokens[0], col)] = cell
+                raw[tokens[0]] = line
+    if status:
+        found = P2PMatrix(tuple(header), status, raw)
+    if found is None:
+        return Unparseable.of("no GPU×GPU matrix of P2P status codes (OK/NS/CNS/GNS/TNS)", text)
+    return found

@@ -166,3 +166,16 @@ def test_clock_skew_beyond_the_round_trip_warns() -> None:
     status = {f.node: (f.status.value, f.observed) for f in findings([ok, late], "network.clock_skew")}
     assert status["n1"][0] == "pass"
     assert status["n2"][0] == "warn" and status["n2"][1].startswith("+10.00 s")
+
+
+def test_p2p_not_supported_warns_with_the_legend_meaning() -> None:
+    fs = findings([node("n1", {"p2p_read": rec("misc/topo-p2p-rw-2x5090-gns.txt")})], "topology.p2p")
+    assert [f.status.value for f in fs] == ["warn"] and "GPU not supported" in fs[0].observed
+    ns = findings([node("n2", {"p2p_read": rec("topo/2x3090-indented-wrapped-legend-plus-p2p.txt")})], "topology.p2p")
+    assert [f.status.value for f in ns] == ["warn"] and "NS (not supported)" in ns[0].observed
+
+
+def test_acs_redirect_on_bridges_warns() -> None:
+    fs = findings([node("n1", {"lspci_acs": rec("misc/lspci-acsctl-grep-tabs.txt")})], "pcie.acs")
+    assert [f.status.value for f in fs] == ["warn"]
+    assert fs[0].observed.startswith("ACS redirect on for 4 of")  # 4 lines carry SrcValid+ (grep -c) and "SrcValid+" in fs[0].evidence[0]

@@ -20,7 +20,7 @@ FILES = sorted(p for p in CORPUS.rglob("*.txt"))
 
 PARSERS = [
     nvidia_smi.parse_query_csv, nvidia_smi.parse_table, nvidia_smi.parse_version, topo.parse_topo_matrix,
-    nvlink.parse_nvlink_status, ibstat.parse_ibstat, nccl_tests.parse_nccl_tests, xid.parse_kernel_log,
+    nvlink.parse_nvlink_status, ibstat.parse_ibstat, topo.parse_p2p_matrix, nccl_tests.parse_nccl_tests, xid.parse_kernel_log,
     versions.parse_driver_version_file, versions.parse_nccl_version_from_libs, versions.parse_ofed_info,
     versions.parse_meminfo, versions.parse_nvcc_version, versions.parse_modinfo, versions.parse_os_release,
     misc_tools.parse_query_sections, misc_tools.parse_list_gpus, misc_tools.parse_ibv_devinfo,
@@ -64,7 +64,7 @@ def route(rel: str):
         if name.startswith("modinfo"):
             return versions.parse_modinfo
         if name.startswith("topo-p2p"):
-            return topo.parse_topo_matrix
+            return topo.parse_p2p_matrix
         if name.startswith("lspci-acsctl"):
             return misc_tools.parse_acsctl
         if name.startswith("lspci"):

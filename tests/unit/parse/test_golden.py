@@ -118,4 +118,5 @@ def test_ibdev2netdev_and_acs() -> None:
     rows = parse_ibdev2netdev(body("ib/ibdev2netdev-h100-column-t-annotated.txt"))
     assert rows[0] == ("mlx5_0", 1, "ibp26s0", "Down") and len(rows) == 12
     acs = parse_acsctl(body("misc/lspci-acsctl-grep-tabs.txt"))
-    assert acs[3]["SrcValid"] is True and acs[0]["SrcValid"] is False
+    assert acs[3].flags["SrcValid"] is True and acs[0].flags["SrcValid"] is False
+    assert acs[3].redirects and not acs[0].redirects
