@@ -27,7 +27,10 @@ SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 PROFILES = Path(str(resources.files("preflight.sim").joinpath("profiles")))
 # Profiles that are h100-healthy plus a behaviour of the fleet rather than of the tools.
 FLEET_BEHAVIOURS = {"hang": "h100-healthy", "changed-hostkey": "h100-healthy", "refused": "h100-healthy"}
-COREUTILS = ("sh", "cat", "grep", "tail", "timeout", "mktemp", "rm", "uname", "dmesg", "ldconfig", "env", "sleep")
+# The only host programs a simulated node sees: a shell and text tools. Hardware tools (nvidia-smi,
+# ibstat, lspci, dmesg, ...) exist on a node only when its profile records them, so a run on the
+# simulated fleet gives the same facts on every machine.
+COREUTILS = ("sh", "bash", "cat", "grep", "head", "tail", "timeout", "mktemp", "rm", "uname", "ldconfig", "env", "sleep")
 
 
 @dataclass
@@ -246,14 +249,12 @@ class SimFleet:
             junk = root / "bin" / "python3"
             junk.write_text("#!/bin/sh\ncat >/dev/null\nhead -c 2048 /dev/urandom\nexit 0\n")
             junk.chmod(0o755)
-        if python == "absent":
-            for tool in COREUTILS + ("head",):
-                src = shutil.which(tool, path="/usr/sbin:/usr/bin:/sbin:/bin")
-                if src and not (root / "bin" / tool).exists():
-                    (root / "bin" / tool).symlink_to(src)
-            path_value = str(root / "bin")
-        else:
-            path_value = f"{root / 'bin'}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
+        wanted = COREUTILS + (("python3",) if python == "present" else ())
+        for tool in wanted:
+            src = shutil.which(tool, path="/usr/bin:/bin:/usr/sbin:/sbin:/usr/local/bin")
+            if src and not (root / "bin" / tool).exists():
+                (root / "bin" / tool).symlink_to(src)
+        path_value = str(root / "bin")
         host_key = root / "ssh_host_ed25519_key"
         _keygen(host_key)
         node.host_key_pub = Path(str(host_key) + ".pub").read_text()
