@@ -65,3 +65,45 @@ def ib_port_count(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
     else:
         yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, observed=active, expected=int(pinned),
                       expected_source=source, msg=f"{active} active ports")
+
+
+@check(id="ib.port.errors", group="ib", needs=("ib",),
+       summary="IB/RoCE port error counters stay at or under their thresholds (link_downed: a flap; symbol/receive errors: a bad cable or transceiver)",
+       remediation="Rising link_downed or symbol errors mean a marginal cable/transceiver: reseat or replace it, check the switch side, then "
+                   "clear the counters (perfquery -x -R) and re-check.",
+       thresholds={"link_downed": 0, "symbol_error": 10, "port_rcv_errors": 10, "link_error_recovery": 10},
+       threshold_sources={"link_downed": "Azure azurehpc-health-checks azure_ib_link_flapping.nhc (0 flaps), via shared/reference/thresholds.md",
+                          "symbol_error": "preflight default (counters are cumulative since boot; a few errors are common)",
+                          "port_rcv_errors": "preflight default (cumulative since boot)",
+                          "link_error_recovery": "preflight default (cumulative since boot)"})
+def ib_port_errors(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
+    ports = [p for p in node.ib or () if p.counters]
+    if not ports:
+        yield Finding(check=ctx.spec.id, node=node.name, status=Status.SKIP,
+                      msg="no port counters (no /sys/class/infiniband/*/ports/*/counters on this node)")
+        return
+    for p in ports:
+        over = []
+        for name in ("link_downed", "symbol_error", "port_rcv_errors", "link_error_recovery"):
+            limit, source = ctx.threshold(name)
+            if name in p.counters and limit is not None and p.counters[name] > int(limit):
+                over.append((name, p.counters[name], limit, source))
+        if over:
+            yield Finding(check=ctx.spec.id, node=node.name, status=Status.WARN, subject=p.ref,
+                          observed=", ".join(f"{n}={v}" for n, v, _, _ in over),
+                          expected=", ".join(f"{n}<={lim}" for n, _, lim, _ in over), expected_source=over[0][3],
+                          msg=f"{p.ref}: error counters above threshold", hint=_HINT + " " + ctx.spec.remediation,
+                          evidence=tuple(f"/sys/class/infiniband/{p.ca}/ports/{p.port}/counters/{n}: {v}" for n, v, _, _ in over))
+        else:
+            yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, subject=p.ref,
+                          observed=", ".join(f"{k}={v}" for k, v in sorted(p.counters.items())))
+
+
+@check(id="versions.hca_firmware.consistent", group="versions", scope="fleet", needs=("ib",),
+       summary="Every node's HCAs run the same firmware as the fleet majority (from ibstat / sysfs fw_ver)",
+       remediation="Update the HCA firmware (mlxfwmanager / mstflint) to the fleet's version; mixed firmware causes subtle RDMA failures.")
+def hca_firmware(fleet: FleetFacts, ctx: CheckContext) -> Iterator[Finding]:
+    from preflight.engine import consistency
+
+    values = {n.name: (" + ".join(sorted({p.firmware for p in n.ib or () if p.firmware})) or None) for n in fleet.reachable}
+    yield from consistency(fleet, ctx, "x_hca_firmware", values, label="HCA firmware", hint=ctx.spec.remediation)

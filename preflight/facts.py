@@ -59,6 +59,7 @@ class IbPortFacts:
     link_layer: str | None
     firmware: str | None = None
     evidence: tuple[str, ...] = ()
+    counters: dict[str, int] = field(default_factory=dict)  # sysfs ports/N/counters (since boot or last reset)
 
     @property
     def ref(self) -> str:

@@ -263,10 +263,12 @@ _SYSFS_PHYS = {"1": "Sleep", "2": "Polling", "3": "Disabled", "4": "PortConfigur
 
 def _ib(c: _Ctx) -> tuple[IbPortFacts, ...] | None:
     stat: IbStat | None = c.parsed("ib", "ibstat", parse_ibstat)
+    sysfs = _ib_sysfs_doc(c)
     if stat is not None:
         return tuple(
             IbPortFacts(ca=ca.name, port=p.number, state=p.state, phys_state=p.phys_state, rate_gbps=p.rate_gbps,
-                        link_layer=p.link_layer, firmware=ca.firmware, evidence=p.raw_lines)
+                        link_layer=p.link_layer, firmware=ca.firmware, evidence=p.raw_lines,
+                        counters=_counters(sysfs, ca.name, p.number))
             for ca in stat.cas for p in ca.ports
         )
     if "ib" in c.unparseable:
@@ -294,10 +296,24 @@ def _ib(c: _Ctx) -> tuple[IbPortFacts, ...] | None:
                 state=_SYSFS_STATE.get(state.split(":")[0].strip(), state or None),
                 phys_state=_SYSFS_PHYS.get(phys.split(":")[0].strip(), phys or None),
                 rate_gbps=float(rate.group(1)) if rate else None, link_layer=attrs.get("link_layer"),
-                firmware=entry.get("fw_ver"),
+                firmware=entry.get("fw_ver"), counters=_counters(devices, dev, int(port) if str(port).isdigit() else 0),
                 evidence=(f"/sys/class/infiniband/{dev}/ports/{port}: state={state} phys_state={phys} rate={attrs.get('rate')}",),
             ))
     return tuple(ports)
+
+
+def _ib_sysfs_doc(c: _Ctx) -> dict[str, Any]:
+    text, _ = c.text("ib_sysfs")
+    try:
+        doc = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def _counters(doc: dict[str, Any], ca: str, port: int) -> dict[str, int]:
+    raw = ((doc.get(ca) or {}).get("ports") or {}).get(str(port), {}).get("counters") or {}
+    return {k: int(v) for k, v in raw.items() if str(v).strip().isdigit()}
 
 
 def _memory(c: _Ctx) -> MemoryFacts | None:

@@ -179,3 +179,23 @@ def test_acs_redirect_on_bridges_warns() -> None:
     fs = findings([node("n1", {"lspci_acs": rec("misc/lspci-acsctl-grep-tabs.txt")})], "pcie.acs")
     assert [f.status.value for f in fs] == ["warn"]
     assert fs[0].observed.startswith("ACS redirect on for 4 of")  # 4 lines carry SrcValid+ (grep -c) and "SrcValid+" in fs[0].evidence[0]
+
+
+def test_ib_counters_from_sysfs_merge_with_ibstat() -> None:
+    # synthetic sysfs values: the corpus has no recorded /sys/class/infiniband dump (perfquery there is all zero)
+    raw = node("n1", {"ibstat": rec("ib/ibstat-cx7-ndr400-infiniband.txt")})
+    raw.collector["probes"]["ib_sysfs"] = {"rc": 0, "error": None, "kind": "builtin", "stderr": "", "stdout":
+        '{"mlx5_0": {"fw_ver": "28.43.2026", "ports": {"1": {"counters": {"link_downed": "3", "symbol_error": "0"}}}},'
+        ' "mlx5_1": {"fw_ver": "28.43.2026", "ports": {"1": {"counters": {"link_downed": "0", "symbol_error": "2"}}}}}'}
+    fs = {f.subject: f for f in findings([raw], "ib.port.errors")}
+    assert fs["mlx5_0/1"].status.value == "warn" and fs["mlx5_0/1"].observed == "link_downed=3"
+    assert "azure_ib_link_flapping" in fs["mlx5_0/1"].expected_source
+    assert fs["mlx5_1/1"].status.value == "pass"
+
+
+def test_hca_firmware_majority() -> None:
+    good = rec("ib/ibstat-cx7-ndr400-infiniband.txt")
+    odd = good.replace("28.43.2026", "28.39.1002")  # derived: one node on older firmware
+    fs = findings([node("a", {"ibstat": good}), node("b", {"ibstat": good}), node("c", {"ibstat": odd})],
+                  "versions.hca_firmware.*")
+    assert {f.node: f.status.value for f in fs} == {"a": "pass", "b": "pass", "c": "fail"}
