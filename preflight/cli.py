@@ -62,6 +62,20 @@ def build_parser() -> argparse.ArgumentParser:
                       help="exit with the recording's own exit code (2: it contains failures) instead of 0")
     _add_output_args(demo)
 
+    mn = sub.add_parser("nccl-multinode", help="run nccl-tests across nodes with mpirun/srun from a launcher node; "
+                                               "--pairs finds the slow node")
+    mn.add_argument("-i", "--inventory", required=True)
+    mn.add_argument("-l", "--limit", "--hosts", dest="limit", help="only these hosts")
+    mn.add_argument("--launcher-node", help="node that runs mpirun/srun (default: the first selected node)")
+    mn.add_argument("--via", choices=("mpirun", "srun"), default=None,
+                    help="launcher (default: srun when the inventory has a slurm section, else mpirun)")
+    mn.add_argument("--gpus-per-node", type=int, help="ranks per node (default: inventory gpus_per_node, else 8)")
+    mn.add_argument("--min-busbw", type=float, help="GB/s below which a run is slow (default: inventory allreduce_busbw_gbps_min)")
+    mn.add_argument("--pairs", action="store_true", help="also run every node in two 2-node tests and name the slow node")
+    mn.add_argument("--timeout", type=float, default=600.0, help="seconds per mpirun/srun run (default 600)")
+    mn.add_argument("--known-hosts", action="append", default=[])
+    mn.add_argument("--json", metavar="FILE")
+
     lst = sub.add_parser("checks", help="list the registered checks")
     lst.add_argument("--markdown", action="store_true", help="print docs/checks.md")
     return ap
@@ -215,9 +229,63 @@ def cmd_checks(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_nccl_multinode(args: argparse.Namespace) -> int:
+    import json as _json
+
+    from preflight.inventory import InventoryError, load_inventory
+    from preflight.multinode import LaunchSpec, locate_slow_nodes, run_test
+    from preflight.transport.fanout import run_command
+    from preflight.transport.ssh import SshOptions
+
+    console = Console(highlight=False)
+    err = Console(stderr=True, highlight=False)
+    try:
+        inv = load_inventory(args.inventory)
+        if args.limit:
+            inv = inv.select(args.limit)
+    except InventoryError as exc:
+        err.print(f"[bold red]preflight: {exc}[/]")
+        return EXIT_CANNOT_RUN
+    nodes = list(inv.nodes)
+    launcher = next((n for n in nodes if n.name == args.launcher_node), None) if args.launcher_node else nodes[0]
+    if launcher is None:
+        err.print(f"[bold red]preflight: launcher node {args.launcher_node!r} is not in the selection[/]")
+        return EXIT_CANNOT_RUN
+    gpus = args.gpus_per_node or int(launcher.expect.gpus_per_node or 8)
+    via = args.via or ("srun" if inv.slurm else "mpirun")
+    threshold = args.min_busbw or launcher.expect.allreduce_busbw_gbps_min
+    ssh = SshOptions(known_hosts=tuple(inv.known_hosts) + tuple(args.known_hosts), ssh_config_path=inv.ssh_config)
+
+    def runner(argv: list[str]) -> tuple[int | None, str, str]:
+        return run_command(launcher, argv, ssh, args.timeout)
+
+    hosts = tuple(n.name for n in nodes)
+    whole = run_test(LaunchSpec(hosts=hosts, gpus_per_node=gpus, launcher=via), runner)
+    console.print(f"[bold]{via}[/] on {launcher.name}: {whole.command}")
+    if whole.result is None:
+        console.print(f"[bold red]no result[/]: {whole.error}")
+    else:
+        console.print(f"{len(hosts)} nodes × {gpus} GPUs: busbw {whole.busbw} GB/s at the largest size"
+                      + (f" (expected >= {threshold:g})" if threshold else ""))
+    doc: dict[str, Any] = {"launcher": launcher.name, "via": via, "command": whole.command, "busbw": whole.busbw,
+                           "error": whole.error, "threshold": threshold}
+    low = whole.busbw is None or (threshold is not None and whole.busbw < threshold)
+    if args.pairs and threshold is not None and len(hosts) >= 2:
+        verdict, outcomes = locate_slow_nodes(hosts, gpus, threshold, runner, launcher=via)
+        for a, b, bw in verdict.pairs:
+            console.print(f"  pair {a} + {b}: {bw if bw is not None else 'failed'} GB/s")
+        console.print(f"slow: {', '.join(verdict.slow) or 'none'}; suspect: {', '.join(verdict.suspect) or 'none'}")
+        doc["pairs"] = [{"hosts": [a, b], "busbw": bw} for a, b, bw in verdict.pairs]
+        doc["slow"], doc["suspect"] = list(verdict.slow), list(verdict.suspect)
+    if args.json:
+        Path(args.json).write_text(_json.dumps(doc, indent=2) + "\n")
+    return 2 if low else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"run": cmd_run, "replay": cmd_replay, "demo": cmd_demo, "checks": cmd_checks}
+    handlers = {"run": cmd_run, "replay": cmd_replay, "demo": cmd_demo, "checks": cmd_checks,
+                "nccl-multinode": cmd_nccl_multinode}
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt:

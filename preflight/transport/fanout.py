@@ -259,3 +259,39 @@ def collect_fleet(
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
     return [results[n.name] for n in nodes]
+
+
+def run_command(node: Target, argv: list[str], options: SshOptions, timeout_s: float) -> tuple[int | None, str, str]:
+    """Run one argv on one node (quoted word by word), bounded by timeout_s; errors come back as (None, "", why)."""
+    import shlex
+
+    line = " ".join(shlex.quote(a) for a in argv)
+    if node.address in LOCAL_ADDRESSES:
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return None, "", f"{type(exc).__name__}: {exc}"
+        return proc.returncode, proc.stdout, proc.stderr
+    cxn = None
+    try:
+        cxn = secure_connection(node.address, options, user=node.user, port=node.port, identity_file=node.identity_file,
+                                jump_host=node.jump_host, connect_timeout_s=node.connect_timeout_s)
+        cxn.open()
+        transport = cxn.client.get_transport()
+        assert transport is not None
+        chan = transport.open_session(timeout=node.connect_timeout_s)
+        chan.exec_command(line)
+        chan.shutdown_write()
+        rc, out, err, timed_out = _read_channel(chan, time.monotonic() + timeout_s)
+        if timed_out:
+            return None, out, err + f"\n[preflight: command did not finish within {timeout_s:g} s]"
+        return rc, out, err
+    except Exception as exc:
+        outcome, message = classify_error(exc)
+        return None, "", f"{outcome}: {message}"
+    finally:
+        if cxn is not None:
+            try:
+                cxn.close()
+            except Exception:
+                pass
