@@ -60,6 +60,7 @@ class IbPortFacts:
     firmware: str | None = None
     evidence: tuple[str, ...] = ()
     counters: dict[str, int] = field(default_factory=dict)  # sysfs ports/N/counters (since boot or last reset)
+    pcie: dict[str, str] = field(default_factory=dict)  # the HCA's PCIe link from sysfs device/{current,max}_link_*
 
     @property
     def ref(self) -> str:

@@ -137,7 +137,11 @@ def builtin_ib_sysfs(probe, config):
     devices = {}
     for dev in sorted(os.listdir(base)):
         ddir = os.path.join(base, dev)
-        entry = {"fw_ver": _read(os.path.join(ddir, "fw_ver")), "ports": {}}
+        entry = {"fw_ver": _read(os.path.join(ddir, "fw_ver")), "ports": {}, "pcie": {}}
+        for name in ("current_link_speed", "max_link_speed", "current_link_width", "max_link_width"):
+            value = _read(os.path.join(ddir, "device", name))
+            if value is not None:
+                entry["pcie"][name] = value
         pdir = os.path.join(ddir, "ports")
         for port in sorted(os.listdir(pdir)) if os.path.isdir(pdir) else []:
             attrs = {}

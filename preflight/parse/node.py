@@ -268,7 +268,8 @@ def _ib(c: _Ctx) -> tuple[IbPortFacts, ...] | None:
         return tuple(
             IbPortFacts(ca=ca.name, port=p.number, state=p.state, phys_state=p.phys_state, rate_gbps=p.rate_gbps,
                         link_layer=p.link_layer, firmware=ca.firmware, evidence=p.raw_lines,
-                        counters=_counters(sysfs, ca.name, p.number))
+                        counters=_counters(sysfs, ca.name, p.number),
+                        pcie=dict((sysfs.get(ca.name) or {}).get("pcie") or {}))
             for ca in stat.cas for p in ca.ports
         )
     if "ib" in c.unparseable:
@@ -297,6 +298,7 @@ def _ib(c: _Ctx) -> tuple[IbPortFacts, ...] | None:
                 phys_state=_SYSFS_PHYS.get(phys.split(":")[0].strip(), phys or None),
                 rate_gbps=float(rate.group(1)) if rate else None, link_layer=attrs.get("link_layer"),
                 firmware=entry.get("fw_ver"), counters=_counters(devices, dev, int(port) if str(port).isdigit() else 0),
+                pcie=dict(entry.get("pcie") or {}),
                 evidence=(f"/sys/class/infiniband/{dev}/ports/{port}: state={state} phys_state={phys} rate={attrs.get('rate')}",),
             ))
     return tuple(ports)

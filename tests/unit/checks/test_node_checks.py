@@ -199,3 +199,26 @@ def test_hca_firmware_majority() -> None:
     fs = findings([node("a", {"ibstat": good}), node("b", {"ibstat": good}), node("c", {"ibstat": odd})],
                   "versions.hca_firmware.*")
     assert {f.node: f.status.value for f in fs} == {"a": "pass", "b": "pass", "c": "fail"}
+
+
+def test_gpu_pcie_width_judged_and_idle_generation_is_by_design() -> None:
+    # a recorded --query-gpu header with the pcie columns does not exist in the corpus: this CSV uses the
+    # real column names and units of nvidia-smi, with values chosen for the test (synthetic, not a recording)
+    csv_text = ("index, name, pci.bus_id, pcie.link.gen.current, pcie.link.gen.max, pcie.link.width.current, pcie.link.width.max\n"
+                "0, NVIDIA H100 80GB HBM3, 00000000:18:00.0, 1, 5, 16, 16\n"
+                "1, NVIDIA H100 80GB HBM3, 00000000:2A:00.0, 5, 5, 8, 16\n")
+    fs = {f.subject: f for f in findings([node("n1", {"smi_query": csv_text})], "pcie.gpu.link")}
+    assert fs["GPU0"].status.value == "pass" and "idle is normal" in fs["GPU0"].observed
+    assert fs["GPU1"].status.value == "fail" and fs["GPU1"].observed.startswith("x8 of x16")
+
+
+def test_nic_pcie_link_from_sysfs() -> None:
+    # synthetic sysfs values (no recorded sysfs dump in the corpus), in the kernel's own format
+    raw = node("n1", {"ibstat": rec("ib/ibstat-cx7-ndr400-infiniband.txt")})
+    raw.collector["probes"]["ib_sysfs"] = {"rc": 0, "error": None, "kind": "builtin", "stderr": "", "stdout":
+        '{"mlx5_0": {"pcie": {"current_link_speed": "32.0 GT/s PCIe", "max_link_speed": "32.0 GT/s PCIe",'
+        ' "current_link_width": "16", "max_link_width": "16"}, "ports": {}},'
+        ' "mlx5_1": {"pcie": {"current_link_speed": "16.0 GT/s PCIe", "max_link_speed": "32.0 GT/s PCIe",'
+        ' "current_link_width": "16", "max_link_width": "16"}, "ports": {}}}'}
+    fs = {f.subject: f.status.value for f in findings([raw], "pcie.nic.link")}
+    assert fs == {"mlx5_0": "pass", "mlx5_1": "fail"}
