@@ -28,3 +28,79 @@ def clock_skew(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
                       hint=ctx.spec.remediation)
     else:
         yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, observed=observed)
+
+
+def nccl_list(spec: str) -> tuple[bool, bool, list[str]]:
+    """NCCL's list syntax (NCCL_SOCKET_IFNAME, NCCL_IB_HCA): (exclude, exact, names without ':port')."""
+    spec = spec.strip()
+    exclude = spec.startswith("^")
+    spec = spec.lstrip("^")
+    exact = spec.startswith("=")
+    spec = spec.lstrip("=")
+    return exclude, exact, [s.split(":")[0].strip() for s in spec.split(",") if s.strip()]
+
+
+def nccl_matches(spec: str, candidates: list[str]) -> list[str]:
+    """The candidates NCCL would use for this list (prefix match unless '=', inverted by '^')."""
+    exclude, exact, names = nccl_list(spec)
+
+    def hit(c: str) -> bool:
+        return any(c == n if exact else c.startswith(n) for n in names)
+
+    return [c for c in candidates if hit(c) != exclude]
+
+
+@check(id="network.nccl_interfaces", group="network", needs=("netifs",),
+       summary="The interfaces and HCAs the inventory says NCCL uses (expect.nccl_socket_ifname, expect.nccl_ib_hca) exist on the node, and a socket interface is up",
+       remediation="Fix NCCL_SOCKET_IFNAME / NCCL_IB_HCA for this node (names differ between images: ib0 vs ibp26s0) or rename the interfaces; "
+                   "a wrong value makes NCCL bootstrap on the wrong network (docker0) or fall back to sockets.")
+def nccl_interfaces(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
+    ifname, if_src = ctx.expected(node, "nccl_socket_ifname")
+    hca, hca_src = ctx.expected(node, "nccl_ib_hca")
+    if ifname is None and hca is None:
+        yield Finding(check=ctx.spec.id, node=node.name, status=Status.SKIP,
+                      msg="no expect.nccl_socket_ifname / nccl_ib_hca in the inventory")
+        return
+    ifs = node.netifs or {}
+    if ifname is not None:
+        used = nccl_matches(str(ifname), sorted(ifs))
+        up = [i for i in used if ifs[i].get("operstate") == "up"]
+        status = Status.PASS if up else Status.FAIL
+        yield Finding(check=ctx.spec.id, node=node.name, status=status, subject="NCCL_SOCKET_IFNAME",
+                      observed=", ".join(f"{i} ({ifs[i].get('operstate')})" for i in used) or "no matching interface",
+                      expected=f"an up interface matching {ifname}", expected_source=if_src,
+                      msg=f"NCCL_SOCKET_IFNAME={ifname} selects {', '.join(used) or 'nothing'} on this node",
+                      evidence=(f"interfaces: {', '.join(sorted(ifs))}",), hint=None if up else ctx.spec.remediation)
+    if hca is not None:
+        cas = sorted({p.ca for p in node.ib or ()})
+        exclude, exact, names = nccl_list(str(hca))
+        missing = [] if exclude else [n for n in names if not any(c == n if exact else c.startswith(n) for c in cas)]
+        used = nccl_matches(str(hca), cas)
+        bad = bool(missing) or not used
+        yield Finding(check=ctx.spec.id, node=node.name, status=Status.FAIL if bad else Status.PASS, subject="NCCL_IB_HCA",
+                      observed=f"selects {', '.join(used) or 'nothing'}" + (f"; absent: {', '.join(missing)}" if missing else ""),
+                      expected=f"every HCA in {hca} present", expected_source=hca_src,
+                      msg=f"NCCL_IB_HCA={hca}: " + ("HCAs missing on this node" if bad else "all present"),
+                      evidence=(f"HCAs: {', '.join(cas) or 'none'}",), hint=ctx.spec.remediation if bad else None)
+
+
+@check(id="network.mtu.consistent", group="network", scope="fleet", needs=("netifs",),
+       summary="The interfaces NCCL uses (expect.nccl_socket_ifname) have the same MTU on every node (a mismatch drops large frames or hangs bootstrap)",
+       remediation="Set the same MTU on every node's fabric interfaces (netplan/NetworkManager, or the switch profile for RoCE).")
+def mtu_consistent(fleet, ctx: CheckContext) -> Iterator[Finding]:
+    from preflight.engine import consistency
+
+    values: dict[str, object] = {}
+    for n in fleet.reachable:
+        spec, _ = ctx.expected(n, "nccl_socket_ifname")
+        if spec is None:
+            continue
+        used = nccl_matches(str(spec), sorted(n.netifs or {}))
+        mtus = sorted({(n.netifs or {})[i].get("mtu") for i in used if (n.netifs or {})[i].get("mtu")})
+        values[n.name] = ", ".join(str(m) for m in mtus) or None
+    if not values:
+        for n in fleet.reachable:
+            yield Finding(check=ctx.spec.id, node=n.name, status=Status.SKIP, msg="no expect.nccl_socket_ifname in the inventory")
+        return
+    sub = type(fleet)(nodes=tuple(n for n in fleet.nodes if n.name in values), expect=fleet.expect)
+    yield from consistency(sub, ctx, "x_mtu", values, label="MTU", hint=ctx.spec.remediation)

@@ -103,6 +103,8 @@ class Expectations:
     host_memory_gib_min: float | None = None
     shm_gib_min: float | None = None
     allreduce_busbw_gbps_min: float | None = None
+    nccl_socket_ifname: str | None = None  # NCCL_SOCKET_IFNAME the jobs use: comma list, '^' excludes, '=' exact
+    nccl_ib_hca: str | None = None  # NCCL_IB_HCA the jobs use: comma list of HCA[:port], '^' excludes, '=' exact
     extra: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))  # only ``x_``-prefixed keys
 
     def as_dict(self) -> dict[str, Any]:
@@ -134,6 +136,8 @@ _EXPECT_KINDS = {
     "host_memory_gib_min": "number",
     "shm_gib_min": "number",
     "allreduce_busbw_gbps_min": "number",
+    "nccl_socket_ifname": "text",
+    "nccl_ib_hca": "text",
 }
 assert set(_EXPECT_KINDS) == set(EXPECT_KEYS)
 

@@ -160,6 +160,17 @@ def builtin_ib_sysfs(probe, config):
     return {"rc": 0, "stdout": json.dumps(devices, sort_keys=True), "stderr": "", "error": None}
 
 
+def builtin_netifs(probe, config):
+    """Network interfaces: MTU, operstate, address family type (what NCCL_SOCKET_IFNAME selects from)."""
+    base = _host_path(probe["path"])
+    if not os.path.isdir(base):
+        return {"rc": 0, "stdout": "", "stderr": "", "error": "absent"}
+    doc = {}
+    for name in sorted(os.listdir(base)):
+        doc[name] = {k: _read(os.path.join(base, name, k)) for k in ("mtu", "operstate", "type")}
+    return {"rc": 0, "stdout": json.dumps(doc, sort_keys=True), "stderr": "", "error": None}
+
+
 def builtin_shm(probe, config):
     try:
         st = os.statvfs(_host_path(probe["path"]) if os.environ.get("PREFLIGHT_HOST_ROOT") else probe["path"])
@@ -287,7 +298,7 @@ def builtin_nvml(probe, config):
     return {"rc": 0, "stdout": json.dumps(box["doc"], sort_keys=True), "stderr": "", "error": None, "duration_s": duration}
 
 
-BUILTINS = {"ib_sysfs": builtin_ib_sysfs, "shm": builtin_shm, "memlock": builtin_memlock, "nvml": builtin_nvml}
+BUILTINS = {"ib_sysfs": builtin_ib_sysfs, "netifs": builtin_netifs, "shm": builtin_shm, "memlock": builtin_memlock, "nvml": builtin_nvml}
 KINDS = {"cmd": probe_cmd, "file": probe_file, "glob": probe_glob}
 
 

@@ -90,6 +90,7 @@ PROBES: tuple[Probe, ...] = (
     Probe("peermem", "glob", path="/sys/module/nvidia_peermem"),
     Probe("nccl_libs", "glob", path="/usr/lib/x86_64-linux-gnu/libnccl.so.*:/usr/lib64/libnccl.so.*:/usr/local/lib/libnccl.so.*:/usr/local/cuda/lib64/libnccl.so.*"),
     Probe("shm", "builtin", path="/dev/shm"),
+    Probe("netifs", "builtin", path="/sys/class/net"),
     Probe("memlock", "builtin"),
     Probe("nvml", "builtin", timeout_s=20.0),
     # Two identical runs: a bandwidth verdict needs a repeat before it calls a node slow.

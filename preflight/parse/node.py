@@ -347,6 +347,25 @@ def _nccl(c: _Ctx) -> tuple[Any, ...] | None:
     return tuple(runs)
 
 
+def _netifs(c: _Ctx) -> dict[str, dict[str, Any]] | None:
+    text, why = c.text("netifs")
+    if text is None:
+        c.missing["netifs"] = why
+        return None
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        c.missing["netifs"] = "unparseable /sys/class/net listing"
+        c.unparseable.add("netifs")
+        return None
+    out: dict[str, dict[str, Any]] = {}
+    for name, attrs in doc.items():
+        mtu = str(attrs.get("mtu") or "")
+        out[name] = {"mtu": int(mtu) if mtu.isdigit() else None, "operstate": attrs.get("operstate"),
+                     "type": attrs.get("type")}
+    return out
+
+
 def _acs(c: _Ctx) -> tuple[Any, ...] | None:
     text, why = c.text("lspci_acs")
     if text is None:
@@ -391,6 +410,7 @@ def build_node_facts(raw: NodeRaw) -> NodeFacts:
         nccl_tests=_nccl(c),
         p2p=c.parsed("p2p", "p2p_read", parse_p2p_matrix),
         acs=_acs(c),
+        netifs=_netifs(c),
         gpu_processes=table.processes if table is not None else None,
         clock_offset_s=(round(float(raw.collector["started"]) - raw.started, 3)
                         if isinstance(raw.collector.get("started"), (int, float)) and raw.started else None),

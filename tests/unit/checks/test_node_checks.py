@@ -222,3 +222,39 @@ def test_nic_pcie_link_from_sysfs() -> None:
         ' "current_link_width": "16", "max_link_width": "16"}, "ports": {}}}'}
     fs = {f.subject: f.status.value for f in findings([raw], "pcie.nic.link")}
     assert fs == {"mlx5_0": "pass", "mlx5_1": "fail"}
+
+
+def _with_netifs(raw: NodeRaw, ifs: str) -> NodeRaw:
+    # synthetic /sys/class/net listing (the collector's JSON form; no recorded sysfs dump in the corpus)
+    raw.collector["probes"]["netifs"] = {"rc": 0, "error": None, "kind": "builtin", "stderr": "", "stdout": ifs}
+    return raw
+
+
+IFS_A = '{"docker0": {"mtu": "1500", "operstate": "up"}, "ib0": {"mtu": "4092", "operstate": "up"}, "lo": {"mtu": "65536", "operstate": "unknown"}}'
+IFS_B = '{"docker0": {"mtu": "1500", "operstate": "up"}, "ibp26s0": {"mtu": "2044", "operstate": "up"}}'
+
+
+def test_nccl_socket_ifname_must_select_an_up_interface() -> None:
+    expect = {"nccl_socket_ifname": "ib", "nccl_ib_hca": "=mlx5_0,mlx5_1"}
+    ok = _with_netifs(node("a", {"ibstat": rec("ib/ibstat-cx7-ndr400-infiniband.txt")}, expect=expect), IFS_A)
+    fs = {f.subject: f for f in findings([ok], "network.nccl_interfaces")}
+    assert fs["NCCL_SOCKET_IFNAME"].status.value == "pass" and fs["NCCL_IB_HCA"].status.value == "pass"
+    renamed = _with_netifs(node("b", {"ibstat": rec("ib/ibstat-cx7-ndr400-infiniband.txt")},
+                                expect={"nccl_socket_ifname": "=ib0"}), IFS_B)
+    [f] = findings([renamed], "network.nccl_interfaces")
+    assert f.status.value == "fail" and "nothing" in f.msg
+
+
+def test_nccl_ib_hca_missing_device_fails() -> None:
+    raw = _with_netifs(node("a", {"ibstat": rec("ib/ibstat-cx7-ndr400-infiniband.txt")},
+                            expect={"nccl_ib_hca": "mlx5_0,mlx5_9"}), IFS_A)
+    [f] = findings([raw], "network.nccl_interfaces")
+    assert f.status.value == "fail" and "absent: mlx5_9" in f.observed
+
+
+def test_mtu_mismatch_names_the_odd_node() -> None:
+    expect = {"nccl_socket_ifname": "ib"}
+    nodes = [_with_netifs(node(n, {"uname": "6\n"}, expect=expect), IFS_A) for n in ("a", "b")]
+    nodes.append(_with_netifs(node("c", {"uname": "6\n"}, expect=expect), IFS_B))
+    fs = {f.node: (f.status.value, f.observed) for f in findings(nodes, "network.mtu.consistent")}
+    assert fs["a"] == ("pass", "4092") and fs["c"] == ("fail", "2044")
