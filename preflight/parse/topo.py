@@ -25,6 +25,7 @@ LINK_RANK = {"X": 0, "PIX": 1, "PXB": 2, "PHB": 3, "NODE": 4, "SYS": 5, "SOC": 5
 
 @dataclass(frozen=True)
 class TopoMatrix:
+    """`nvidia-smi topo -m`: link type per device pair, affinities, NIC legend; `fragment` when columns were inferred."""
     columns: tuple[str, ...]
     rows: tuple[str, ...]
     links: dict[tuple[str, str], str]  # (row device, column device) -> "NV18" / "PIX" / ...
@@ -35,6 +36,7 @@ class TopoMatrix:
     fragment: bool = False
     notes: tuple[str, ...] = ()
     raw_rows: dict[str, str] = field(default_factory=dict)
+    missing: dict[str, str] = field(default_factory=dict)  # "GPU0 NUMA Affinity" -> "na"
 
     @property
     def gpus(self) -> tuple[str, ...]:
@@ -66,15 +68,20 @@ class TopoMatrix:
         return out
 
     def nvlink_domain_size(self) -> int:
-        """Largest set of GPUs in which every pair is joined by NVLink (1 when none)."""
+        """Largest set of GPUs in which every pair is joined by NVLink (1 when none; 0 when no GPU↔GPU cell is known)."""
         pairs = self.gpu_pairs()
+        if not pairs:
+            return 0 if len(self.gpus) > 1 else len(self.gpus)
         gpus = sorted({i for p in pairs for i in p} | {int(g[3:]) for g in self.gpus})
         best = 1 if gpus else 0
+        # in a truncated matrix a pair with no row either way is unknown: counted as NVLink (an upper bound)
+        unknown = "NV?" if self.fragment else ""
         # greedy clique growth is exact for the uniform (all-to-all or pairwise bridge) layouts seen in practice
         for start in gpus:
             clique = [start]
             for g in gpus:
-                if g != start and all(pairs.get((min(g, c), max(g, c)), "").startswith("NV") for c in clique):
+                kinds = [pairs.get((min(g, c), max(g, c)), unknown) for c in clique]
+                if g != start and all(k.startswith("NV") for k in kinds) and any(k != "NV?" for k in kinds):
                     clique.append(g)
             best = max(best, len(clique))
         return best
@@ -120,8 +127,36 @@ def _is_header(line: str) -> bool:
     return bool(re.match(rf"^(?:{_DEVICE})", tokens[1])) or tokens[1] in ("CPU", "NUMA")
 
 
+def _infer_columns(pending: list[tuple[str, list[str], str]]) -> list[str]:
+    """Columns of a headerless fragment: the `X` cell sits at a device's own column (GPUs first, then NICs)."""
+    width = max(len(_split_cells(t, None)[0]) for _, t, _ in pending)
+    ngpu = 0
+    for label, toks, _ in pending:
+        cells = _split_cells(toks, None)[0]
+        if "X" not in cells:
+            continue
+        pos = cells.index("X")
+        num = int(re.sub(r"\D", "", label.split("_")[-1]) or 0)
+        if label.startswith("GPU"):
+            ngpu = max(ngpu, pos + 1)
+            k = 0
+            while k < len(cells) and (cells[k].startswith("NV") or cells[k] == "X"):
+                k += 1
+            ngpu = max(ngpu, k)
+        elif label.startswith("NIC") and pos - num >= 0:
+            ngpu = max(ngpu, pos - num)
+    ngpu = min(ngpu, width)
+    return [f"GPU{i}" for i in range(ngpu)] + [f"NIC{i}" for i in range(width - ngpu)]
+
+
+def _affinity_cells(rest: list[str], names: list[str]) -> dict[str, str]:
+    """The trailing affinity cells by header name (CPU Affinity may be absent in old outputs)."""
+    names = names or ["CPU Affinity", "NUMA Affinity", "GPU NUMA ID"]
+    return dict(zip(names, rest))
+
+
 def parse_topo_matrix(text: str) -> TopoMatrix | Unparseable:
-    """`nvidia-smi topo -m`."""
+    """`nvidia-smi topo -m`: tabs or spaces, glued cells, named NIC columns, headerless fragments."""
     if not is_probably_text(text):
         return Unparseable.of("empty or binary output", text)
     lines = text.replace("\r", "").split("\n")
@@ -135,6 +170,7 @@ def parse_topo_matrix(text: str) -> TopoMatrix | Unparseable:
     nic_names: dict[str, str] = {}
     raw_rows: dict[str, str] = {}
     notes: list[str] = []
+    missing: dict[str, str] = {}
     pending: list[tuple[str, list[str], str]] = []
     seen_header = False
     done_matrix = False
@@ -167,21 +203,9 @@ def parse_topo_matrix(text: str) -> TopoMatrix | Unparseable:
         return Unparseable.of("no matrix rows (GPUn/NICn lines) found", text)
     fragment = not columns
     if fragment:
-        width = max(len(_split_cells(t, None)[0]) for _, t, _ in pending)
-        gpu_rows = [int(lbl[3:]) for lbl, _, _ in pending if lbl.startswith("GPU")]
-        # GPU columns: NV cells or X in GPU rows; fall back to the highest GPU row index seen
-        ngpu = 0
-        for lbl, toks, _ in pending:
-            cells = _split_cells(toks, None)[0]
-            if lbl.startswith("GPU"):
-                k = 0
-                while k < len(cells) and (cells[k].startswith("NV") or cells[k] == "X"):
-                    k += 1
-                ngpu = max(ngpu, k)
-        ngpu = max(ngpu, (max(gpu_rows) + 1) if gpu_rows else 0)
-        ngpu = min(ngpu, width)
-        columns = [f"GPU{i}" for i in range(ngpu)] + [f"NIC{i}" for i in range(width - ngpu)]
-        notes.append(f"no header row: columns inferred as {ngpu} GPUs and {width - ngpu} NICs")
+        columns = _infer_columns(pending)
+        ngpu = sum(1 for c in columns if c.startswith("GPU"))
+        notes.append(f"no header row: columns inferred as {ngpu} GPUs and {len(columns) - ngpu} NICs")
     for label, tokens, line in pending:
         cells, rest = _split_cells(tokens, len(columns))
         if len(cells) < len(columns) and not fragment:
@@ -193,21 +217,28 @@ def parse_topo_matrix(text: str) -> TopoMatrix | Unparseable:
         for col, cell in zip(columns, cells):
             links[(label, col)] = cell
         if label.startswith("GPU") and rest:
-            cpu[label] = rest[0]
-            if len(rest) > 1:
-                numa[label] = rest[1]
-            if len(rest) > 2:
-                gnuma[label] = rest[2]
+            rest = _affinity_cells(rest, has_affinity)
+            for key, store in (("CPU Affinity", cpu), ("NUMA Affinity", numa), ("GPU NUMA ID", gnuma)):
+                value = rest.get(key)
+                if value is None:
+                    continue
+                if value.upper() == "N/A":
+                    missing[f"{label} {key}"] = "na"
+                else:
+                    store[label] = value
     absent = [c for c in columns if c.startswith("GPU") and c not in raw_rows]
     if absent:
         fragment = True
         notes.append(f"matrix truncated: no rows for {', '.join(absent)}")
-    gpu_cells = [v for (a, b), v in links.items() if a.startswith("GPU") and b.startswith("GPU")]
-    if not gpu_cells:
-        return Unparseable.of("matrix has no GPU↔GPU cells", text)
+    if not links:
+        return Unparseable.of("matrix rows have no link cells (X/NV#/PIX/PXB/PHB/NODE/SYS)", text)
+    if not any(a.startswith("GPU") and b.startswith("GPU") for a, b in links):
+        fragment = True
+        notes.append("no GPU rows: only GPU↔NIC links from NIC rows are known")
     return TopoMatrix(
         columns=tuple(columns), rows=tuple(rows), links=links, cpu_affinity=cpu, numa_affinity=numa,
         gpu_numa_id=gnuma, nic_names=nic_names, fragment=fragment, notes=tuple(notes), raw_rows=raw_rows,
+        missing=missing,
     )
 
 
