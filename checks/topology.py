@@ -144,3 +144,22 @@ def pcie_acs(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
                   expected="SrcValid- ReqRedir- CmpltRedir-", expected_source="NVIDIA NCCL docs, Troubleshooting: PCI Access Control Services (ACS)",
                   msg=f"PCIe ACS redirect enabled on {len(on)} bridge(s)",
                   evidence=tuple((e.device + " | " if e.device else "") + e.raw_line.strip() for e in on[:8]), hint=ctx.spec.remediation)
+
+
+@check(id="nvlink.fabricmanager", group="nvlink", needs=("gpus", "fabricmanager"),
+       summary="nvidia-fabricmanager is active on NVSwitch systems (GPU model with NVSwitch in gpus.yaml and 8+ GPUs); without it CUDA and NCCL cannot use NVLink",
+       remediation="Install the fabricmanager package matching the driver exactly (same version string) and `systemctl enable --now nvidia-fabricmanager`; "
+                   "its journal names a version mismatch when there is one.")
+def fabricmanager(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
+    names = {g.name for g in node.gpus or () if g.name}
+    spec = gpu_spec_for(next(iter(names))) if len(names) == 1 else None
+    state, lines = node.fabricmanager or ("unknown", ())
+    if not (spec and spec.get("nvswitch") and len(node.gpus or ()) >= 8):
+        yield Finding(check=ctx.spec.id, node=node.name, status=Status.SKIP,
+                      msg="not an NVSwitch system (by GPU model and count): fabric manager not needed")
+    elif state == "active":
+        yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, observed="active")
+    else:
+        yield Finding(check=ctx.spec.id, node=node.name, status=Status.FAIL, observed=state, expected="active",
+                      expected_source=f"reference gpus.yaml {spec['id']} (nvswitch: true)",
+                      msg=f"nvidia-fabricmanager is {state} on an NVSwitch system", evidence=lines[:6], hint=ctx.spec.remediation)

@@ -122,6 +122,7 @@ class NodeFacts:
     kernel_events: tuple[Any, ...] = ()  # fatal GPU messages without an Xid (fallen off the bus, GSP timeouts)
     peermem: bool | None = None  # nvidia_peermem module loaded (GPUDirect RDMA)
     nccl_tests: tuple[Any, ...] | None = None
+    fabricmanager: tuple[str, tuple[str, ...]] | None = None  # (systemctl is-active word, journal lines that matter)
     netifs: dict[str, dict[str, Any]] | None = None  # /sys/class/net: name -> {mtu, operstate, type}
     acs: tuple[Any, ...] | None = None  # AcsEntry per PCIe bridge with an ACS capability (`lspci -vvv`)
     p2p: Any = None  # P2PMatrix from `nvidia-smi topo -p2p r`

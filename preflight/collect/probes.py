@@ -71,6 +71,8 @@ PROBES: tuple[Probe, ...] = (
     Probe("nvlink_status", "cmd", ("nvidia-smi", "nvlink", "-s")),
     Probe("p2p_read", "cmd", ("nvidia-smi", "topo", "-p2p", "r")),
     Probe("ibstat", "cmd", ("ibstat",)),
+    Probe("fm_active", "cmd", ("systemctl", "is-active", "nvidia-fabricmanager")),
+    Probe("fm_journal", "cmd", ("journalctl", "-u", "nvidia-fabricmanager", "-n", "30", "--no-pager", "-q")),
     Probe("ofed_info", "cmd", ("ofed_info", "-s")),
     Probe(
         "kernel_log",

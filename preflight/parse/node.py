@@ -15,7 +15,7 @@ from preflight.collect.bundle import NodeRaw
 from preflight.facts import GpuFacts, IbPortFacts, MemoryFacts, NodeFacts, NvLinkFacts, TopologyFacts, Versions
 from preflight.parse.common import Unparseable
 from preflight.parse.ibstat import IbStat, parse_ibstat
-from preflight.parse.misc_tools import QuerySections, parse_acsctl, parse_query_sections
+from preflight.parse.misc_tools import QuerySections, parse_acsctl, parse_fabric, parse_query_sections
 from preflight.parse.nccl_tests import parse_nccl_tests
 from preflight.parse.nvidia_smi import GpuRow, SmiTable, normalize_bus_id, parse_query_csv, parse_table, parse_version
 from preflight.parse.nvlink import parse_nvlink_status
@@ -347,6 +347,19 @@ def _nccl(c: _Ctx) -> tuple[Any, ...] | None:
     return tuple(runs)
 
 
+def _fabricmanager(c: _Ctx) -> tuple[str, tuple[str, ...]] | None:
+    """`systemctl is-active` exits non-zero for inactive/failed units but still prints the state word."""
+    p = c.raw.probe("fm_active")
+    if p is None or p.get("error"):
+        c.missing["fabricmanager"] = "systemctl not available" if p else "fm_active not collected"
+        return None
+    state = (p.get("stdout") or "").strip().splitlines()
+    journal, _ = c.text("fm_journal")
+    fabric = parse_fabric(journal) if journal else None
+    lines = fabric.messages if fabric is not None and not isinstance(fabric, Unparseable) else ()
+    return (state[0] if state else "unknown", tuple(lines))
+
+
 def _netifs(c: _Ctx) -> dict[str, dict[str, Any]] | None:
     text, why = c.text("netifs")
     if text is None:
@@ -411,6 +424,7 @@ def build_node_facts(raw: NodeRaw) -> NodeFacts:
         p2p=c.parsed("p2p", "p2p_read", parse_p2p_matrix),
         acs=_acs(c),
         netifs=_netifs(c),
+        fabricmanager=_fabricmanager(c),
         gpu_processes=table.processes if table is not None else None,
         clock_offset_s=(round(float(raw.collector["started"]) - raw.started, 3)
                         if isinstance(raw.collector.get("started"), (int, float)) and raw.started else None),

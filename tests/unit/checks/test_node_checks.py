@@ -83,7 +83,7 @@ def test_gpu_nic_affinity_pix_passes_sys_warns() -> None:
 
 def test_pcie_box_has_no_nvlink_and_that_is_fine() -> None:
     fs = findings([node("n1", {"nvlink_status": rec("nvlink/a100-pcie-no-nvlink-all-links-inactive.txt"),
-                               "smi_table": rec("smi/a100-pcie-x2-default-table-555.txt")})], "nvlink.*")
+                               "smi_table": rec("smi/a100-pcie-x2-default-table-555.txt")})], "nvlink.links.*")
     assert [f.status.value for f in fs] == ["pass"] and "PCIe only" in fs[0].msg
 
 
@@ -258,3 +258,27 @@ def test_mtu_mismatch_names_the_odd_node() -> None:
     nodes.append(_with_netifs(node("c", {"uname": "6\n"}, expect=expect), IFS_B))
     fs = {f.node: (f.status.value, f.observed) for f in findings(nodes, "network.mtu.consistent")}
     assert fs["a"] == ("pass", "4092") and fs["c"] == ("fail", "2044")
+
+
+H100_TABLE = (Path(__file__).resolve().parents[3] / "preflight" / "sim" / "profiles" / "h100-healthy" / "smi-table.txt")
+
+
+def _fm_node(name: str, state: str, rc: int, journal: str | None) -> NodeRaw:
+    raw = node(name, {"smi_table": strip_corpus_header(H100_TABLE.read_text())[1], "fm_journal": journal})
+    raw.collector["probes"]["fm_active"] = {"rc": rc, "stdout": state + "\n", "stderr": "", "error": None, "kind": "cmd"}
+    return raw
+
+
+def test_fabricmanager_failed_on_nvswitch_system_cites_the_journal() -> None:
+    journal = rec("misc/fabricmanager-driver-version-mismatch-journal.txt")
+    [bad] = findings([_fm_node("a", "failed", 3, journal)], "nvlink.fabricmanager")
+    assert bad.status.value == "fail" and any("don't match" in e for e in bad.evidence)
+    [good] = findings([_fm_node("b", "active", 0, None)], "nvlink.fabricmanager")
+    assert good.status.value == "pass"
+
+
+def test_fabricmanager_not_needed_without_nvswitch() -> None:
+    raw = node("c", {"smi_table": rec("smi/a100-pcie-x2-default-table-555.txt")})
+    raw.collector["probes"]["fm_active"] = {"rc": 3, "stdout": "inactive\n", "stderr": "", "error": None, "kind": "cmd"}
+    [f] = findings([raw], "nvlink.fabricmanager")
+    assert f.status.value == "skip"
