@@ -7,6 +7,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from preflight.collect.bundle import scrub
 from preflight.registry import GROUPS, all_checks
 from preflight.results import Finding, RunReport, Status, worst
 
@@ -50,12 +51,12 @@ def summary_table(report: RunReport) -> Table:
 
 
 def _finding_panel(f: Finding) -> Panel:
-    lines = [Text(f.msg or f.check)]
+    lines = [Text(scrub(f.msg or f.check))]
     if f.observed is not None or f.expected is not None:
         lines.append(Text(f"observed: {f.observed}   expected: {f.expected}" +
                           (f"   (from {f.expected_source})" if f.expected_source else ""), style="dim"))
     for ev in f.evidence[:12]:
-        lines.append(Text("  │ " + ev.rstrip(), style="cyan"))
+        lines.append(Text("  │ " + scrub(ev.rstrip()), style="cyan"))
     if len(f.evidence) > 12:
         lines.append(Text(f"  │ … {len(f.evidence) - 12} more lines in the JSON report", style="dim"))
     if f.hint:

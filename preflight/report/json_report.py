@@ -6,6 +6,7 @@ import json
 import time
 from typing import Any
 
+from preflight.collect.bundle import scrub
 from preflight.results import RunReport, exit_code
 
 SCHEMA_ID = "preflight-report"
@@ -52,5 +53,16 @@ def _default(obj: Any) -> Any:
     return str(obj)
 
 
+def _scrubbed(obj: Any) -> Any:
+    if isinstance(obj, str):
+        return scrub(obj)
+    if isinstance(obj, list):
+        return [_scrubbed(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _scrubbed(v) for k, v in obj.items()}
+    return obj
+
+
 def dumps(data: dict[str, Any]) -> str:
-    return json.dumps(data, indent=2, sort_keys=False, default=_default) + "\n"
+    """JSON text of a report; node outputs quoted as evidence pass through the same secret scrubber as bundles."""
+    return json.dumps(_scrubbed(data), indent=2, sort_keys=False, default=_default) + "\n"

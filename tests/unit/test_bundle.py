@@ -50,3 +50,14 @@ def test_bad_bundles_give_one_line_errors(tmp_path, content, needle) -> None:
 def test_missing_bundle(tmp_path) -> None:
     with pytest.raises(BundleError, match="no such bundle"):
         load_bundle(tmp_path / "nope")
+
+
+def test_json_report_scrubs_secrets_in_evidence() -> None:
+    from preflight.report.json_report import dumps
+    from preflight.results import Finding, NodeReport, RunReport, Status
+    from preflight.report.json_report import report_dict
+
+    f = Finding(check="x.y", node="n", status=Status.FAIL, evidence=("export HF_TOKEN=hf_abcdefghijklmnopqrstuvwxyz0123456789",))
+    rep = RunReport(nodes=(NodeReport(name="n", address="a", outcome="ok", message="", duration_s=0.1, findings=(f,)),))
+    text = dumps(report_dict(rep, source={"kind": "live"}))
+    assert "hf_abcdefghijklmnopqrstuvwxyz0123456789" not in text and "HF_TOKEN=[redacted]" in text
