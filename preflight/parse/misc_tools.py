@@ -1,5 +1,6 @@
-"""Parsers for smaller tool outputs: `nvidia-smi -q` sections, `--list-gpus`, ibv_devinfo,
-ibdev2netdev, dotted perfquery/ibportstate counters, lspci ACSCtl lines, fabric manager state."""
+"""Parsers for lspci outputs (ACSCtl lines, device lists) and the fabric-manager state; re-exports of
+parsers that moved to their tool's module (`-q` sections and `-L` in nvidia_smi, ibv_devinfo/ibdev2netdev/
+dotted counters in ibstat) so existing imports keep working."""
 
 from __future__ import annotations
 
@@ -8,117 +9,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from preflight.parse.common import Unparseable, is_probably_text
+from preflight.parse.ibstat import IbvDevice, parse_dotted_counters, parse_ibdev2netdev, parse_ibv_devinfo
+from preflight.parse.nvidia_smi import QuerySections, parse_list_gpus, parse_query_sections
 
-
-@dataclass(frozen=True)
-class QuerySections:
-    """`nvidia-smi -q [-d ...]`: header fields and one nested key/value tree per GPU (by bus id)."""
-
-    header: dict[str, str]
-    gpus: dict[str, dict[str, Any]]
-
-
-def parse_query_sections(text: str) -> QuerySections | Unparseable:
-    """`nvidia-smi -q`: indentation gives nesting; the key column width differs by driver."""
-    if not is_probably_text(text):
-        return Unparseable.of("empty or binary output", text)
-    header: dict[str, str] = {}
-    gpus: dict[str, dict[str, Any]] = {}
-    stack: list[tuple[int, dict[str, Any]]] = []
-    for line in text.splitlines():
-        if not line.strip() or line.startswith("="):
-            continue
-        m = re.match(r"^GPU\s+([0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.\d)\s*$", line)
-        if m:
-            root: dict[str, Any] = {}
-            gpus[m.group(1)] = root
-            stack = [(0, root)]
-            continue
-        indent = len(line) - len(line.lstrip())
-        kv = re.match(r"^\s*(.+?)\s*:\s*(.*?)\s*$", line)
-        key = (kv.group(1) if kv else line.strip())
-        value = kv.group(2) if kv else ""
-        if not stack:
-            if kv:
-                header[key] = value
-            continue
-        while stack and indent <= stack[-1][0] and len(stack) > 1:
-            stack.pop()
-        parent = stack[-1][1]
-        if value == "" and kv is None or (kv and value == ""):
-            child: dict[str, Any] = {}
-            parent[key] = child
-            stack.append((indent, child))
-        else:
-            parent[key] = value
-    if not gpus and not header:
-        return Unparseable.of("no 'Key : value' lines and no 'GPU <bus id>' sections", text)
-    return QuerySections(header=header, gpus=gpus)
-
-
-def parse_list_gpus(text: str) -> list[tuple[int, str, str | None]] | Unparseable:
-    """`nvidia-smi --list-gpus` (-L): index, name, UUID."""
-    out = []
-    for line in text.splitlines():
-        m = re.match(r"^GPU\s+(\d+):\s*(.*?)\s*(?:\(UUID:\s*([^)]+)\))?\s*$", line)
-        if m:
-            out.append((int(m.group(1)), m.group(2), m.group(3)))
-    return out or Unparseable.of("no 'GPU n: <name> (UUID: ...)' lines", text)
-
-
-@dataclass(frozen=True)
-class IbvDevice:
-    hca_id: str
-    fw_ver: str | None
-    ports: dict[int, dict[str, str]] = field(default_factory=dict)
-
-
-def parse_ibv_devinfo(text: str) -> list[IbvDevice] | Unparseable:
-    """`ibv_devinfo [-v]`: per HCA, firmware and per-port state / active_mtu / link_layer."""
-    devs: list[dict[str, Any]] = []
-    port: dict[str, str] | None = None
-    for line in text.splitlines():
-        m = re.match(r"^\s*hca_id:\s*(\S+)", line)
-        if m:
-            devs.append({"hca_id": m.group(1), "fw_ver": None, "ports": {}})
-            port = None
-            continue
-        pm = re.match(r"^\s*port:\s*(\d+)\s*$", line)
-        if pm and devs:
-            port = {}
-            devs[-1]["ports"][int(pm.group(1))] = port
-            continue
-        kv = re.match(r"^\s*(\w+):\s*(.+?)\s*$", line)
-        if kv and devs:
-            if port is not None:
-                port[kv.group(1)] = kv.group(2)
-            elif kv.group(1) == "fw_ver":
-                devs[-1]["fw_ver"] = kv.group(2)
-    if not devs:
-        if any(re.match(r"^\s*port:\s*\d+", l) or "PORT_ACTIVE" in l for l in text.splitlines()):
-            return Unparseable.of("fragment: port lines without their 'hca_id:' header", text)
-        return Unparseable.of("no 'hca_id:' blocks", text)
-    return [IbvDevice(d["hca_id"], d["fw_ver"], d["ports"]) for d in devs]
-
-
-def parse_ibdev2netdev(text: str) -> list[tuple[str, int, str, str]] | Unparseable:
-    """`ibdev2netdev`: (device, port, netdev, Up/Down); trailing comments ignored."""
-    out = []
-    for line in text.splitlines():
-        m = re.match(r"^\s*(\S+)\s+port\s+(\d+)\s*==>\s*(\S+)\s*\((\w+)\)", line)
-        if m:
-            out.append((m.group(1), int(m.group(2)), m.group(3), m.group(4)))
-    return out or Unparseable.of("no '<dev> port N ==> <netdev> (Up|Down)' lines", text)
-
-
-def parse_dotted_counters(text: str) -> dict[str, str] | Unparseable:
-    """`perfquery -x` / `ibportstate`: `Key:.........value` lines (first occurrence of each key)."""
-    out: dict[str, str] = {}
-    for line in text.splitlines():
-        m = re.match(r"^\s*(\w+):\.+(.*?)\s*$", line)
-        if m and m.group(1) not in out:
-            out[m.group(1)] = m.group(2)
-    return out or Unparseable.of("no 'Key:....value' lines", text)
+__all__ = [
+    "AcsEntry", "FabricState", "IbvDevice", "QuerySections", "parse_acsctl", "parse_dotted_counters", "parse_fabric",
+    "parse_ibdev2netdev", "parse_ibv_devinfo", "parse_list_gpus", "parse_lspci_list", "parse_query_sections",
+]
 
 
 @dataclass(frozen=True)
