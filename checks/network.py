@@ -104,3 +104,32 @@ def mtu_consistent(fleet, ctx: CheckContext) -> Iterator[Finding]:
         return
     sub = type(fleet)(nodes=tuple(n for n in fleet.nodes if n.name in values), expect=fleet.expect)
     yield from consistency(sub, ctx, "x_mtu", values, label="MTU", hint=ctx.spec.remediation)
+
+
+@check(id="network.resolve", group="network", scope="fleet", needs=("resolved",),
+       summary="Every node resolves every peer's host name (as the inventory names them), and all nodes agree on the address (a stale /etc/hosts entry differs)",
+       remediation="Fix DNS or /etc/hosts on the node; torchrun/NCCL bootstrap (MASTER_ADDR, hostfiles) fails or connects to the wrong host otherwise.")
+def resolve(fleet, ctx: CheckContext) -> Iterator[Finding]:
+    from collections import Counter
+
+    majority: dict[str, tuple[str, ...]] = {}
+    names = sorted({name for n in fleet.reachable for name in (n.resolved or {})})
+    for name in names:
+        answers = Counter(tuple(n.resolved[name]) for n in fleet.reachable
+                          if isinstance((n.resolved or {}).get(name), list))
+        if answers:
+            majority[name] = answers.most_common(1)[0][0]
+    for n in fleet.reachable:
+        failed, differs = [], []
+        for name, answer in sorted((n.resolved or {}).items()):
+            if not isinstance(answer, list):
+                failed.append(f"{name}: {answer.get('error') if isinstance(answer, dict) else answer}")
+            elif name in majority and tuple(answer) != majority[name]:
+                differs.append(f"{name} -> {', '.join(answer)} (fleet: {', '.join(majority[name])})")
+        if failed or differs:
+            yield Finding(check=ctx.spec.id, node=n.name, status=Status.FAIL, observed="; ".join(failed + differs),
+                          expected="every peer name resolves, to the fleet's address", expected_source="fleet majority",
+                          msg=f"{len(failed)} peer names do not resolve, {len(differs)} resolve differently",
+                          evidence=tuple(failed + differs)[:10], hint=ctx.spec.remediation)
+        else:
+            yield Finding(check=ctx.spec.id, node=n.name, status=Status.PASS, observed=f"{len(n.resolved or {})} peers resolved")

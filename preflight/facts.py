@@ -123,6 +123,7 @@ class NodeFacts:
     peermem: bool | None = None  # nvidia_peermem module loaded (GPUDirect RDMA)
     nccl_tests: tuple[Any, ...] | None = None
     fabricmanager: tuple[str, tuple[str, ...]] | None = None  # (systemctl is-active word, journal lines that matter)
+    resolved: dict[str, Any] | None = None  # peer host name -> sorted addresses, or {"error": why}
     netifs: dict[str, dict[str, Any]] | None = None  # /sys/class/net: name -> {mtu, operstate, type}
     acs: tuple[Any, ...] | None = None  # AcsEntry per PCIe bridge with an ACS capability (`lspci -vvv`)
     p2p: Any = None  # P2PMatrix from `nvidia-smi topo -p2p r`

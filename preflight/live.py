@@ -25,6 +25,22 @@ def _expect_of(node: Any) -> tuple[dict[str, Any], dict[str, str]]:
     return expect, sources
 
 
+def peer_names(nodes: Sequence[Any]) -> tuple[str, ...]:
+    """Host names the inventory reaches nodes by (IP literals and `local` need no resolving)."""
+    import ipaddress
+
+    names = []
+    for n in nodes:
+        try:
+            ipaddress.ip_address(n.address)
+            continue
+        except ValueError:
+            pass
+        if n.address not in ("local", "localhost-local"):
+            names.append(n.address)
+    return tuple(sorted(set(names)))
+
+
 def collect(
     nodes: Sequence[Any],
     options: FanoutOptions,
@@ -35,7 +51,7 @@ def collect(
 ) -> Bundle:
     ngpus = max((int(n.expect.gpus_per_node or 0) for n in nodes if getattr(n.expect, "gpus_per_node", None)), default=8)
     script = build_script(select_probes(include_optional), ngpus=ngpus,
-                          deadline_s=max((n.command_timeout_s for n in nodes), default=120.0))
+                          deadline_s=max((n.command_timeout_s for n in nodes), default=120.0), peers=peer_names(nodes))
     started = time.time()
     raws: list[NodeRaw] = collect_fleet(nodes, script, options, on_event=on_event)
     for node, raw in zip(nodes, raws):

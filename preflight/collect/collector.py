@@ -171,6 +171,31 @@ def builtin_netifs(probe, config):
     return {"rc": 0, "stdout": json.dumps(doc, sort_keys=True), "stderr": "", "error": None}
 
 
+def builtin_resolve(probe, config):
+    """Resolve the names the controller reached the other nodes by (as NCCL/torchrun peers will)."""
+    peers = list(config.get("peers") or [])
+    if not peers:
+        return {"rc": 0, "stdout": "", "stderr": "", "error": "absent"}
+    out = {}
+
+    def one(name):
+        try:
+            infos = socket.getaddrinfo(name, None, 0, socket.SOCK_STREAM)
+            out[name] = sorted({i[4][0] for i in infos})
+        except (OSError, UnicodeError) as exc:
+            out[name] = {"error": str(exc)}
+
+    threads = [threading.Thread(target=one, args=(n,), daemon=True) for n in peers[:512]]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + probe["timeout_s"]
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+    for name in peers[:512]:
+        out.setdefault(name, {"error": "timeout"})
+    return {"rc": 0, "stdout": json.dumps(out, sort_keys=True), "stderr": "", "error": None}
+
+
 def builtin_shm(probe, config):
     try:
         st = os.statvfs(_host_path(probe["path"]) if os.environ.get("PREFLIGHT_HOST_ROOT") else probe["path"])
@@ -298,7 +323,7 @@ def builtin_nvml(probe, config):
     return {"rc": 0, "stdout": json.dumps(box["doc"], sort_keys=True), "stderr": "", "error": None, "duration_s": duration}
 
 
-BUILTINS = {"ib_sysfs": builtin_ib_sysfs, "netifs": builtin_netifs, "shm": builtin_shm, "memlock": builtin_memlock, "nvml": builtin_nvml}
+BUILTINS = {"ib_sysfs": builtin_ib_sysfs, "netifs": builtin_netifs, "resolve": builtin_resolve, "shm": builtin_shm, "memlock": builtin_memlock, "nvml": builtin_nvml}
 KINDS = {"cmd": probe_cmd, "file": probe_file, "glob": probe_glob}
 
 

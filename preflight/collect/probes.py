@@ -93,6 +93,7 @@ PROBES: tuple[Probe, ...] = (
     Probe("nccl_libs", "glob", path="/usr/lib/x86_64-linux-gnu/libnccl.so.*:/usr/lib64/libnccl.so.*:/usr/local/lib/libnccl.so.*:/usr/local/cuda/lib64/libnccl.so.*"),
     Probe("shm", "builtin", path="/dev/shm"),
     Probe("netifs", "builtin", path="/sys/class/net"),
+    Probe("resolve", "builtin", timeout_s=5.0),
     Probe("memlock", "builtin"),
     Probe("nvml", "builtin", timeout_s=20.0),
     # Two identical runs: a bandwidth verdict needs a repeat before it calls a node slow.

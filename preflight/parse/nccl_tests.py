@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from preflight.parse.common import Unparseable, is_probably_text
 
 _NUM = r"[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|N/A)"
+_TAG = re.compile(r"\[\d+(?:,\d+)?\](?:<std(?:out|err)>:)?\s?")  # mpirun --tag-output / srun -l style prefixes
 
 
 @dataclass(frozen=True)
 class NcclRow:
+    """One size of a run: out-of-place (`oop_`) and in-place (`ip_`) time (us), algbw/busbw (GB/s), #wrong."""
+
     size_bytes: int
     count: int
     dtype: str | None
@@ -25,27 +29,59 @@ class NcclRow:
     oop_time_us: float | None
     oop_algbw: float | None
     oop_busbw: float | None
-    oop_wrong: float | None
+    oop_wrong: float | None  # #wrong count; in old formats the float max `error` (see wrong_is_error)
     ip_time_us: float | None
     ip_algbw: float | None
     ip_busbw: float | None
     ip_wrong: float | None
     raw_line: str
+    root: int | None = None
+    wrong_is_error: bool = False
+
+
+@dataclass(frozen=True)
+class NcclDevice:
+    """A `#  Rank  0 Group  0 Pid 123 on host device  0 [0x1b] NVIDIA H100...` line."""
+
+    rank: int
+    host: str | None
+    device: int
+    bus_id: str
+    name: str
+    pid: int | None = None
+    raw_line: str = ""
 
 
 @dataclass(frozen=True)
 class NcclTestResult:
+    """A whole nccl-tests run (or several, when one log holds them): header, devices, rows, footer."""
+
     rows: tuple[NcclRow, ...]
     avg_busbw: float | None
     out_of_bounds: int | None
-    version: str | None
+    version: str | None  # nccl-tests version when printed
     ranks: int
     devices: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
     interleaved: bool = False
+    nccl_version: str | None = None
+    params: dict[str, str] = field(default_factory=dict)  # nThread, nGpus, minBytes, maxBytes, iters...
+    device_info: tuple[NcclDevice, ...] = ()
+    error_column: bool = False  # old format: float `error` instead of an integer `#wrong`
+    runs: int = 1  # sequential repeats of the size sweep in one log
+    avg_busbw_all: tuple[float, ...] = ()
+
+    @property
+    def nthreads(self) -> int | None:
+        return _int(self.params.get("nThread"))
+
+    @property
+    def ngpus(self) -> int | None:
+        return _int(self.params.get("nGpus"))
 
     @property
     def wrong_total(self) -> float:
+        """Sum of #wrong over all rows (old float `error` columns count only when >= 1)."""
         return sum((r.oop_wrong or 0) + (r.ip_wrong or 0) for r in self.rows
                    if r.oop_wrong is not None and r.oop_wrong >= 1 or r.ip_wrong is not None and r.ip_wrong >= 1)
 
@@ -55,6 +91,7 @@ class NcclTestResult:
         return max(vals) if vals else None
 
     def busbw_at_largest(self) -> tuple[int, float] | None:
+        """(size, best of out-of-place/in-place busbw) at the largest size measured."""
         rows = [r for r in self.rows if r.oop_busbw is not None or r.ip_busbw is not None]
         if not rows:
             return None
@@ -69,35 +106,77 @@ def _f(v: str) -> float | None:
         return None
 
 
+def _int(v: str | None) -> int | None:
+    return int(v) if v and v.isdigit() else None
+
+
+def _library_version(code: str) -> str:
+    """`nccl-library=23102` -> `2.31.2` (NCCL_VERSION_CODE = major*10000 + minor*100 + patch)."""
+    n = int(code)
+    return f"{n // 10000}.{(n // 100) % 100}.{n % 100}" if n >= 10000 else f"{n // 1000}.{(n // 100) % 10}.{n % 100}"
+
+
+def _sweeps(sizes: list[int]) -> tuple[int, bool]:
+    """(number of size sweeps, interleaved?): repeats restart from a small size and climb for several rows."""
+    if not sizes:
+        return 0, False
+    segments: list[list[int]] = [[sizes[0]]]
+    for prev, cur in zip(sizes, sizes[1:]):
+        if cur < prev:
+            segments.append([cur])
+        else:
+            segments[-1].append(cur)
+    if len(segments) == 1:
+        return 1, False
+    sequential = all(len(s) >= 3 for s in segments[:-1])
+    return len(segments), not sequential
+
+
 def parse_nccl_tests(text: str) -> NcclTestResult | Unparseable:
-    """nccl-tests `*_perf` output."""
-    if not is_probably_text(text):
-        return Unparseable.of("empty or binary output", text)
+    """nccl-tests `*_perf` output (stdout of e.g. `all_reduce_perf -b 8 -e 8G -f 2 -g N`)."""
+    if not isinstance(text, str) or not is_probably_text(text):
+        return Unparseable.of("empty or binary output", text if isinstance(text, str) else "")
     rows: list[NcclRow] = []
     notes: list[str] = []
-    devices: list[str] = []
-    avg = None
+    devices: list[NcclDevice] = []
+    params: dict[str, str] = {}
+    avgs: list[float] = []
     oob = None
-    version = None
-    seen_header = False
-    for raw in text.splitlines():
-        line = re.sub(r"\[\d+\]\s?", " ", raw)  # launcher tags ('[0]') glued into the row
-        if "size" in line and ("count" in line or "time" in line):
+    version = nccl_version = None
+    seen_header = error_column = ancient = False
+    for raw in text.replace("\r", "").splitlines():
+        line = _TAG.sub(" ", raw)
+        if re.search(r"\bsize\b.*\bcount\b|\bbytes\b.*\bN\b.*\btype\b", line):
             seen_header = True
+            error_column = error_column or bool(re.search(r"\berror\b", line))
+            ancient = ancient or bool(re.search(r"\bres\s*$", line.strip()))
+            continue
         m = re.search(r"nccl-tests version (\S+)", line)
         if m:
             version = m.group(1)
+        m = re.search(r"nccl-library=(\d+)", line)
+        if m:
+            nccl_version = _library_version(m.group(1))
+        m = re.search(r"NCCL version (\d+\.\d+\.\d+)", line)
+        if m:
+            nccl_version = m.group(1)
+        if re.search(r"\bnThread\s+\d+", line):
+            params.update(re.findall(r"(\w+(?: iters)?):?\s+(\d+(?:\(\w+\))?)", line.replace("#", " ")))
+            continue
         m = re.search(r"Avg bus bandwidth\s*:\s*(" + _NUM + ")", line)
         if m:
-            avg = _f(m.group(1))
+            value = _f(m.group(1))
+            if value is not None:
+                avgs.append(value)
             continue
         m = re.search(r"Out of bounds values\s*:\s*(\d+)", line)
         if m:
             oob = int(m.group(1))
             continue
-        m = re.search(r"Rank\s+\d+\s+(?:Group\s+\d+\s+)?Pid\s+\d+\s+on\s+(\S+)\s+device\s+(\d+)\s+\[([^\]]+)\]\s+(.*)$", line)
+        m = re.search(r"Rank\s+(\d+)\s+(?:Group\s+\d+\s+)?(?:Pid\s+(\d+)\s+on\s+(\S+)\s+)?(?:uses\s+)?device\s+(\d+)\s+\[([^\]]+)\]\s+(.*)$", line)
         if m:
-            devices.append(f"{m.group(1)} dev{m.group(2)} [{m.group(3)}] {m.group(4).strip()}")
+            devices.append(NcclDevice(rank=int(m.group(1)), host=m.group(3), device=int(m.group(4)), bus_id=m.group(5),
+                                      name=m.group(6).strip(), pid=_int(m.group(2)), raw_line=raw))
             continue
         if line.lstrip().startswith("#"):
             continue
@@ -110,20 +189,39 @@ def parse_nccl_tests(text: str) -> NcclTestResult | Unparseable:
         middle = toks[2:-8]
         dtype = middle[0] if middle else None
         redop = middle[1] if len(middle) > 1 and not re.fullmatch(_NUM, middle[1]) else None
+        root = next((int(t) for t in middle[1:] if re.fullmatch(r"-?\d+", t)), None)
+        err_like = error_column or any(re.search(r"[eE.]", t) for t in (tail[3], tail[7]))
         vals = [_f(t) for t in tail]
-        rows.append(NcclRow(int(toks[0]), int(toks[1]), dtype, redop, *vals, raw_line=raw))
-    if not rows and avg is None and (devices or version or seen_header or oob is not None):
-        notes.append("header only: no result rows (the run hung, failed, or the excerpt ends early)")
-    elif not rows and avg is None:
-        reason = "no result rows and no 'Avg bus bandwidth' line"
-        if "bytes" in text and "res" in text:
-            reason += " (NCCL 1.x test format, or the run hung before the first row)"
-        return Unparseable.of(reason, text)
-    sizes = [r.size_bytes for r in rows]
-    interleaved = any(b < a for a, b in zip(sizes, sizes[1:]))
+        rows.append(NcclRow(int(toks[0]), int(toks[1]), dtype, redop, *vals, raw_line=raw, root=root,
+                            wrong_is_error=err_like))
+    info = tuple(f"{d.host or '?'} dev{d.device} [{d.bus_id}] {d.name}" for d in devices)
+    if not rows and not avgs:
+        if not (devices or version or seen_header or params or oob is not None):
+            return Unparseable.of("no nccl-tests header, rows or 'Avg bus bandwidth' line", text)
+        if ancient:
+            notes.append("NCCL 1.x test format ('bytes N type op ... res'): header only, no result rows")
+        else:
+            notes.append("header only: no result rows (the run hung, failed, or the excerpt ends early)")
+    runs, interleaved = _sweeps([r.size_bytes for r in rows])
     if interleaved:
-        notes.append("sizes do not increase monotonically: several runs interleaved in one log")
-    if not seen_header:
+        notes.append("sizes jump back and forth: several runs interleaved in one log")
+    elif runs > 1:
+        notes.append(f"{runs} sequential size sweeps in one log")
+    if rows and not seen_header:
         notes.append("no column header seen")
-    return NcclTestResult(rows=tuple(rows), avg_busbw=avg, out_of_bounds=oob, version=version,
-                          ranks=len(devices), devices=tuple(devices), notes=tuple(notes), interleaved=interleaved)
+    if error_column:
+        notes.append("old format: float 'error' column instead of '#wrong' counts")
+    if avgs and avgs[-1] == 0 and rows:
+        notes.append("'Avg bus bandwidth' is 0 although rows were printed")
+    return NcclTestResult(rows=tuple(rows), avg_busbw=avgs[-1] if avgs else None, out_of_bounds=oob, version=version,
+                          ranks=len(devices), devices=info, notes=tuple(notes), interleaved=interleaved,
+                          nccl_version=nccl_version, params=params, device_info=tuple(devices),
+                          error_column=error_column, runs=max(runs, 1), avg_busbw_all=tuple(avgs))
+
+
+def summary(result: NcclTestResult) -> dict[str, Any]:
+    """A compact dict of the numbers a report shows (largest-size busbw, max, average, correctness)."""
+    big = result.busbw_at_largest()
+    return {"rows": len(result.rows), "avg_busbw": result.avg_busbw, "max_busbw": result.max_busbw,
+            "largest_size": big[0] if big else None, "busbw_at_largest": big[1] if big else None,
+            "wrong_total": result.wrong_total, "out_of_bounds": result.out_of_bounds}

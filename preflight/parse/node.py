@@ -360,6 +360,19 @@ def _fabricmanager(c: _Ctx) -> tuple[str, tuple[str, ...]] | None:
     return (state[0] if state else "unknown", tuple(lines))
 
 
+def _json_probe(c: _Ctx, key: str, probe_id: str) -> Any:
+    text, why = c.text(probe_id)
+    if text is None:
+        c.missing[key] = why if "not present" not in why else "no peer host names to resolve (inventory uses addresses)"
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        c.missing[key] = f"unparseable {probe_id} output"
+        c.unparseable.add(key)
+        return None
+
+
 def _netifs(c: _Ctx) -> dict[str, dict[str, Any]] | None:
     text, why = c.text("netifs")
     if text is None:
@@ -424,6 +437,7 @@ def build_node_facts(raw: NodeRaw) -> NodeFacts:
         p2p=c.parsed("p2p", "p2p_read", parse_p2p_matrix),
         acs=_acs(c),
         netifs=_netifs(c),
+        resolved=_json_probe(c, "resolved", "resolve"),
         fabricmanager=_fabricmanager(c),
         gpu_processes=table.processes if table is not None else None,
         clock_offset_s=(round(float(raw.collector["started"]) - raw.started, 3)

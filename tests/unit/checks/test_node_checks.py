@@ -282,3 +282,34 @@ def test_fabricmanager_not_needed_without_nvswitch() -> None:
     raw.collector["probes"]["fm_active"] = {"rc": 3, "stdout": "inactive\n", "stderr": "", "error": None, "kind": "cmd"}
     [f] = findings([raw], "nvlink.fabricmanager")
     assert f.status.value == "skip"
+
+
+def test_peer_names_resolve_and_agree() -> None:
+    # the collector's JSON form of getaddrinfo answers (synthetic names and addresses)
+    def with_resolve(name: str, doc: str) -> NodeRaw:
+        raw = node(name, {"uname": "6\n"})
+        raw.collector["probes"]["resolve"] = {"rc": 0, "stdout": doc, "stderr": "", "error": None, "kind": "builtin"}
+        return raw
+
+    good = '{"gpu-01": ["10.0.0.1"], "gpu-02": ["10.0.0.2"]}'
+    stale = '{"gpu-01": ["10.0.0.1"], "gpu-02": ["10.0.9.9"]}'
+    broken = '{"gpu-01": {"error": "[Errno -2] Name or service not known"}, "gpu-02": ["10.0.0.2"]}'
+    fs = {f.node: f for f in findings([with_resolve("a", good), with_resolve("b", good), with_resolve("c", stale),
+                                       with_resolve("d", broken)], "network.resolve")}
+    assert fs["a"].status.value == "pass"
+    assert fs["c"].status.value == "fail" and "gpu-02 -> 10.0.9.9" in fs["c"].observed
+    assert fs["d"].status.value == "fail" and "Name or service not known" in fs["d"].observed
+
+
+def test_collector_resolves_peers_locally() -> None:
+    import subprocess
+
+    from preflight.collect.script import build_script, decode_output, select_probes
+
+    script = build_script([p for p in select_probes() if p.id == "resolve"], peers=("localhost", "no-such-host.invalid"))
+    proc = subprocess.run(["sh", "-s"], input=script.encode(), capture_output=True, timeout=60)
+    _, _, doc = decode_output(proc.returncode, proc.stdout.decode(), proc.stderr.decode())
+    import json
+
+    answers = json.loads(doc["probes"]["resolve"]["stdout"])
+    assert isinstance(answers["localhost"], list) and "error" in answers["no-such-host.invalid"]
