@@ -163,3 +163,28 @@ def fabricmanager(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
         yield Finding(check=ctx.spec.id, node=node.name, status=Status.FAIL, observed=state, expected="active",
                       expected_source=f"reference gpus.yaml {spec['id']} (nvswitch: true)",
                       msg=f"nvidia-fabricmanager is {state} on an NVSwitch system", evidence=lines[:6], hint=ctx.spec.remediation)
+
+
+@check(id="nvlink.errors", group="nvlink", needs=("nvlink_errors",),
+       summary="NVLink error counters (`nvidia-smi nvlink -e`: replay, recovery, CRC) stay at or under their thresholds since the driver loaded",
+       remediation="Counters that grow point at a marginal link: reset them (`nvidia-smi nvlink -r`), run an NCCL all-reduce, re-read; "
+                   "if they grow again, reseat or RMA the GPU/baseboard and keep TP off this node.",
+       thresholds={"Replay Errors": 0, "Recovery Errors": 0, "CRC Errors": 0},
+       threshold_sources={k: "preflight default: any error since driver load is worth a look (stas00/ml-engineering debug.md "
+                             "recommends checking these counters)" for k in ("Replay Errors", "Recovery Errors", "CRC Errors")})
+def nvlink_errors(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
+    for gpu, links in sorted((node.nvlink_errors or {}).items()):
+        over = []
+        for link, counters in sorted(links.items()):
+            for name, value in counters.items():
+                limit, _ = ctx.threshold(name)
+                if limit is not None and value > int(limit):
+                    over.append(f"Link {link}: {name}: {value}")
+        if over:
+            yield Finding(check=ctx.spec.id, node=node.name, status=Status.WARN, subject=f"GPU{gpu}",
+                          observed="; ".join(over[:6]), expected="0 errors", expected_source=ctx.threshold("CRC Errors")[1],
+                          msg=f"GPU{gpu}: {len(over)} NVLink error counters above threshold", evidence=tuple(over[:12]),
+                          hint=ctx.spec.remediation)
+        else:
+            yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, subject=f"GPU{gpu}",
+                          observed=f"{len(links)} links, no errors")

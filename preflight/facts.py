@@ -122,6 +122,7 @@ class NodeFacts:
     kernel_events: tuple[Any, ...] = ()  # fatal GPU messages without an Xid (fallen off the bus, GSP timeouts)
     peermem: bool | None = None  # nvidia_peermem module loaded (GPUDirect RDMA)
     nccl_tests: tuple[Any, ...] | None = None
+    nvlink_errors: dict[int, dict[int, dict[str, int]]] | None = None  # GPU -> link -> counter -> value (nvlink -e)
     fabricmanager: tuple[str, tuple[str, ...]] | None = None  # (systemctl is-active word, journal lines that matter)
     resolved: dict[str, Any] | None = None  # peer host name -> sorted addresses, or {"error": why}
     netifs: dict[str, dict[str, Any]] | None = None  # /sys/class/net: name -> {mtu, operstate, type}

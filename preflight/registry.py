@@ -13,7 +13,7 @@ from preflight.results import Finding
 KNOWN_FACTS = frozenset(
     {
         "versions", "gpus", "topology", "nvlink", "ib", "memory", "xid", "nccl_tests", "peermem", "gpu_processes",
-        "clock_offset_s", "p2p", "acs", "netifs", "fabricmanager", "resolved",
+        "clock_offset_s", "p2p", "acs", "netifs", "fabricmanager", "resolved", "nvlink_errors",
     }
 )
 GROUPS = ("versions", "gpu", "nvlink", "topology", "ib", "memory", "nccl", "network")

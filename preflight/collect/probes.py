@@ -70,6 +70,7 @@ PROBES: tuple[Probe, ...] = (
     Probe("topo", "cmd", ("nvidia-smi", "topo", "-m")),
     Probe("nvlink_status", "cmd", ("nvidia-smi", "nvlink", "-s")),
     Probe("p2p_read", "cmd", ("nvidia-smi", "topo", "-p2p", "r")),
+    Probe("nvlink_errors", "cmd", ("nvidia-smi", "nvlink", "-e")),
     Probe("ibstat", "cmd", ("ibstat",)),
     Probe("fm_active", "cmd", ("systemctl", "is-active", "nvidia-fabricmanager")),
     Probe("fm_journal", "cmd", ("journalctl", "-u", "nvidia-fabricmanager", "-n", "30", "--no-pager", "-q")),

@@ -18,7 +18,7 @@ from preflight.parse.ibstat import IbStat, parse_ibstat
 from preflight.parse.misc_tools import QuerySections, parse_acsctl, parse_fabric, parse_query_sections
 from preflight.parse.nccl_tests import parse_nccl_tests
 from preflight.parse.nvidia_smi import GpuRow, SmiTable, normalize_bus_id, parse_query_csv, parse_table, parse_version
-from preflight.parse.nvlink import parse_nvlink_status
+from preflight.parse.nvlink import parse_nvlink_errors, parse_nvlink_status
 from preflight.parse.topo import TopoMatrix, parse_p2p_matrix, parse_topo_matrix
 from preflight.parse.versions import (
     MemInfo,
@@ -439,6 +439,7 @@ def build_node_facts(raw: NodeRaw) -> NodeFacts:
         netifs=_netifs(c),
         resolved=_json_probe(c, "resolved", "resolve"),
         fabricmanager=_fabricmanager(c),
+        nvlink_errors=c.parsed("nvlink_errors", "nvlink_errors", parse_nvlink_errors),
         gpu_processes=table.processes if table is not None else None,
         clock_offset_s=(round(float(raw.collector["started"]) - raw.started, 3)
                         if isinstance(raw.collector.get("started"), (int, float)) and raw.started else None),

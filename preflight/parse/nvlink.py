@@ -169,3 +169,26 @@ def parse_nvlink_remote(text: str) -> list[RemoteLink] | Unparseable:
                 out.append(RemoteLink(int(g.group(1)), int(m.group(1)), m.group(2),
                                       int(m.group(3)) if m.group(3) else None, line))
     return out or Unparseable.of("no 'Link N: Remote Device <bus id>: Link M' lines", text)
+
+
+_ERR = re.compile(r"^\s*Link\s+(\d+)\s*:\s*([A-Za-z ]+?)\s*:\s*(\d+|N/A)\s*$")
+
+
+def parse_nvlink_errors(text: str) -> dict[int, dict[int, dict[str, int]]] | Unparseable:
+    """`nvidia-smi nvlink -e`: per GPU index, per link, counters (Replay/Recovery/CRC Errors...)."""
+    if not is_probably_text(text):
+        return Unparseable.of("empty or binary output", text)
+    out: dict[int, dict[int, dict[str, int]]] = {}
+    gpu: int | None = None
+    for line in text.splitlines():
+        g = _GPU.match(line)
+        if g:
+            gpu = int(g.group(1))
+            out[gpu] = {}
+            continue
+        m = _ERR.match(line)
+        if m and gpu is not None and m.group(3).isdigit():
+            out[gpu].setdefault(int(m.group(1)), {})[m.group(2).strip()] = int(m.group(3))
+    if not any(out.values()):
+        return Unparseable.of("no 'Link N: <counter>: <value>' lines under 'GPU n:' headers", text)
+    return out

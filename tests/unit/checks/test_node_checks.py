@@ -313,3 +313,15 @@ def test_collector_resolves_peers_locally() -> None:
 
     answers = json.loads(doc["probes"]["resolve"]["stdout"])
     assert isinstance(answers["localhost"], list) and "error" in answers["no-such-host.invalid"]
+
+
+RECORDED = Path(__file__).resolve().parents[2] / "fixtures" / "recorded"
+
+
+def test_nvlink_error_counters() -> None:
+    text = strip_corpus_header((RECORDED / "nvlink-e-h100-ml-engineering.txt").read_text())[1]
+    [ok] = findings([node("n1", {"nvlink_errors": text})], "nvlink.errors")
+    assert ok.status.value == "pass" and ok.observed == "3 links, no errors"  # links 0, 1, 17 (2-16 elided at source)
+    crc = text.replace("Link 17: CRC Errors: 0", "Link 17: CRC Errors: 42")  # derived: one link with CRC errors
+    [bad] = findings([node("n2", {"nvlink_errors": crc})], "nvlink.errors")
+    assert bad.status.value == "warn" and bad.observed == "Link 17: CRC Errors: 42"
