@@ -9,6 +9,7 @@ in one round trip, and turns anything else (garbage, a crash) into a `collector_
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from dataclasses import asdict
 from importlib import resources
@@ -65,6 +66,13 @@ def _shell_fallback(probes: list[Probe], ngpus: int) -> str:
                 f"if [ -r {root}{path} ]; then echo '@@probe {p.id}'; cat {root}{path}; "
                 f"echo \"@@rc {p.id} $?\"; else echo '@@absent '{q}; fi"
             )
+        elif p.kind == "glob":
+            # patterns are preflight's own constants (never inventory data): left unquoted so the shell globs them
+            loops = "; ".join(
+                f'for f in {root}{pat}; do [ -e "$f" ] && echo "${{f#${{PREFLIGHT_HOST_ROOT:-}}}}"; done'
+                for pat in p.path.split(":") if re.fullmatch(r"[A-Za-z0-9_./*-]+", pat)
+            )
+            lines.append(f"echo '@@probe {p.id}'; {{ {loops}; }} 2>/dev/null; echo \"@@rc {p.id} 0\"")
         else:
             lines.append(f"echo '@@absent '{q}")
     lines.append(f"echo {SH_END}")

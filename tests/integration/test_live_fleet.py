@@ -40,6 +40,10 @@ FLEET = [
     ("node-11", "h100-healthy"),  # its sshd is stopped before the run: connection refused
     ("node-12", "xid-errors"),
     ("node-13", "memlock-limited"),
+    ("node-14", "gpu-missing"),
+    ("node-15", "gpu-busy"),
+    ("node-16", "persistence-off"),
+    ("node-17", "no-peermem"),
 ]
 CONNECT_TIMEOUT = 3.0
 COMMAND_TIMEOUT = 30.0
@@ -90,7 +94,8 @@ def test_outcomes_per_node(fleet_run) -> None:
     assert outcomes == {
         "node-01": "ok", "node-02": "ok", "node-03": "ok", "node-04": "ok", "node-05": "ok", "node-06": "ok",
         "node-07": "timeout", "node-08": "hostkey_rejected", "node-09": "collector_error", "node-10": "ok",
-        "node-11": "refused", "node-12": "ok", "node-13": "ok",
+        "node-11": "refused", "node-12": "ok", "node-13": "ok", "node-14": "ok", "node-15": "ok", "node-16": "ok",
+        "node-17": "ok",
     }
     assert "CHANGED" in _node(fleet_run["report"], "node-08").message
 
@@ -137,7 +142,8 @@ def test_every_fault_and_nothing_else(fleet_run) -> None:
     report = fleet_run["report"]
     failing = {(n.name, f.check) for n in report.nodes for f in n.findings if f.status.value in ("fail", "error")}
     expected = {("node-04", "versions.driver.consistent"), ("node-05", "nvlink.links.active"),
-                ("node-06", "ib.port.state"), ("node-12", "gpu.xid"), ("node-13", "memory.memlock")}
+                ("node-06", "ib.port.state"), ("node-12", "gpu.xid"), ("node-13", "memory.memlock"),
+                ("node-14", "gpu.count"), ("node-14", "topology.read")}
     assert expected <= failing
     extra = {x for x in failing - expected if x[0] not in ("node-05", "node-06")}  # topology/port-count follow-ons
     assert extra == set(), extra
@@ -194,3 +200,15 @@ def test_healthy_nodes_have_no_warnings_either(fleet_run) -> None:
     for name in ("node-01", "node-02", "node-03"):
         warn = [(f.check, f.msg) for f in _node(fleet_run["report"], name).findings if f.status.value == "warn"]
         assert warn == [], (name, warn)
+
+
+def test_warnings_are_exactly_the_warning_faults(fleet_run) -> None:
+    report = fleet_run["report"]
+    warns = {(n.name, f.check) for n in report.nodes for f in n.findings if f.status.value == "warn"}
+    assert warns == {("node-12", "gpu.xid"),  # Xid 13 is non-fatal: warn next to Xid 109's fail
+                     ("node-15", "gpu.memory.in_use"), ("node-16", "gpu.persistence_mode"), ("node-17", "ib.gpudirect")}
+
+
+def test_missing_gpu_is_named_with_the_majority(fleet_run) -> None:
+    f = next(f for f in _node(fleet_run["report"], "node-14").findings if f.check == "gpu.count")
+    assert (f.observed, f.expected) == (7, 8) and "fleet majority" in (f.expected_source or "")

@@ -11,21 +11,24 @@ from pathlib import Path
 
 import pytest
 
-from preflight.parse import ibstat, misc_tools, nccl_tests, nvidia_smi, nvlink, topo, versions, xid
+from preflight.parse import fabricmanager, ibstat, misc_tools, nccl_tests, nvidia_smi, nvlink, topo, versions, xid
 from preflight.parse.common import Unparseable, strip_corpus_header
 
 CORPUS = Path(__file__).resolve().parents[2] / "fixtures" / "corpus"
-SHARED = Path(__file__).resolve().parents[4] / "shared" / "corpus"
+SHARED = Path(__file__).resolve().parents[3].parent / "shared" / "corpus"
 FILES = sorted(p for p in CORPUS.rglob("*.txt"))
 
 PARSERS = [
-    nvidia_smi.parse_query_csv, nvidia_smi.parse_table, nvidia_smi.parse_version, topo.parse_topo_matrix,
-    nvlink.parse_nvlink_status, ibstat.parse_ibstat, topo.parse_p2p_matrix, nccl_tests.parse_nccl_tests, xid.parse_kernel_log,
-    versions.parse_driver_version_file, versions.parse_nccl_version_from_libs, versions.parse_ofed_info,
-    versions.parse_meminfo, versions.parse_nvcc_version, versions.parse_modinfo, versions.parse_os_release,
-    misc_tools.parse_query_sections, misc_tools.parse_list_gpus, misc_tools.parse_ibv_devinfo,
-    misc_tools.parse_ibdev2netdev, misc_tools.parse_dotted_counters, misc_tools.parse_acsctl, misc_tools.parse_fabric,
-    misc_tools.parse_lspci_list,
+    nvidia_smi.parse_query_csv, nvidia_smi.parse_table, nvidia_smi.parse_version, nvidia_smi.parse_query_sections,
+    nvidia_smi.parse_list_gpus, topo.parse_topo_matrix, topo.parse_p2p_matrix,
+    nvlink.parse_nvlink_status, nvlink.parse_nvlink_capabilities, nvlink.parse_nvlink_remote,
+    ibstat.parse_ibstat, ibstat.parse_ibv_devinfo, ibstat.parse_ibdev2netdev, ibstat.parse_dotted_counters,
+    nccl_tests.parse_nccl_tests, xid.parse_kernel_log,
+    versions.parse_driver_version_file, versions.parse_driver_version_info, versions.parse_nccl_version_from_libs,
+    versions.parse_nccl_lib_info, versions.parse_ofed_info, versions.parse_ofed_info_details, versions.parse_meminfo,
+    versions.parse_nvcc_version, versions.parse_modinfo, versions.parse_modinfo_details, versions.parse_os_release,
+    fabricmanager.parse_fabric_block, fabricmanager.parse_fabricmanager_log, fabricmanager.parse_fabric,
+    misc_tools.parse_acsctl, misc_tools.parse_fabric, misc_tools.parse_lspci_list,
 ]
 
 
@@ -35,15 +38,19 @@ def route(rel: str):
     if folder == "topo":
         return topo.parse_topo_matrix
     if folder == "nvlink":
+        if "capabilities" in name:
+            return nvlink.parse_nvlink_capabilities
+        if "nvlink-R-" in name:
+            return nvlink.parse_nvlink_remote
         return nvlink.parse_nvlink_status
     if folder == "ib":
         if name.startswith("ibstat"):
             return ibstat.parse_ibstat
         if name.startswith("ibv_devinfo"):
-            return misc_tools.parse_ibv_devinfo
+            return ibstat.parse_ibv_devinfo
         if name.startswith("ibdev2netdev"):
-            return misc_tools.parse_ibdev2netdev
-        return misc_tools.parse_dotted_counters  # perfquery, ibportstate
+            return ibstat.parse_ibdev2netdev
+        return ibstat.parse_dotted_counters  # perfquery, ibportstate
     if folder == "nccl_tests":
         return nccl_tests.parse_nccl_tests
     if folder == "xid":
@@ -54,8 +61,8 @@ def route(rel: str):
         if "default-table" in name or "mig-devices" in name:
             return nvidia_smi.parse_table
         if "list-gpus" in name:
-            return misc_tools.parse_list_gpus
-        return misc_tools.parse_query_sections
+            return nvidia_smi.parse_list_gpus
+        return nvidia_smi.parse_query_sections
     if folder == "misc":
         if name.startswith("nvidia-smi-version"):
             return nvidia_smi.parse_version
@@ -70,7 +77,7 @@ def route(rel: str):
         if name.startswith("lspci"):
             return misc_tools.parse_lspci_list
         if name.startswith("fabric"):
-            return misc_tools.parse_fabric
+            return fabricmanager.parse_fabric
     return None
 
 
@@ -80,23 +87,44 @@ def test_corpus_file_parses_or_is_clearly_unparseable(path: Path) -> None:
     assert "source" in headers, "every corpus file names its source"
     parser = route(str(path.relative_to(CORPUS)))
     if parser is None:
-        pytest.skip("NCCL logs and flight-recorder dumps are parsed by the hang-analysis issue (#6)")
+        pytest.skip("parsed by issue 6 (NCCL logs and flight-recorder dumps: hang analysis)")
     result = parser(body)
     if isinstance(result, Unparseable):
         assert result.reason.strip()
     else:
-        assert result is not None
+        assert result is not None and result != [] and result != {}
+
+
+# Corpus files whose expected answer is a clear refusal, not a typed result (with why).
+EXPECTED_UNPARSEABLE: dict[str, str] = {}
+
+
+@pytest.mark.parametrize("path", FILES, ids=[str(p.relative_to(CORPUS)) for p in FILES])
+def test_corpus_files_of_our_tools_give_typed_results(path: Path) -> None:
+    rel = str(path.relative_to(CORPUS))
+    parser = route(rel)
+    if parser is None:
+        pytest.skip("parsed by issue 6 (NCCL logs and flight-recorder dumps: hang analysis)")
+    result = parser(strip_corpus_header(path.read_text())[1])
+    if rel in EXPECTED_UNPARSEABLE:
+        assert isinstance(result, Unparseable), EXPECTED_UNPARSEABLE[rel]
+    else:
+        assert not isinstance(result, Unparseable), f"{rel}: {getattr(result, 'reason', '')}"
 
 
 @pytest.mark.parametrize("path", FILES, ids=[str(p.relative_to(CORPUS)) for p in FILES])
 def test_no_parser_crashes_on_any_corpus_file_or_its_truncations(path: Path) -> None:
     _, body = strip_corpus_header(path.read_text())
     rng = random.Random(str(path))
-    cuts = [body] + [body[: rng.randrange(0, max(1, len(body)))] for _ in range(5)]
+    cuts = [body, "", "\n\n", body.replace("\n", "\r\n")] + [body[: rng.randrange(0, max(1, len(body)))] for _ in range(5)]
     cuts.append("\x00\xff\xfe garbage \x1b[31m" + "".join(chr(rng.randrange(0, 0x2FF)) for _ in range(300)))
+    cuts.append(bytes(rng.randrange(256) for _ in range(512)).decode("latin-1"))
+    cuts.append(body[: len(body) // 2] + "\x00\x01\x02" + body[len(body) // 2:])
     for parser in PARSERS:
         for text in cuts:
-            parser(text)  # must not raise
+            result = parser(text)  # must not raise
+            if isinstance(result, Unparseable):
+                assert result.reason and len(result.excerpt) <= 200
 
 
 def test_fixture_copy_matches_shared_corpus() -> None:
