@@ -19,6 +19,8 @@ STYLE = {
     Status.ERROR: "bold magenta",
 }
 LABEL = {Status.PASS: "ok", Status.SKIP: "skip", Status.WARN: "WARN", Status.FAIL: "FAIL", Status.ERROR: "ERROR"}
+SHORT = {"versions": "ver", "gpu": "gpu", "nvlink": "nvl", "topology": "topo", "ib": "ib", "memory": "mem",
+         "nccl": "nccl", "network": "net"}
 
 
 def _group_of() -> dict[str, str]:
@@ -28,14 +30,15 @@ def _group_of() -> dict[str, str]:
 def summary_table(report: RunReport) -> Table:
     groups_of = _group_of()
     used = [g for g in GROUPS if any(groups_of.get(f.check) == g for f in report.all_findings())]
-    table = Table(title="preflight: nodes × checks", header_style="bold", expand=False)
-    table.add_column("node")
-    table.add_column("reached")
+    table = Table(title="preflight: nodes × check groups", header_style="bold", expand=False)
+    table.add_column("node", no_wrap=True, min_width=max((len(n.name) for n in report.nodes), default=4))
+    table.add_column("time", no_wrap=True)
     for g in used:
-        table.add_column(g, justify="center")
+        table.add_column(SHORT.get(g, g), justify="center", no_wrap=True)
     for n in report.nodes:
         if n.outcome != "ok":
-            cells = [Text(n.outcome, style="bold magenta")] + [Text("—", style="dim") for _ in used]
+            cells = [Text(f"{n.duration_s:.1f}s", style="dim")] + [Text("—", style="dim") for _ in used]
+            cells[1 if used else 0] = Text(n.outcome.upper(), style="bold magenta")
             table.add_row(n.name, *cells)
             continue
         row: list[Text] = [Text(f"{n.duration_s:.1f}s", style="dim")]
@@ -44,7 +47,8 @@ def summary_table(report: RunReport) -> Table:
             if not statuses:
                 row.append(Text("·", style="dim"))
                 continue
-            s = worst(statuses)
+            judged = [x for x in statuses if x != Status.SKIP]  # a skipped check does not hide the others' verdict
+            s = worst(judged) if judged else Status.SKIP
             row.append(Text(LABEL[s], style=STYLE[s]))
         table.add_row(n.name, *row)
     return table

@@ -348,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     nodes = [tuple(a.split("=", 1)) for a in args[1:]]
     with SimFleet(Path(args[0]), nodes) as fleet:  # type: ignore[arg-type]
-        inv = fleet.write_inventory(Path(args[0]) / "inventory.yaml")
+        inv = fleet.write_inventory(Path(args[0]) / "inventory.yaml", thresholds=fleet.sandbox_thresholds())
         print(f"fleet up: {len(nodes)} nodes; inventory {inv}; Ctrl-C stops it")
         try:
             while True:
