@@ -103,7 +103,7 @@ def parse_fabricmanager_log(text: str) -> FabricManagerLog | Unparseable:
         body = re.split(r"\]:\s*", line, maxsplit=1)[-1].strip()
         kind = next((k for k, rx in _KINDS if rx.search(line)), "info")
         if kind == "version_mismatch":
-            m = re.search(r"interface version\s+([\d.]+).*?driver version\s+([\d.]+)", line)
+            m = re.search(r"interface version\s+(\d+(?:\.\d+)*).*?driver version\s+(\d+(?:\.\d+)*)", line)
             if m:
                 fm_v, drv_v = m.group(1), m.group(2)
         messages.append(FmMessage(kind, body, line))
