@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -67,3 +68,45 @@ def is_probably_text(text: str) -> bool:
         return False
     bad = sum(1 for ch in text[:4096] if ord(ch) < 9 or 13 < ord(ch) < 32 or ch == "\ufffd")
     return bad < max(4, len(text[:4096]) // 50)
+
+
+# nvidia-smi helpers shared by its parsers
+
+SMI_ERRORS = (
+    "NVIDIA-SMI has failed",
+    "is not a valid field to query",
+    "No devices were found",
+    "Unable to determine the device handle",
+    "Failed to initialize NVML",
+    "couldn't communicate with the NVIDIA driver",
+    "Driver/library version mismatch",
+    "Insufficient Permissions",
+)
+
+
+def smi_error(text: str) -> str | None:
+    """nvidia-smi's own error line when it printed one (driver not loaded, bad field...)."""
+    for line in text.splitlines():
+        if any(e.lower() in line.lower() for e in SMI_ERRORS):
+            return line.strip()
+    return None
+
+
+def smi_guard(text: Any) -> Unparseable | None:
+    """The common refusals: not text, binary, or an nvidia-smi error message instead of output."""
+    if not isinstance(text, str) or not is_probably_text(text):
+        return Unparseable.of("empty or binary output", text if isinstance(text, str) else "")
+    err = smi_error(text)
+    if err:
+        return Unparseable.of(f"nvidia-smi error: {err}", text)
+    return None
+
+
+def normalize_bus_id(value: str) -> str:
+    """`00000000:12:00.0` / `0000:12:00.0` / `12:00.0` -> `0000:12:00.0` (lower case)."""
+    v = value.strip().lower()
+    m = re.match(r"(?:([0-9a-f]{4,8}):)?([0-9a-f]{2}):([0-9a-f]{2})\.([0-7])", v)
+    if not m:
+        return v
+    domain = (m.group(1) or "0000")[-4:]
+    return f"{domain}:{m.group(2)}:{m.group(3)}.{m.group(4)}"

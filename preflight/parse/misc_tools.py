@@ -5,10 +5,9 @@ dotted counters in ibstat) so existing imports keep working."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
-from preflight.parse.common import Unparseable, is_probably_text
+from preflight.parse.common import Unparseable
 from preflight.parse.ibstat import IbvDevice, parse_dotted_counters, parse_ibdev2netdev, parse_ibv_devinfo
 from preflight.parse.nvidia_smi import QuerySections, parse_list_gpus, parse_query_sections
 

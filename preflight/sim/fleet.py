@@ -68,8 +68,12 @@ def load_profile(name: str) -> dict[str, Any]:
             merged[key][k] = v
     for tool, mapping in (data.get("tools") or {}).items():
         merged["tools"].setdefault(tool, {})
-        for argv, fname in mapping.items():
-            merged["tools"][tool][str(argv)] = folder / fname
+        for argv, answer in mapping.items():
+            # an answer is a recording file, or {file: ..., rc: N} for tools that print and exit non-zero
+            if isinstance(answer, dict):
+                merged["tools"][tool][str(argv)] = (folder / answer["file"], int(answer.get("rc", 0)))
+            else:
+                merged["tools"][tool][str(argv)] = (folder / answer, 0)
     if data.get("python"):
         merged["python"] = data["python"]
     return merged
@@ -90,13 +94,13 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _stand_in(tool: str, mapping: dict[str, Path], rec_dir: Path) -> str:
+def _stand_in(tool: str, mapping: dict[str, tuple[Path, int]], rec_dir: Path) -> str:
     """A /bin/sh script answering exactly the recorded argv (so it works without python3 too)."""
     cases = []
-    for i, (argv, path) in enumerate(sorted(mapping.items())):
+    for i, (argv, (path, rc)) in enumerate(sorted(mapping.items())):
         body = rec_dir / f"{tool}-{i}.out"
         body.write_text(_body(path))
-        cases.append(f"  {shlex.quote(argv)}) cat {shlex.quote(str(body))}; exit 0;;")
+        cases.append(f"  {shlex.quote(argv)}) cat {shlex.quote(str(body))}; exit {int(rc)};;")
     return (
         "#!/bin/sh\n"
         f"# preflight sim stand-in for {tool}: prints recorded outputs (see preflight/sim/profiles)\n"

@@ -1,0 +1,83 @@
+"""Parsers for `nvidia-smi -q [-d ECC,PERFORMANCE,...]` (nested sections) and `nvidia-smi --list-gpus` (-L)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from preflight.parse.common import Unparseable, normalize_bus_id
+from preflight.parse.common import smi_guard as _guard
+
+
+class ListedGpu(NamedTuple):
+    """A line of `nvidia-smi --list-gpus` (-L); a tuple so `(index, name, uuid)` unpacking keeps working."""
+
+    index: int
+    name: str
+    uuid: str | None
+
+
+def parse_list_gpus(text: str) -> list[ListedGpu] | Unparseable:
+    """`nvidia-smi --list-gpus` (-L): index, name, UUID (MIG sub-lines ignored)."""
+    refused = _guard(text)
+    if refused:
+        return refused
+    out = []
+    for line in text.splitlines():
+        m = re.match(r"^GPU\s+(\d+):\s*(.*?)\s*(?:\(UUID:\s*([^)]+)\))?\s*$", line)
+        if m:
+            out.append(ListedGpu(int(m.group(1)), m.group(2), m.group(3)))
+    return out or Unparseable.of("no 'GPU n: <name> (UUID: ...)' lines", text)
+
+
+@dataclass(frozen=True)
+class QuerySections:
+    """`nvidia-smi -q [-d ...]`: header fields and one nested key/value tree per GPU (by bus id as printed)."""
+
+    header: dict[str, str]
+    gpus: dict[str, dict[str, Any]]
+
+    def gpu(self, bus_id: str) -> dict[str, Any] | None:
+        """The tree of a GPU whatever the bus id's spelling (`00000000:12:00.0` / `0000:12:00.0`)."""
+        want = normalize_bus_id(bus_id)
+        return next((t for b, t in self.gpus.items() if normalize_bus_id(b) == want), None)
+
+
+def parse_query_sections(text: str) -> QuerySections | Unparseable:
+    """`nvidia-smi -q` / `-q -d ECC,PERFORMANCE`: indentation gives nesting (key column width varies by driver)."""
+    refused = _guard(text)
+    if refused:
+        return refused
+    header: dict[str, str] = {}
+    gpus: dict[str, dict[str, Any]] = {}
+    stack: list[tuple[int, dict[str, Any]]] = []
+    for line in text.replace("\r", "").expandtabs(8).splitlines():
+        if not line.strip() or line.lstrip().startswith("="):
+            continue
+        m = re.match(r"^GPU\s+([0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.\d)\s*$", line)
+        if m:
+            root: dict[str, Any] = {}
+            gpus[m.group(1)] = root
+            stack = [(0, root)]
+            continue
+        indent = len(line) - len(line.lstrip())
+        kv = re.match(r"^\s*(.+?)\s*:\s*(.*?)\s*$", line)
+        key = kv.group(1) if kv else line.strip()
+        value = kv.group(2) if kv else ""
+        if not stack:
+            if kv:
+                header[key] = value
+            continue
+        while len(stack) > 1 and indent <= stack[-1][0]:
+            stack.pop()
+        parent = stack[-1][1]
+        if value == "":
+            child: dict[str, Any] = {}
+            parent[key] = child
+            stack.append((indent, child))
+        else:
+            parent[key] = value
+    if not gpus and not header:
+        return Unparseable.of("no 'Key : value' lines and no 'GPU <bus id>' sections", text)
+    return QuerySections(header=header, gpus=gpus)
