@@ -162,3 +162,52 @@ def gpu_memory_in_use(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
                       msg=f"GPUs in use by {names}", evidence=tuple(p.raw_line for p in procs[:8]), hint=ctx.spec.remediation)
     else:
         yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, observed="no processes, memory free")
+
+
+@check(id="gpu.row_remap", group="gpu", needs=("gpus",),
+       summary="HBM row remapping: no remapping failure (fail), none pending a GPU reset (warn), uncorrectable remaps under the threshold (`nvidia-smi -q` Remapped Rows)",
+       remediation="Pending remaps apply at the next GPU reset: drain and reset the GPU. A remapping failure, or uncorrectable remaps above the "
+                   "threshold, means the GPU has run out of spare rows: RMA.",
+       thresholds={"max_uncorrectable": 512},
+       threshold_sources={"max_uncorrectable": "Azure azurehpc-health-checks azure_gpu_ecc.nhc (remap uncorrectable >512 fails), via shared/reference/thresholds.md"})
+def row_remap(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
+    gpus = [g for g in node.gpus or () if g.remap_pending is not None]
+    if not gpus:
+        yield Finding(check=ctx.spec.id, node=node.name, status=Status.SKIP, msg="row-remapper state not in the collected outputs (nvidia-smi -q)")
+        return
+    limit, source = ctx.threshold("max_uncorrectable")
+    for g in gpus:
+        observed = f"pending {'yes' if g.remap_pending else 'no'}, failure {'yes' if g.remap_failure else 'no'}, uncorrectable {g.remap_uncorrectable}"
+        evidence = tuple(e for e in g.evidence if "Remapped Rows" in e)
+        if g.remap_failure or (g.remap_uncorrectable or 0) > int(limit):
+            yield Finding(check=ctx.spec.id, node=node.name, status=Status.FAIL, subject=g.ref, observed=observed,
+                          expected=f"no failure, uncorrectable <= {limit}", expected_source=source,
+                          msg=f"{g.ref} row remapping exhausted or failed", evidence=evidence, hint=ctx.spec.remediation)
+        elif g.remap_pending:
+            yield Finding(check=ctx.spec.id, node=node.name, status=Status.WARN, subject=g.ref, observed=observed,
+                          expected="nothing pending", msg=f"{g.ref} has row remaps pending a GPU reset", evidence=evidence,
+                          hint=ctx.spec.remediation)
+        else:
+            yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, subject=g.ref, observed=observed)
+
+
+@check(id="gpu.temperature", group="gpu", needs=("gpus",),
+       summary="Every GPU keeps a margin to its slowdown temperature (`GPU T.Limit Temp` in nvidia-smi -q: degrees left before the driver slows it)",
+       remediation="Check cooling: fans, inlet air, blanking panels, a failed chassis fan; a GPU at its limit throttles and slows every collective.",
+       thresholds={"min_margin_c": 5},
+       threshold_sources={"min_margin_c": "preflight default: a few degrees of headroom before thermal slowdown"})
+def temperature(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
+    gpus = [g for g in node.gpus or () if g.temp_limit_margin_c is not None]
+    if not gpus:
+        yield Finding(check=ctx.spec.id, node=node.name, status=Status.SKIP, msg="temperature limit margin not in the collected outputs (nvidia-smi -q)")
+        return
+    limit, source = ctx.threshold("min_margin_c")
+    for g in gpus:
+        observed = f"{g.temperature_c:g} C, {g.temp_limit_margin_c:g} C below the slowdown limit" if g.temperature_c is not None \
+            else f"{g.temp_limit_margin_c:g} C below the slowdown limit"
+        if g.temp_limit_margin_c < float(limit):
+            yield Finding(check=ctx.spec.id, node=node.name, status=Status.WARN, subject=g.ref, observed=observed,
+                          expected=f">= {limit} C margin", expected_source=source, msg=f"{g.ref} is close to thermal slowdown",
+                          evidence=tuple(e for e in g.evidence if "Temperature" in e), hint=ctx.spec.remediation)
+        else:
+            yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, subject=g.ref, observed=observed)

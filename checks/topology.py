@@ -188,3 +188,20 @@ def nvlink_errors(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
         else:
             yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, subject=f"GPU{gpu}",
                           observed=f"{len(links)} links, no errors")
+
+
+@check(id="nvlink.fabric_state", group="nvlink", needs=("gpus",),
+       summary="On NVSwitch systems every GPU's fabric registration completed successfully (`nvidia-smi -q` Fabric State Completed, Status Success)",
+       remediation="A GPU whose fabric state is not Completed/Success is not part of the NVLink fabric: check nvidia-fabricmanager's journal "
+                   "(version mismatch, 'Insufficient Resources'), then restart the fabric manager or reset the GPUs.")
+def fabric_state(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
+    gpus = [g for g in node.gpus or () if g.fabric_state and not g.fabric_state.startswith("N/A")]
+    if not gpus:
+        yield Finding(check=ctx.spec.id, node=node.name, status=Status.SKIP, msg="no fabric state reported (not an NVSwitch system, or no nvidia-smi -q)")
+        return
+    for g in gpus:
+        ok = g.fabric_state == "Completed / Success"
+        yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS if ok else Status.FAIL, subject=g.ref,
+                      observed=g.fabric_state, expected="Completed / Success", expected_source="nvidia-smi -q Fabric section",
+                      msg=f"{g.ref} fabric {g.fabric_state}",
+                      evidence=tuple(e for e in g.evidence if "Fabric" in e), hint=None if ok else ctx.spec.remediation)

@@ -29,6 +29,11 @@ class GpuFacts:
     pcie_width_max: int | None = None
     temperature_c: float | None = None
     clock_event_reasons: tuple[str, ...] | None = None  # active reasons from `nvidia-smi -q -d PERFORMANCE`
+    remap_pending: bool | None = None  # row remapping pending (applied at the next GPU reset)
+    remap_failure: bool | None = None  # row remapping failed: the GPU ran out of spare rows
+    remap_uncorrectable: int | None = None  # rows remapped for uncorrectable errors
+    temp_limit_margin_c: float | None = None  # `GPU T.Limit Temp`: degrees left before slowdown
+    fabric_state: str | None = None  # `Fabric > State / Status` (NVSwitch systems), e.g. "Completed / Success"
     raw_line: str = ""
     evidence: tuple[str, ...] = ()  # extra raw lines (e.g. the -q sections that were judged)
 

@@ -65,6 +65,7 @@ PROBES: tuple[Probe, ...] = (
     Probe("smi_query", "cmd", ("nvidia-smi", "--query-gpu=" + ",".join(SMI_QUERY_FIELDS), "--format=csv")),
     Probe("smi_table", "cmd", ("nvidia-smi",)),
     Probe("smi_version", "cmd", ("nvidia-smi", "--version")),
+    Probe("smi_q", "cmd", ("nvidia-smi", "-q"), timeout_s=30.0),
     Probe("smi_q_ecc", "cmd", ("nvidia-smi", "-q", "-d", "ECC")),
     Probe("smi_q_perf", "cmd", ("nvidia-smi", "-q", "-d", "PERFORMANCE")),
     Probe("topo", "cmd", ("nvidia-smi", "topo", "-m")),

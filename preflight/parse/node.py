@@ -105,6 +105,45 @@ def _gpus(c: _Ctx, rows: list[GpuRow] | None, table: SmiTable | None) -> tuple[G
     return None
 
 
+def _int(value: Any) -> int | None:
+    m = re.match(r"\s*(-?\d+)", str(value or ""))
+    return int(m.group(1)) if m else None
+
+
+def _merge_full(g: GpuFacts, tree: dict[str, Any], changes: dict[str, Any], evidence: list[str]) -> None:
+    """Facts only the full `nvidia-smi -q` has: PCIe link, row remapping, temperature margin, fabric state."""
+    link = (tree.get("PCI") or {}).get("GPU Link Info") or {}
+    gen, width = link.get("PCIe Generation") or {}, link.get("Link Width") or {}
+    for field, value in (("pcie_gen_current", gen.get("Current")), ("pcie_gen_max", gen.get("Max")),
+                         ("pcie_width_current", width.get("Current")), ("pcie_width_max", width.get("Max"))):
+        if getattr(g, field) is None and _int(value) is not None:
+            changes[field] = _int(value)
+    if width:
+        evidence.append(f"GPU {g.bus_id} PCIe: Gen {gen.get('Current')}/{gen.get('Max')}, width {width.get('Current')}/{width.get('Max')}")
+    remap = tree.get("Remapped Rows")
+    if isinstance(remap, dict) and remap:
+        changes["remap_pending"] = str(remap.get("Pending", "")).strip().lower() == "yes"
+        changes["remap_failure"] = str(remap.get("Remapping Failure Occurred", "")).strip().lower() == "yes"
+        changes["remap_uncorrectable"] = _int(remap.get("Uncorrectable Error"))
+        evidence.append(f"GPU {g.bus_id} Remapped Rows: pending {remap.get('Pending')}, failure {remap.get('Remapping Failure Occurred')}, "
+                        f"uncorrectable {remap.get('Uncorrectable Error')}")
+    temp = tree.get("Temperature") or {}
+    if isinstance(temp, dict) and _int(temp.get("GPU T.Limit Temp")) is not None:
+        changes["temp_limit_margin_c"] = float(_int(temp.get("GPU T.Limit Temp")) or 0)
+        if g.temperature_c is None and _int(temp.get("GPU Current Temp")) is not None:
+            changes["temperature_c"] = float(_int(temp.get("GPU Current Temp")) or 0)
+        evidence.append(f"GPU {g.bus_id} Temperature: current {temp.get('GPU Current Temp')}, T.Limit {temp.get('GPU T.Limit Temp')}")
+    fabric = tree.get("Fabric")
+    if isinstance(fabric, dict) and fabric.get("State"):
+        changes["fabric_state"] = f"{fabric.get('State')} / {fabric.get('Status')}"
+        evidence.append(f"GPU {g.bus_id} Fabric: State {fabric.get('State')}, Status {fabric.get('Status')}")
+    if g.persistence_mode is None and tree.get("Persistence Mode"):
+        changes["persistence_mode"] = str(tree["Persistence Mode"]).lower() == "enabled"
+    mig = tree.get("MIG Mode")
+    if g.mig_mode is None and isinstance(mig, dict) and mig.get("Current"):
+        changes["mig_mode"] = mig["Current"]
+
+
 _UNCORRECTABLE = re.compile(r"uncorrectable|double bit", re.I)
 
 
@@ -132,19 +171,23 @@ def _enrich_from_q(c: _Ctx, gpus: tuple[GpuFacts, ...] | None) -> tuple[GpuFacts
     """Merge `nvidia-smi -q -d ECC` / `-d PERFORMANCE` sections into the GPUs, matched by PCI bus id."""
     import dataclasses
 
+    full: QuerySections | None = c.parsed("smi_q", "smi_q", parse_query_sections)
     ecc: QuerySections | None = c.parsed("ecc", "smi_q_ecc", parse_query_sections)
     perf: QuerySections | None = c.parsed("clocks", "smi_q_perf", parse_query_sections)
-    if gpus is None or (ecc is None and perf is None):
+    if gpus is None or (ecc is None and perf is None and full is None):
         return gpus
     out = []
     for g in gpus:
         changes: dict[str, Any] = {}
         evidence: list[str] = []
-        for sections, kind in ((ecc, "ecc"), (perf, "perf")):
+        for sections, kind in ((full, "ecc"), (full, "perf"), (full, "full"), (ecc, "ecc"), (perf, "perf")):
             if sections is None:
                 continue
             tree = next((t for bus, t in sections.gpus.items() if g.bus_id and normalize_bus_id(bus) == normalize_bus_id(g.bus_id)), None)
             if tree is None:
+                continue
+            if kind == "full":
+                _merge_full(g, tree, changes, evidence)
                 continue
             if kind == "ecc":
                 errors = tree.get("ECC Errors", {})

@@ -46,6 +46,8 @@ FLEET = [
     ("node-17", "no-peermem"),
     ("node-18", "nvlink-errors"),
     ("node-19", "fm-failed"),
+    ("node-20", "pcie-x8"),
+    ("node-21", "row-remap-pending"),
 ]
 CONNECT_TIMEOUT = 3.0
 COMMAND_TIMEOUT = 30.0
@@ -97,7 +99,7 @@ def test_outcomes_per_node(fleet_run) -> None:
         "node-01": "ok", "node-02": "ok", "node-03": "ok", "node-04": "ok", "node-05": "ok", "node-06": "ok",
         "node-07": "timeout", "node-08": "hostkey_rejected", "node-09": "collector_error", "node-10": "ok",
         "node-11": "refused", "node-12": "ok", "node-13": "ok", "node-14": "ok", "node-15": "ok", "node-16": "ok",
-        "node-17": "ok", "node-18": "ok", "node-19": "ok",
+        "node-17": "ok", "node-18": "ok", "node-19": "ok", "node-20": "ok", "node-21": "ok",
     }
     assert "CHANGED" in _node(fleet_run["report"], "node-08").message
 
@@ -145,7 +147,8 @@ def test_every_fault_and_nothing_else(fleet_run) -> None:
     failing = {(n.name, f.check) for n in report.nodes for f in n.findings if f.status.value in ("fail", "error")}
     expected = {("node-04", "versions.driver.consistent"), ("node-05", "nvlink.links.active"),
                 ("node-06", "ib.port.state"), ("node-12", "gpu.xid"), ("node-13", "memory.memlock"),
-                ("node-14", "gpu.count"), ("node-14", "topology.read"), ("node-19", "nvlink.fabricmanager")}
+                ("node-14", "gpu.count"), ("node-14", "topology.read"), ("node-19", "nvlink.fabricmanager"),
+                ("node-20", "pcie.gpu.link")}
     assert expected <= failing
     extra = {x for x in failing - expected if x[0] not in ("node-05", "node-06")}  # topology/port-count follow-ons
     assert extra == set(), extra
@@ -209,7 +212,7 @@ def test_warnings_are_exactly_the_warning_faults(fleet_run) -> None:
     warns = {(n.name, f.check) for n in report.nodes for f in n.findings if f.status.value == "warn"}
     assert warns == {("node-12", "gpu.xid"),  # Xid 13 is non-fatal: warn next to Xid 109's fail
                      ("node-15", "gpu.memory.in_use"), ("node-16", "gpu.persistence_mode"), ("node-17", "ib.gpudirect"),
-                     ("node-18", "nvlink.errors")}
+                     ("node-18", "nvlink.errors"), ("node-21", "gpu.row_remap")}
 
 
 def test_missing_gpu_is_named_with_the_majority(fleet_run) -> None:
@@ -220,3 +223,12 @@ def test_missing_gpu_is_named_with_the_majority(fleet_run) -> None:
 def test_fabricmanager_failure_cites_the_recorded_journal(fleet_run) -> None:
     f = next(f for f in _node(fleet_run["report"], "node-19").findings if f.check == "nvlink.fabricmanager")
     assert f.observed == "failed" and any("don't match with driver version" in e for e in f.evidence)
+
+
+def test_full_q_facts_judged_on_the_recorded_h100(fleet_run) -> None:
+    node = _node(fleet_run["report"], "node-01")
+    by = {(f.check, f.subject): f for f in node.findings}
+    assert by[("pcie.gpu.link", "GPU0")].observed.startswith("x16 of x16, Gen5/5")
+    assert by[("gpu.temperature", "GPU0")].observed == "30 C, 57 C below the slowdown limit"
+    assert by[("nvlink.fabric_state", "GPU0")].observed == "Completed / Success"
+    assert by[("gpu.row_remap", "GPU0")].status.value == "pass"

@@ -325,3 +325,15 @@ def test_nvlink_error_counters() -> None:
     crc = text.replace("Link 17: CRC Errors: 0", "Link 17: CRC Errors: 42")  # derived: one link with CRC errors
     [bad] = findings([node("n2", {"nvlink_errors": crc})], "nvlink.errors")
     assert bad.status.value == "warn" and bad.observed == "Link 17: CRC Errors: 42"
+
+
+def test_fabric_state_insufficient_resources_fails() -> None:
+    smi_q = (Path(__file__).resolve().parents[3] / "preflight" / "sim" / "profiles" / "h100-healthy" / "smi-q.txt").read_text()
+    body = strip_corpus_header(smi_q)[1]
+    fabric = rec("misc/fabric-completed-insufficient-resources-zero-uuid.txt")  # a recorded Fabric block
+    start = body.index("    Fabric\n")
+    end = body.index("    Processes")
+    derived = body[:start] + "".join("    " + l + "\n" for l in fabric.strip("\n").split("\n")) + body[end:]
+    table = strip_corpus_header(H100_TABLE.read_text())[1]
+    fs = {f.subject: f for f in findings([node("n1", {"smi_table": table, "smi_q": derived})], "nvlink.fabric_state")}
+    assert fs["GPU0"].status.value == "fail" and fs["GPU0"].observed == "Completed / Insufficient Resources"
