@@ -68,3 +68,12 @@ check(id="versions.os.consistent", group="versions", scope="fleet", needs=("vers
       summary="Every node runs the same OS release (/etc/os-release PRETTY_NAME)",
       remediation="Re-image the odd node from the fleet's base image.")(
     _same("os", "x_os", "OS", "Re-image the odd node from the fleet's base image."))
+
+
+@check(id="versions.vbios.consistent", group="versions", scope="fleet", needs=("gpus",),
+       summary="Every node's GPUs run the same VBIOS as the fleet majority (nvidia-smi vbios_version / -q VBIOS Version)",
+       remediation="Flash the fleet's VBIOS (nvflash, or the OEM's firmware bundle); mixed VBIOS changes clocks, power limits and NVLink behaviour.")
+def vbios_consistent(fleet: FleetFacts, ctx: CheckContext) -> Iterator[Finding]:
+    values = {n.name: (" + ".join(sorted({g.vbios_version for g in n.gpus or () if g.vbios_version})) or None)
+              for n in fleet.reachable}
+    yield from consistency(fleet, ctx, "x_vbios", values, label="VBIOS", hint=ctx.spec.remediation)

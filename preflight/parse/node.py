@@ -137,6 +137,8 @@ def _merge_full(g: GpuFacts, tree: dict[str, Any], changes: dict[str, Any], evid
     if isinstance(fabric, dict) and fabric.get("State"):
         changes["fabric_state"] = f"{fabric.get('State')} / {fabric.get('Status')}"
         evidence.append(f"GPU {g.bus_id} Fabric: State {fabric.get('State')}, Status {fabric.get('Status')}")
+    if g.vbios_version is None and tree.get("VBIOS Version"):
+        changes["vbios_version"] = str(tree["VBIOS Version"])
     if g.persistence_mode is None and tree.get("Persistence Mode"):
         changes["persistence_mode"] = str(tree["Persistence Mode"]).lower() == "enabled"
     mig = tree.get("MIG Mode")
