@@ -48,6 +48,10 @@ FLEET = [
     ("node-19", "fm-failed"),
     ("node-20", "pcie-x8"),
     ("node-21", "row-remap-pending"),
+    ("node-22", "mig-enabled"),
+    ("node-23", "hot-gpu"),
+    ("node-24", "fabric-incomplete"),
+    ("node-25", "topology-degraded"),
 ]
 CONNECT_TIMEOUT = 3.0
 COMMAND_TIMEOUT = 30.0
@@ -100,6 +104,7 @@ def test_outcomes_per_node(fleet_run) -> None:
         "node-07": "timeout", "node-08": "hostkey_rejected", "node-09": "collector_error", "node-10": "ok",
         "node-11": "refused", "node-12": "ok", "node-13": "ok", "node-14": "ok", "node-15": "ok", "node-16": "ok",
         "node-17": "ok", "node-18": "ok", "node-19": "ok", "node-20": "ok", "node-21": "ok",
+        "node-22": "ok", "node-23": "ok", "node-24": "ok", "node-25": "ok",
     }
     assert "CHANGED" in _node(fleet_run["report"], "node-08").message
 
@@ -148,7 +153,8 @@ def test_every_fault_and_nothing_else(fleet_run) -> None:
     expected = {("node-04", "versions.driver.consistent"), ("node-05", "nvlink.links.active"),
                 ("node-06", "ib.port.state"), ("node-12", "gpu.xid"), ("node-13", "memory.memlock"),
                 ("node-14", "gpu.count"), ("node-14", "topology.read"), ("node-19", "nvlink.fabricmanager"),
-                ("node-20", "pcie.gpu.link")}
+                ("node-20", "pcie.gpu.link"), ("node-22", "gpu.mig"), ("node-24", "nvlink.fabric_state"),
+                ("node-25", "topology.consistent")}
     assert expected <= failing
     extra = {x for x in failing - expected if x[0] not in ("node-05", "node-06")}  # topology/port-count follow-ons
     assert extra == set(), extra
@@ -212,7 +218,8 @@ def test_warnings_are_exactly_the_warning_faults(fleet_run) -> None:
     warns = {(n.name, f.check) for n in report.nodes for f in n.findings if f.status.value == "warn"}
     assert warns == {("node-12", "gpu.xid"),  # Xid 13 is non-fatal: warn next to Xid 109's fail
                      ("node-15", "gpu.memory.in_use"), ("node-16", "gpu.persistence_mode"), ("node-17", "ib.gpudirect"),
-                     ("node-18", "nvlink.errors"), ("node-21", "gpu.row_remap")}
+                     ("node-18", "nvlink.errors"), ("node-21", "gpu.row_remap"),
+                     ("node-23", "gpu.temperature")}
 
 
 def test_missing_gpu_is_named_with_the_majority(fleet_run) -> None:
