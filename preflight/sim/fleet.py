@@ -56,9 +56,10 @@ def load_profile(name: str) -> dict[str, Any]:
     if not (folder / "profile.yaml").is_file():
         raise ValueError(f"unknown sim profile {name!r} (have: {', '.join(sorted(p.name for p in PROFILES.iterdir()))})")
     data = yaml.safe_load((folder / "profile.yaml").read_text()) or {}
-    merged: dict[str, Any] = {"tools": {}, "python": "present", "host": {}, "limits": {}}
+    merged: dict[str, Any] = {"tools": {}, "python": "present", "host": {}, "limits": {}, "roots": []}
     if data.get("extends"):
         parent = load_profile(data["extends"])
+        merged["roots"] = list(parent["roots"])
         merged["tools"] = {t: dict(m) for t, m in parent["tools"].items()}
         merged["python"] = parent["python"]
         merged["host"] = {k: (list(v) if isinstance(v, list) else dict(v)) for k, v in parent["host"].items()}
@@ -76,6 +77,8 @@ def load_profile(name: str) -> dict[str, Any]:
                 merged["tools"][tool][str(argv)] = (folder / answer, 0)
     if data.get("python"):
         merged["python"] = data["python"]
+    if (folder / "root").is_dir():  # files under the node's host root; a child's files replace its parent's
+        merged["roots"].append(folder / "root")
     return merged
 
 
@@ -94,34 +97,104 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _case_pattern(argv: str) -> str:
+    """A `case` pattern for a recorded argv: literal text quoted, each `*` left as a shell wildcard."""
+    if argv == "":
+        return "''"
+    return "*".join(shlex.quote(part) if part else "" for part in argv.split("*"))
+
+
+# What the real tool prints for arguments it does not accept (then the stand-in's own note).
+# nvidia-smi's exit code 2 is documented in its man page: "A supplied argument or flag is invalid".
+_USAGE_ERRORS = {
+    "nvidia-smi": ("Invalid combination of input arguments. Please run 'nvidia-smi -h' for help.", 2),
+}
+
+
 def _stand_in(tool: str, mapping: dict[str, tuple[Path, int]], rec_dir: Path) -> str:
-    """A /bin/sh script answering exactly the recorded argv (so it works without python3 too)."""
+    """A /bin/sh script answering the recorded argv (so it works without python3 too).
+
+    Keys match the arguments joined by single spaces; `*` in a key matches anything
+    (`--query-gpu=* --format=csv`, `-b 8 -e 8G -f 2 -g *`). Exact keys are tried first.
+    """
     cases = []
-    for i, (argv, (path, rc)) in enumerate(sorted(mapping.items())):
+    ordered = sorted(mapping.items(), key=lambda kv: ("*" in kv[0], kv[0]))
+    for i, (argv, (path, rc)) in enumerate(ordered):
         body = rec_dir / f"{tool}-{i}.out"
         body.write_text(_body(path))
-        cases.append(f"  {shlex.quote(argv)}) cat {shlex.quote(str(body))}; exit {int(rc)};;")
+        cases.append(f"  {_case_pattern(argv)}) cat {shlex.quote(str(body))}; exit {int(rc)};;")
+    message, code = _USAGE_ERRORS.get(tool, (f"{tool}: invalid option or arguments: $*", 2))
     return (
         "#!/bin/sh\n"
         f"# preflight sim stand-in for {tool}: prints recorded outputs (see preflight/sim/profiles)\n"
         'case "$*" in\n' + "\n".join(cases) + "\n"
-        f'  *) echo "{tool} (preflight sim stand-in): no recording for arguments: $*" >&2; exit 2;;\n'
+        f'  *) echo "{message}" >&2\n'
+        f'     echo "({tool}: preflight sim stand-in, no recording for arguments: $*)" >&2; exit {code};;\n'
         "esac\n"
     )
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every live process below `pid` (sshd's per-connection children and their commands), from /proc."""
+    children: dict[int, list[int]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[-1].split()
+        if len(fields) > 1 and fields[1].isdigit():
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    found: list[int] = []
+    todo = [pid]
+    while todo and len(found) < 10000:  # bounded
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.append(child)
+                todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def _signal(pids: list[int], sig: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except OSError:
+            pass
 
 
 class SimFleet:
     """Context manager: `with SimFleet(dir, [("node-01", "h100-healthy"), ...]) as fleet: ...`."""
 
-    def __init__(self, workdir: Path, nodes: list[tuple[str, str]], user: str | None = None) -> None:
+    def __init__(self, workdir: Path, nodes: list[tuple[str, str]], base_port: int | None = None,
+                 user: str | None = None) -> None:
+        """`nodes` are (name, profile) pairs. With `base_port`, node i listens on base_port + i
+        (start() fails if one is taken); without, each node gets a free port, re-picked if
+        another process takes it between the pick and sshd's bind."""
         self.workdir = Path(workdir)
+        self.base_port = base_port
         self.user = user or os.environ.get("USER") or _whoami()
         self.nodes: dict[str, SimNode] = {}
         self.client_key = self.workdir / "client_key"
         self.known_hosts = self.workdir / "known_hosts"
-        for name, profile in nodes:
+        for i, (name, profile) in enumerate(nodes):
             load_profile(profile)  # unknown profile: fail before starting anything
-            self.nodes[name] = SimNode(name=name, profile=profile, port=0, root=self.workdir / name)
+            port = base_port + i if base_port else 0
+            self.nodes[name] = SimNode(name=name, profile=profile, port=port, root=self.workdir / name)
         self._started = False
 
     # lifecycle -----------------------------------------------------------------------------
@@ -138,10 +211,13 @@ class SimFleet:
             os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege-separation dir (the service makes it)
         _keygen(self.client_key)
         atexit.register(self.stop)
-        lines = []
         for node in self.nodes.values():
             self._prepare(node)
             self._launch(node)
+        for node in self.nodes.values():
+            self._wait_ready(node)
+        lines = []
+        for node in self.nodes.values():
             key = node.host_key_pub
             if node.profile == "changed-hostkey":
                 other = node.root / "other_host_key"
@@ -150,8 +226,6 @@ class SimFleet:
             kt, kb = key.split()[:2]
             lines.append(f"[127.0.0.1]:{node.port} {kt} {kb}")
         self.known_hosts.write_text("\n".join(lines) + "\n")
-        for node in self.nodes.values():
-            self._wait_ready(node)
         self._started = True
         for node in self.nodes.values():
             if node.profile == "hang":
@@ -160,17 +234,28 @@ class SimFleet:
                 self.stop_node(node.name)
 
     def stop(self) -> None:
+        """Stop every node's sshd and whatever runs under it (open sessions, their commands)."""
         for node in self.nodes.values():
-            proc = node.proc
-            if proc is None or proc.poll() is not None:
-                continue
+            self._kill(node)
+
+    def _kill(self, node: SimNode) -> None:
+        proc = node.proc
+        if proc is None:
+            return
+        below = _descendants(proc.pid) if proc.poll() is None else []
+        if proc.poll() is None:
+            _signal([proc.pid, *below], signal.SIGCONT)  # a paused (SIGSTOPped) sshd cannot act on SIGTERM
+            _signal([proc.pid, *below], signal.SIGTERM)
             try:
-                os.kill(proc.pid, signal.SIGCONT)
-                proc.terminate()
                 proc.wait(timeout=5)
-            except (OSError, subprocess.TimeoutExpired):
+            except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=5)
+        node.paused = False
+        deadline = time.monotonic() + 3.0
+        while any(_alive(p) for p in below) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        _signal([p for p in below if _alive(p)], signal.SIGKILL)
 
     def pause(self, name: str) -> None:
         node = self.nodes[name]
@@ -185,11 +270,8 @@ class SimFleet:
             node.paused = False
 
     def stop_node(self, name: str) -> None:
-        node = self.nodes[name]
-        if node.proc and node.proc.poll() is None:
-            os.kill(node.proc.pid, signal.SIGCONT)
-            node.proc.terminate()
-            node.proc.wait(timeout=5)
+        """Kill this node's sshd (and its sessions): connections to its port are refused afterwards."""
+        self._kill(self.nodes[name])
 
     @property
     def pids(self) -> list[int]:
@@ -241,6 +323,8 @@ class SimFleet:
             script = root / "bin" / tool
             script.write_text(_stand_in(tool, mapping, root / "rec"))
             script.chmod(0o755)
+        for tree in profile["roots"]:  # recorded / derived files the collector reads (see profile.yaml)
+            shutil.copytree(tree, root / "hostroot", dirs_exist_ok=True)
         host = profile["host"]
         for rel in host.get("dirs") or []:
             (root / "hostroot" / rel).mkdir(parents=True, exist_ok=True)
@@ -270,6 +354,10 @@ class SimFleet:
         pub = Path(str(self.client_key) + ".pub").read_text().strip()
         (root / "authorized_keys").write_text(f"{options} {pub}\n")
         node.port = node.port or _free_port()
+        self._write_config(node, host_key)
+
+    def _write_config(self, node: SimNode, host_key: Path) -> None:
+        root = node.root
         (root / "sshd_config").write_text("\n".join([
             f"Port {node.port}",
             "ListenAddress 127.0.0.1",
@@ -305,15 +393,26 @@ class SimFleet:
             except (ValueError, OSError):
                 pass  # not root: keep the inherited limit (checks then judge the real one)
 
-        node.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(node.root / "sshd_config")],
-                                     stdin=subprocess.DEVNULL, stdout=log, stderr=log, preexec_fn=set_limits)
+        with log:  # the child keeps its own copy of the descriptor
+            node.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(node.root / "sshd_config")],
+                                         stdin=subprocess.DEVNULL, stdout=log, stderr=log, preexec_fn=set_limits)
 
     def _wait_ready(self, node: SimNode, timeout_s: float = 10.0) -> None:
+        """Until the node's sshd accepts TCP and sends its SSH banner (bounded); a port lost to
+        another process before sshd bound it is re-picked (free ports only, at most 5 times)."""
         deadline = time.monotonic() + timeout_s
         last = ""
+        retries = 0
         while time.monotonic() < deadline:
             if node.proc and node.proc.poll() is not None:
-                raise RuntimeError(f"sshd for {node.name} exited: {(node.root / 'sshd.log').read_text()[-500:]}")
+                log = (node.root / "sshd.log").read_text(errors="replace")
+                if ("Address already in use" in log or "Cannot bind any address" in log) and not self.base_port and retries < 5:
+                    retries += 1
+                    node.port = _free_port()
+                    self._write_config(node, node.root / "ssh_host_ed25519_key")
+                    self._launch(node)
+                    continue
+                raise RuntimeError(f"sshd for {node.name} (port {node.port}) exited: {log[-800:]}")
             try:
                 with socket.create_connection(("127.0.0.1", node.port), timeout=1.0) as s:
                     s.settimeout(1.0)
