@@ -10,15 +10,14 @@ import pytest
 from preflight.sim.fleet import SSHD, SimFleet
 
 
-@pytest.fixture(scope="module")
-def sim_fleet_factory(tmp_path_factory):
+def _factory(tmp_path_factory):
     if not (os.path.exists(SSHD) and shutil.which("ssh-keygen")):
-        pytest.skip("OpenSSH server not installed (apt-get install openssh-server)")
+        pytest.skip(f"OpenSSH server not installed ({SSHD} missing; apt-get install openssh-server)")
     fleets: list[SimFleet] = []
 
-    def make(nodes):
-        fleet = SimFleet(tmp_path_factory.mktemp("fleet"), nodes)
-        fleets.append(fleet)
+    def make(nodes, base_port=None):
+        fleet = SimFleet(tmp_path_factory.mktemp("fleet"), nodes, base_port=base_port)
+        fleets.append(fleet)  # before start(): a fleet that fails half-way is still stopped
         fleet.start()
         return fleet
 
@@ -27,3 +26,15 @@ def sim_fleet_factory(tmp_path_factory):
     finally:
         for fleet in fleets:
             fleet.stop()
+
+
+@pytest.fixture(scope="module")
+def sim_fleet_factory(tmp_path_factory):
+    """`make([(name, profile), ...])` -> a started SimFleet, stopped when the module ends."""
+    yield from _factory(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def sim_fleet(tmp_path_factory):
+    """The same factory, for fleets shared by the whole session (stopped at session end)."""
+    yield from _factory(tmp_path_factory)
