@@ -50,8 +50,8 @@ def test_exit_zero_when_only_healthy_nodes(tmp_path) -> None:
 def test_fail_on_warn_and_check_selection(tmp_path) -> None:
     # selecting only the versions checks on the mismatched node's fleet still fails; skipping them passes
     assert main(["demo", "--strict", "-q", "--checks", "versions.*"]) == 2
-    assert main(["demo", "--strict", "-q", "--skip", "versions.driver.*,nvlink"]) == 0
-    assert main(["demo", "--strict", "-q", "--skip", "versions.driver.*,nvlink", "--fail-on", "warn"]) == 0
+    assert main(["demo", "--strict", "-q", "--skip", "versions.driver.*,nvlink,topology.consistent"]) == 0
+    assert main(["demo", "--strict", "-q", "--skip", "versions.driver.*,nvlink,topology.consistent", "--fail-on", "warn"]) == 0
 
 
 def test_bad_inputs_exit_3(tmp_path) -> None:
