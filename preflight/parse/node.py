@@ -182,12 +182,14 @@ def _enrich_from_q(c: _Ctx, gpus: tuple[GpuFacts, ...] | None) -> tuple[GpuFacts
     for g in gpus:
         changes: dict[str, Any] = {}
         evidence: list[str] = []
+        done: set[str] = set()  # the full -q answers a section: the -d ECC/PERFORMANCE copies add nothing
         for sections, kind in ((full, "ecc"), (full, "perf"), (full, "full"), (ecc, "ecc"), (perf, "perf")):
-            if sections is None:
+            if sections is None or kind in done:
                 continue
             tree = next((t for bus, t in sections.gpus.items() if g.bus_id and normalize_bus_id(bus) == normalize_bus_id(g.bus_id)), None)
             if tree is None:
                 continue
+            done.add(kind)
             if kind == "full":
                 _merge_full(g, tree, changes, evidence)
                 continue
