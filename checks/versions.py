@@ -23,29 +23,25 @@ def _versions(fleet: FleetFacts, attr: str) -> tuple[dict[str, object], dict[str
     return values, evidence
 
 
-@check(id="versions.driver.consistent", group="versions", scope="fleet", needs=("versions",),
-       summary="Every node runs the same NVIDIA driver (the inventory's pinned version, else the fleet majority)",
-       remediation=_MULTI)
-def driver_consistent(fleet: FleetFacts, ctx: CheckContext) -> Iterator[Finding]:
-    values, evidence = _versions(fleet, "driver")
-    yield from consistency(fleet, ctx, "driver_version", values, label="driver", hint=_MULTI, evidence=evidence)
-
-
-@check(id="versions.cuda.consistent", group="versions", scope="fleet", needs=("versions",),
-       summary="Every node reports the same CUDA driver API version (nvidia-smi 'CUDA Version')",
-       remediation=_MULTI)
-def cuda_consistent(fleet: FleetFacts, ctx: CheckContext) -> Iterator[Finding]:
-    values, evidence = _versions(fleet, "cuda")
-    yield from consistency(fleet, ctx, "cuda_version", values, label="CUDA", hint=_MULTI, evidence=evidence)
-
-
-@check(id="versions.nccl.consistent", group="versions", scope="fleet", needs=("versions",),
-       summary="Every node has the same system NCCL library (libnccl.so.X.Y.Z); unknown when NCCL ships only inside containers",
-       remediation="Install one NCCL version fleet-wide (or pin it in the container image) so every rank runs the same protocol.")
-def nccl_consistent(fleet: FleetFacts, ctx: CheckContext) -> Iterator[Finding]:
-    values, evidence = _versions(fleet, "nccl")
-    yield from consistency(fleet, ctx, "nccl_version", values, label="NCCL", evidence=evidence,
-                           hint="Install one NCCL version fleet-wide (or pin it in the container image).")
+# (check id, Versions attribute, inventory expect key, label, summary, remediation, also the finding's hint)
+_VERSION_CHECKS = (
+    ("versions.driver.consistent", "driver", "driver_version", "driver",
+     "Every node runs the same NVIDIA driver (the inventory's pinned version, else the fleet majority)", _MULTI),
+    ("versions.cuda.consistent", "cuda", "cuda_version", "CUDA",
+     "Every node reports the same CUDA driver API version (nvidia-smi 'CUDA Version')", _MULTI),
+    ("versions.nccl.consistent", "nccl", "nccl_version", "NCCL",
+     "Every node has the same system NCCL library (libnccl.so.X.Y.Z); unknown when NCCL ships only inside containers",
+     "Install one NCCL version fleet-wide (or pin it in the container image) so every rank runs the same protocol."),
+    ("versions.ofed.consistent", "ofed", "x_ofed_version", "OFED",
+     "Every node runs the same OFED / DOCA-OFED / rdma-core stack (`ofed_info -s`)",
+     "Install the same MLNX_OFED/DOCA version everywhere; mixed stacks give IB verbs errors and hangs."),
+    ("versions.kernel.consistent", "kernel", "x_kernel", "kernel",
+     "Every node runs the same kernel (`uname -r`); a different kernel often means a node missed an image update",
+     "Re-image or update the odd node so the driver, OFED and kernel modules match the fleet."),
+    ("versions.os.consistent", "os", "x_os", "OS",
+     "Every node runs the same OS release (/etc/os-release PRETTY_NAME)",
+     "Re-image the odd node from the fleet's base image."),
+)
 
 
 def _same(attr: str, key: str, label: str, hint: str):
@@ -56,18 +52,9 @@ def _same(attr: str, key: str, label: str, hint: str):
     return fn
 
 
-check(id="versions.ofed.consistent", group="versions", scope="fleet", needs=("versions",),
-      summary="Every node runs the same OFED / DOCA-OFED / rdma-core stack (`ofed_info -s`)",
-      remediation="Install the same MLNX_OFED/DOCA version everywhere; mixed stacks give IB verbs errors and hangs.")(
-    _same("ofed", "x_ofed_version", "OFED", "Install the same MLNX_OFED/DOCA version everywhere."))
-check(id="versions.kernel.consistent", group="versions", scope="fleet", needs=("versions",),
-      summary="Every node runs the same kernel (`uname -r`); a different kernel often means a node missed an image update",
-      remediation="Re-image or update the odd node so the driver, OFED and kernel modules match the fleet.")(
-    _same("kernel", "x_kernel", "kernel", "Re-image or update the odd node."))
-check(id="versions.os.consistent", group="versions", scope="fleet", needs=("versions",),
-      summary="Every node runs the same OS release (/etc/os-release PRETTY_NAME)",
-      remediation="Re-image the odd node from the fleet's base image.")(
-    _same("os", "x_os", "OS", "Re-image the odd node from the fleet's base image."))
+for _id, _attr, _key, _label, _summary, _fix in _VERSION_CHECKS:
+    check(id=_id, group="versions", scope="fleet", needs=("versions",), summary=_summary, remediation=_fix)(
+        _same(_attr, _key, _label, _fix))
 
 
 @check(id="versions.vbios.consistent", group="versions", scope="fleet", needs=("gpus",),
