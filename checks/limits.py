@@ -21,7 +21,12 @@ def shm_size(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
     size = node.memory.shm_size_bytes if node.memory else None
     pinned, source = ctx.expected(node, "shm_gib_min")
     minimum, src = (float(pinned), source) if pinned is not None else ctx.threshold("min_gib")
-    if size is None:
+    if node.memory is not None and node.memory.shm_absent:
+        yield Finding(check=ctx.spec.id, node=node.name, status=Status.FAIL, observed="no /dev/shm",
+                      expected=f">= {minimum:g} GiB", expected_source=src,
+                      msg="/dev/shm does not exist: NCCL's shared-memory transport cannot create its segments",
+                      hint=ctx.spec.remediation)
+    elif size is None:
         yield Finding(check=ctx.spec.id, node=node.name, status=Status.SKIP, msg="/dev/shm size not reported")
     elif size < float(minimum) * GIB:
         yield Finding(check=ctx.spec.id, node=node.name, status=Status.FAIL, observed=f"{size / GIB:.2f} GiB",

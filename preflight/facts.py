@@ -102,7 +102,10 @@ class TopologyFacts:
 class MemoryFacts:
     mem_total_kib: int | None
     hugepages_total: int | None = None
+    hugepages_free: int | None = None
+    hugepage_size_kib: int | None = None
     shm_size_bytes: int | None = None
+    shm_absent: bool = False  # the collector found no /dev/shm at all (a container started without one)
     memlock_unlimited: bool | None = None
     memlock_bytes: int | None = None
 

@@ -102,6 +102,7 @@ class Expectations:
     nvlinks_per_gpu: int | None = None
     host_memory_gib_min: float | None = None
     shm_gib_min: float | None = None
+    hugepages_gib_min: float | None = None  # static hugepages a workload needs (DPDK, some RDMA stacks); unset: none required
     allreduce_busbw_gbps_min: float | None = None
     nccl_socket_ifname: str | None = None  # NCCL_SOCKET_IFNAME the jobs use: comma list, '^' excludes, '=' exact
     nccl_ib_hca: str | None = None  # NCCL_IB_HCA the jobs use: comma list of HCA[:port], '^' excludes, '=' exact
@@ -135,6 +136,7 @@ _EXPECT_KINDS = {
     "nvlinks_per_gpu": "count",
     "host_memory_gib_min": "number",
     "shm_gib_min": "number",
+    "hugepages_gib_min": "number",
     "allreduce_busbw_gbps_min": "number",
     "nccl_socket_ifname": "text",
     "nccl_ib_hca": "text",

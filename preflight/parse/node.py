@@ -371,11 +371,16 @@ def _memory(c: _Ctx) -> MemoryFacts | None:
     lock_text, _ = c.text("memlock")
     shm = json.loads(shm_text) if shm_text and shm_text.strip().startswith("{") else {}
     lock = json.loads(lock_text) if lock_text and lock_text.strip().startswith("{") else {}
-    if mem is None and not shm and not lock:
+    shm_probe = c.raw.probe("shm") or {}
+    shm_absent = "No such file" in str(shm_probe.get("error") or "") or "Errno 2]" in str(shm_probe.get("error") or "")
+    if mem is None and not shm and not lock and not shm_absent:
         return None
     return MemoryFacts(mem_total_kib=mem.mem_total_kib if mem else None,
                        hugepages_total=mem.hugepages_total if mem else None,
-                       shm_size_bytes=shm.get("size_bytes"), memlock_unlimited=lock.get("unlimited_soft"),
+                       hugepages_free=mem.hugepages_free if mem else None,
+                       hugepage_size_kib=mem.hugepage_size_kib if mem else None,
+                       shm_size_bytes=shm.get("size_bytes"), shm_absent=shm_absent,
+                       memlock_unlimited=lock.get("unlimited_soft"),
                        memlock_bytes=lock.get("soft"))
 
 

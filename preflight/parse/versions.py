@@ -149,6 +149,10 @@ class MemInfo:
     def hugepages_total(self) -> int | None:
         return self.values_kib.get("HugePages_Total")
 
+    @property
+    def hugepages_free(self) -> int | None:
+        return self.values_kib.get("HugePages_Free")
+
 
 def parse_meminfo(text: str) -> MemInfo | Unparseable:
     """`/proc/meminfo` (values in kB; HugePages_* are counts)."""

@@ -108,7 +108,7 @@ def test_nodes_are_frozen_and_replaceable(good: Inventory) -> None:
 def test_expectations_fields_are_the_expect_keys() -> None:
     assert EXPECT_KEYS == (
         "gpus_per_node", "gpu_model", "driver_version", "cuda_version", "nccl_version", "ib_ports",
-        "ib_rate_gbps", "nvlinks_per_gpu", "host_memory_gib_min", "shm_gib_min", "allreduce_busbw_gbps_min",
+        "ib_rate_gbps", "nvlinks_per_gpu", "host_memory_gib_min", "shm_gib_min", "hugepages_gib_min", "allreduce_busbw_gbps_min",
         "nccl_socket_ifname", "nccl_ib_hca",
     )
     assert Expectations().as_dict() == {}

@@ -337,3 +337,41 @@ def test_fabric_state_insufficient_resources_fails() -> None:
     table = strip_corpus_header(H100_TABLE.read_text())[1]
     fs = {f.subject: f for f in findings([node("n1", {"smi_table": table, "smi_q": derived})], "nvlink.fabric_state")}
     assert fs["GPU0"].status.value == "fail" and fs["GPU0"].observed == "Completed / Insufficient Resources"
+
+
+def _meminfo(total_kib: int, pages: int, free: int, size_kib: int = 2048) -> str:
+    return (f"MemTotal:       {total_kib} kB\nMemFree:        {total_kib // 2} kB\n"
+            f"HugePages_Total:   {pages}\nHugePages_Free:    {free}\nHugePages_Rsvd:        0\n"
+            f"HugePages_Surp:        0\nHugepagesize:       {size_kib} kB\n")
+
+
+def test_hugepages_none_passes_half_of_ram_warns() -> None:
+    gib = 1024 * 1024
+    fs = findings([node("n1", {"meminfo": _meminfo(2048 * gib, 0, 0)}),
+                   node("n2", {"meminfo": _meminfo(2048 * gib, 1200, 1200, 1024 * 1024)})], "memory.hugepages")
+    by = {f.node: f for f in fs}
+    assert by["n1"].status.value == "pass"
+    assert by["n2"].status.value == "warn" and "1200 of" not in by["n2"].msg and by["n2"].observed.startswith("1200 x 1024 MiB = 1200.0 GiB")
+    assert "HugePages_Total: 1200" in by["n2"].evidence
+
+
+def test_hugepages_below_the_inventory_minimum_fails() -> None:
+    raw = node("n1", {"meminfo": _meminfo(512 * 1024 * 1024, 512, 512)},  # 1 GiB of 2 MiB pages
+               expect={"hugepages_gib_min": 4}, expect_sources={"hugepages_gib_min": "inventory:test.yaml defaults"})
+    f = findings([raw], "memory.hugepages")[0]
+    assert f.status.value == "fail" and "4" in f.expected and "inventory" in (f.expected_source or "")
+
+
+def test_hugepages_skip_without_meminfo() -> None:
+    fs = findings([node("n1", {"meminfo": None, "memlock": '{"unlimited_soft": true}'})], "memory.hugepages")
+    assert [f.status.value for f in fs] == ["skip"]
+
+
+def test_shm_absent_fails_and_small_shm_fails() -> None:
+    raw = node("n1", {})
+    raw.collector["probes"]["shm"] = {"rc": None, "stdout": "", "stderr": "", "kind": "builtin",
+                                      "error": "error: [Errno 2] No such file or directory: '/dev/shm'"}
+    small = node("n2", {"shm": '{"size_bytes": 67108864, "free_bytes": 67108864}'})  # Docker's 64 MB default
+    fs = {f.node: f for f in findings([raw, small], "memory.shm")}
+    assert fs["n1"].status.value == "fail" and fs["n1"].observed == "no /dev/shm"
+    assert fs["n2"].status.value == "fail" and fs["n2"].observed == "0.06 GiB"
