@@ -56,10 +56,11 @@ def load_profile(name: str) -> dict[str, Any]:
     if not (folder / "profile.yaml").is_file():
         raise ValueError(f"unknown sim profile {name!r} (have: {', '.join(sorted(p.name for p in PROFILES.iterdir()))})")
     data = yaml.safe_load((folder / "profile.yaml").read_text()) or {}
-    merged: dict[str, Any] = {"tools": {}, "python": "present", "host": {}, "limits": {}, "roots": []}
+    merged: dict[str, Any] = {"tools": {}, "python": "present", "host": {}, "limits": {}, "roots": [], "remove_root": []}
     if data.get("extends"):
         parent = load_profile(data["extends"])
         merged["roots"] = list(parent["roots"])
+        merged["remove_root"] = list(parent["remove_root"])
         merged["tools"] = {t: dict(m) for t, m in parent["tools"].items()}
         merged["python"] = parent["python"]
         merged["host"] = {k: (list(v) if isinstance(v, list) else dict(v)) for k, v in parent["host"].items()}
@@ -79,6 +80,7 @@ def load_profile(name: str) -> dict[str, Any]:
         merged["python"] = data["python"]
     if (folder / "root").is_dir():  # files under the node's host root; a child's files replace its parent's
         merged["roots"].append(folder / "root")
+    merged["remove_root"] += [str(r) for r in data.get("remove_root") or []]  # parent files this profile takes away
     return merged
 
 
@@ -325,6 +327,10 @@ class SimFleet:
             script.chmod(0o755)
         for tree in profile["roots"]:  # recorded / derived files the collector reads (see profile.yaml)
             shutil.copytree(tree, root / "hostroot", dirs_exist_ok=True)
+        for rel in profile["remove_root"]:
+            gone = (root / "hostroot" / rel).resolve()
+            if gone.is_relative_to((root / "hostroot").resolve()) and gone.exists():
+                shutil.rmtree(gone) if gone.is_dir() else gone.unlink()
         host = profile["host"]
         for rel in host.get("dirs") or []:
             (root / "hostroot" / rel).mkdir(parents=True, exist_ok=True)

@@ -52,7 +52,40 @@ FLEET = [
     ("node-23", "hot-gpu"),
     ("node-24", "fabric-incomplete"),
     ("node-25", "topology-degraded"),
+    ("node-26", "cuda-mismatch"),
+    ("node-27", "os-mismatch"),
+    ("node-28", "vbios-mismatch"),
+    ("node-29", "hca-fw-mismatch"),
+    ("node-30", "h200-in-h100-pool"),
+    ("node-31", "ib-errors"),
+    ("node-32", "nic-pcie-x8"),
+    ("node-33", "shm-missing"),
+    ("node-34", "netif-renamed"),
+    ("node-35", "mtu-mismatch"),
+    ("node-36", "nic-far"),
+    ("node-37", "kernel-mismatch"),
 ]
+# What the jobs on this fleet are configured with (what network.* and ib.port.count judge against)
+EXPECT = {"ib_ports": 2, "nccl_socket_ifname": "eth0", "nccl_ib_hca": "mlx5_0,mlx5_1"}
+# Every fail/error the run must report, and nothing else: (node, check)
+FAILS = {
+    ("node-04", "versions.driver.consistent"), ("node-05", "nvlink.links.active"),
+    ("node-05", "topology.consistent"),  # its topo -m shows NV16 for GPU5: a different topology, as recorded with the fault
+    ("node-06", "ib.port.state"), ("node-06", "ib.port.count"),  # one of two expected ports is down
+    ("node-12", "gpu.xid"), ("node-13", "memory.memlock"),
+    ("node-14", "gpu.count"), ("node-14", "topology.read"), ("node-19", "nvlink.fabricmanager"),
+    ("node-20", "pcie.gpu.link"), ("node-22", "gpu.mig"), ("node-24", "nvlink.fabric_state"),
+    ("node-25", "topology.consistent"), ("node-26", "versions.cuda.consistent"), ("node-27", "versions.os.consistent"),
+    ("node-28", "versions.vbios.consistent"), ("node-29", "versions.hca_firmware.consistent"),
+    ("node-30", "gpu.model"), ("node-30", "gpu.memory.total"), ("node-32", "pcie.nic.link"), ("node-33", "memory.shm"),
+    ("node-34", "network.nccl_interfaces"), ("node-35", "network.mtu.consistent"), ("node-37", "versions.kernel.consistent"),
+}
+WARNS = {
+    ("node-12", "gpu.xid"),  # Xid 13 is non-fatal: warn next to Xid 109's fail
+    ("node-15", "gpu.memory.in_use"), ("node-16", "gpu.persistence_mode"), ("node-17", "ib.gpudirect"),
+    ("node-18", "nvlink.errors"), ("node-21", "gpu.row_remap"), ("node-23", "gpu.temperature"),
+    ("node-31", "ib.port.errors"), ("node-36", "topology.gpu_nic_affinity"),
+}
 CONNECT_TIMEOUT = 3.0
 COMMAND_TIMEOUT = 30.0
 
@@ -67,7 +100,8 @@ def _strip_volatile(doc: dict) -> dict:
 @pytest.fixture(scope="module")
 def fleet_run(sim_fleet_factory, tmp_path_factory):
     fleet = sim_fleet_factory(FLEET)
-    inv_path = fleet.write_inventory(tmp_path_factory.mktemp("inv") / "sim.yaml", thresholds=fleet.sandbox_thresholds())
+    inv_path = fleet.write_inventory(tmp_path_factory.mktemp("inv") / "sim.yaml", expectations=EXPECT,
+                                     thresholds=fleet.sandbox_thresholds())
     fleet.pause("node-07")
     fleet.stop_node("node-11")
     inv = load_inventory(inv_path)
@@ -105,6 +139,7 @@ def test_outcomes_per_node(fleet_run) -> None:
         "node-11": "refused", "node-12": "ok", "node-13": "ok", "node-14": "ok", "node-15": "ok", "node-16": "ok",
         "node-17": "ok", "node-18": "ok", "node-19": "ok", "node-20": "ok", "node-21": "ok",
         "node-22": "ok", "node-23": "ok", "node-24": "ok", "node-25": "ok",
+        **{f"node-{i}": "ok" for i in range(26, 38)},
     }
     assert "CHANGED" in _node(fleet_run["report"], "node-08").message
 
@@ -150,14 +185,7 @@ def test_no_python_node_is_judged_from_plain_commands(fleet_run) -> None:
 def test_every_fault_and_nothing_else(fleet_run) -> None:
     report = fleet_run["report"]
     failing = {(n.name, f.check) for n in report.nodes for f in n.findings if f.status.value in ("fail", "error")}
-    expected = {("node-04", "versions.driver.consistent"), ("node-05", "nvlink.links.active"),
-                ("node-06", "ib.port.state"), ("node-12", "gpu.xid"), ("node-13", "memory.memlock"),
-                ("node-14", "gpu.count"), ("node-14", "topology.read"), ("node-19", "nvlink.fabricmanager"),
-                ("node-20", "pcie.gpu.link"), ("node-22", "gpu.mig"), ("node-24", "nvlink.fabric_state"),
-                ("node-25", "topology.consistent")}
-    assert expected <= failing
-    extra = {x for x in failing - expected if x[0] not in ("node-05", "node-06")}  # topology/port-count follow-ons
-    assert extra == set(), extra
+    assert failing == FAILS
 
 
 def test_json_validates_and_replay_reproduces_it(fleet_run, tmp_path) -> None:
@@ -216,10 +244,7 @@ def test_healthy_nodes_have_no_warnings_either(fleet_run) -> None:
 def test_warnings_are_exactly_the_warning_faults(fleet_run) -> None:
     report = fleet_run["report"]
     warns = {(n.name, f.check) for n in report.nodes for f in n.findings if f.status.value == "warn"}
-    assert warns == {("node-12", "gpu.xid"),  # Xid 13 is non-fatal: warn next to Xid 109's fail
-                     ("node-15", "gpu.memory.in_use"), ("node-16", "gpu.persistence_mode"), ("node-17", "ib.gpudirect"),
-                     ("node-18", "nvlink.errors"), ("node-21", "gpu.row_remap"),
-                     ("node-23", "gpu.temperature")}
+    assert warns == WARNS
 
 
 def test_missing_gpu_is_named_with_the_majority(fleet_run) -> None:
@@ -239,3 +264,35 @@ def test_full_q_facts_judged_on_the_recorded_h100(fleet_run) -> None:
     assert by[("gpu.temperature", "GPU0")].observed == "30 C, 57 C below the slowdown limit"
     assert by[("nvlink.fabric_state", "GPU0")].observed == "Completed / Success"
     assert by[("gpu.row_remap", "GPU0")].status.value == "pass"
+
+
+@pytest.mark.parametrize("name,check_id,observed,source", [
+    ("node-26", "versions.cuda.consistent", "12.8", "fleet majority"),
+    ("node-27", "versions.os.consistent", "Ubuntu 22.04.3 LTS", "fleet majority"),
+    ("node-28", "versions.vbios.consistent", "96.00.5E.00.01", "fleet majority"),
+    ("node-29", "versions.hca_firmware.consistent", "28.39.1002", "fleet majority"),
+    ("node-30", "gpu.model", "NVIDIA H200", "fleet majority"),
+    ("node-30", "gpu.memory.total", "143771 MiB", "fleet majority"),
+    ("node-32", "pcie.nic.link", "x8 (max 32.0 GT/s PCIe x16)", None),
+    ("node-33", "memory.shm", "no /dev/shm", "NCCL docs"),
+    ("node-34", "network.nccl_interfaces", "no matching interface", "inventory"),
+    ("node-35", "network.mtu.consistent", "1500", "fleet majority"),
+    ("node-37", "versions.kernel.consistent", "5.15.0-1042-nvidia", "fleet majority"),
+])
+def test_catalog_faults_name_value_and_source(fleet_run, name, check_id, observed, source) -> None:
+    bad = [f for f in _node(fleet_run["report"], name).findings if f.check == check_id and f.status.value == "fail"]
+    assert len(bad) == 1, bad
+    f = bad[0]
+    assert observed in str(f.observed), f.observed
+    if source:
+        assert source in (f.expected_source or ""), f.expected_source
+    if "consistent" in check_id or check_id.startswith("gpu."):
+        assert f"{f.observed} → {name}" in f.msg  # the value → nodes table names the outlier
+
+
+def test_ib_counters_and_nic_affinity_carry_evidence(fleet_run) -> None:
+    errs = next(f for f in _node(fleet_run["report"], "node-31").findings if f.check == "ib.port.errors" and f.status.value == "warn")
+    assert errs.subject == "mlx5_1/1" and "symbol_error=4127" in errs.observed
+    aff = next(f for f in _node(fleet_run["report"], "node-36").findings
+               if f.check == "topology.gpu_nic_affinity" and f.status.value == "warn")
+    assert aff.subject == "GPU0" and "NODE" in aff.observed and any(e.startswith("GPU0") for e in aff.evidence)
