@@ -64,6 +64,12 @@ FLEET = [
     ("node-35", "mtu-mismatch"),
     ("node-36", "nic-far"),
     ("node-37", "kernel-mismatch"),
+    ("node-38", "ofed-mismatch"),
+    ("node-39", "nccl-mismatch"),
+    ("node-40", "acs-enabled"),
+    ("node-41", "p2p-denied"),
+    ("node-42", "host-memory-low"),
+    ("node-43", "hugepages-hog"),
 ]
 # What the jobs on this fleet are configured with (what network.* and ib.port.count judge against)
 EXPECT = {"ib_ports": 2, "nccl_socket_ifname": "eth0", "nccl_ib_hca": "mlx5_0,mlx5_1"}
@@ -79,12 +85,14 @@ FAILS = {
     ("node-28", "versions.vbios.consistent"), ("node-29", "versions.hca_firmware.consistent"),
     ("node-30", "gpu.model"), ("node-30", "gpu.memory.total"), ("node-32", "pcie.nic.link"), ("node-33", "memory.shm"),
     ("node-34", "network.nccl_interfaces"), ("node-35", "network.mtu.consistent"), ("node-37", "versions.kernel.consistent"),
+    ("node-38", "versions.ofed.consistent"), ("node-39", "versions.nccl.consistent"), ("node-42", "memory.host.total"),
 }
 WARNS = {
     ("node-12", "gpu.xid"),  # Xid 13 is non-fatal: warn next to Xid 109's fail
     ("node-15", "gpu.memory.in_use"), ("node-16", "gpu.persistence_mode"), ("node-17", "ib.gpudirect"),
     ("node-18", "nvlink.errors"), ("node-21", "gpu.row_remap"), ("node-23", "gpu.temperature"),
     ("node-31", "ib.port.errors"), ("node-36", "topology.gpu_nic_affinity"),
+    ("node-40", "pcie.acs"), ("node-41", "topology.p2p"), ("node-43", "memory.hugepages"),
 }
 CONNECT_TIMEOUT = 3.0
 COMMAND_TIMEOUT = 30.0
@@ -139,7 +147,7 @@ def test_outcomes_per_node(fleet_run) -> None:
         "node-11": "refused", "node-12": "ok", "node-13": "ok", "node-14": "ok", "node-15": "ok", "node-16": "ok",
         "node-17": "ok", "node-18": "ok", "node-19": "ok", "node-20": "ok", "node-21": "ok",
         "node-22": "ok", "node-23": "ok", "node-24": "ok", "node-25": "ok",
-        **{f"node-{i}": "ok" for i in range(26, 38)},
+        **{f"node-{i}": "ok" for i in range(26, 44)},
     }
     assert "CHANGED" in _node(fleet_run["report"], "node-08").message
 
@@ -278,6 +286,9 @@ def test_full_q_facts_judged_on_the_recorded_h100(fleet_run) -> None:
     ("node-34", "network.nccl_interfaces", "no matching interface", "inventory"),
     ("node-35", "network.mtu.consistent", "1500", "fleet majority"),
     ("node-37", "versions.kernel.consistent", "5.15.0-1042-nvidia", "fleet majority"),
+    ("node-38", "versions.ofed.consistent", "MLNX_OFED_LINUX-5.8-3.0.7.0", "fleet majority"),
+    ("node-39", "versions.nccl.consistent", "2.18.5", "fleet majority"),
+    ("node-42", "memory.host.total", "12", "fleet majority"),
 ])
 def test_catalog_faults_name_value_and_source(fleet_run, name, check_id, observed, source) -> None:
     bad = [f for f in _node(fleet_run["report"], name).findings if f.check == check_id and f.status.value == "fail"]
@@ -296,3 +307,24 @@ def test_ib_counters_and_nic_affinity_carry_evidence(fleet_run) -> None:
     aff = next(f for f in _node(fleet_run["report"], "node-36").findings
                if f.check == "topology.gpu_nic_affinity" and f.status.value == "warn")
     assert aff.subject == "GPU0" and "NODE" in aff.observed and any(e.startswith("GPU0") for e in aff.evidence)
+
+
+def test_healthy_node_passes_every_check_it_has_facts_for(fleet_run) -> None:
+    """The recorded healthy profile exercises the catalogue: only facts no recording provides are skipped."""
+    node = _node(fleet_run["report"], "node-01")
+    skipped = {f.check for f in node.findings if f.status.value == "skip"}
+    # nccl-tests run only with --nccl (test_nccl_fleet); no clean dmesg / ECC section / peer names were recorded
+    assert skipped == {"gpu.xid", "gpu.ecc.uncorrectable", "nccl.allreduce.busbw", "nccl.allreduce.correct",
+                       "nccl.allreduce.small_messages", "network.resolve"}, skipped
+    passed = {f.check for f in node.findings if f.status.value == "pass"}
+    assert {"pcie.acs", "topology.p2p", "versions.ofed.consistent", "versions.nccl.consistent", "memory.hugepages",
+            "memory.host.total", "pcie.nic.link", "ib.port.errors", "network.nccl_interfaces", "network.mtu.consistent"} <= passed
+
+
+def test_acs_and_p2p_findings_cite_the_recorded_lines(fleet_run) -> None:
+    acs = next(f for f in _node(fleet_run["report"], "node-40").findings if f.check == "pcie.acs")
+    assert acs.status.value == "warn" and any("ReqRedir+" in e for e in acs.evidence)
+    p2p = next(f for f in _node(fleet_run["report"], "node-41").findings if f.check == "topology.p2p")
+    assert p2p.subject == "GPU2-GPU5" and "NS" in p2p.observed
+    huge = next(f for f in _node(fleet_run["report"], "node-43").findings if f.check == "memory.hugepages")
+    assert huge.observed.startswith("8192 x 2 MiB = 16.0 GiB") and "HugePages_Total: 8192" in huge.evidence

@@ -152,7 +152,7 @@ def test_unrecorded_nvidia_smi_arguments_get_its_own_usage_error(fleet) -> None:
 
 
 def test_tool_absent_from_the_profile_is_absent_on_the_node(fleet) -> None:
-    proc = ssh(fleet, "a", "sh", "-c", "'command -v all_reduce_perf || echo none'")
+    proc = ssh(fleet, "a", "sh", "-c", "'command -v dmesg || echo none'")
     assert proc.stdout.strip() == "none"
 
 
