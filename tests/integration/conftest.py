@@ -38,3 +38,19 @@ def sim_fleet_factory(tmp_path_factory):
 def sim_fleet(tmp_path_factory):
     """The same factory, for fleets shared by the whole session (stopped at session end)."""
     yield from _factory(tmp_path_factory)
+
+
+def judge_sim_fleet(factory, inv_dir, nodes, *, expectations=None, include_optional=()):
+    """Start `nodes`, write their inventory, collect over SSH and judge: (report, fleet)."""
+    from preflight.engine import judge
+    from preflight.inventory import load_inventory
+    from preflight.live import collect
+    from preflight.transport.fanout import FanoutOptions
+    from preflight.transport.ssh import SshOptions
+
+    fleet = factory(nodes)
+    inv = load_inventory(fleet.write_inventory(inv_dir / "sim.yaml", expectations=expectations,
+                                               thresholds=fleet.sandbox_thresholds()))
+    opts = FanoutOptions(ssh=SshOptions(known_hosts=inv.known_hosts, use_default_known_hosts=False))
+    report, _ = judge(collect(list(inv.nodes), opts, include_optional=include_optional))
+    return report, fleet

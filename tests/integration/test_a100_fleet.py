@@ -4,23 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from preflight.engine import judge
-from preflight.inventory import load_inventory
-from preflight.live import collect
-from preflight.transport.fanout import FanoutOptions
-from preflight.transport.ssh import SshOptions
+from conftest import judge_sim_fleet
 
 FLEET = [("a-01", "a100-pcie-x2"), ("a-02", "a100-pcie-x2"), ("a-03", "a100-ecc-error"), ("a-04", "a100-hw-slowdown")]
 
 
 @pytest.fixture(scope="module")
 def report(sim_fleet_factory, tmp_path_factory):
-    fleet = sim_fleet_factory(FLEET)
-    inv = load_inventory(fleet.write_inventory(tmp_path_factory.mktemp("inv") / "a100.yaml",
-                                               thresholds=fleet.sandbox_thresholds()))
-    opts = FanoutOptions(ssh=SshOptions(known_hosts=inv.known_hosts, use_default_known_hosts=False))
-    rep, _ = judge(collect(list(inv.nodes), opts))
-    return rep
+    return judge_sim_fleet(sim_fleet_factory, tmp_path_factory.mktemp("inv"), FLEET)[0]
 
 
 def _bad(report):

@@ -9,24 +9,15 @@ from __future__ import annotations
 
 import pytest
 
+from conftest import judge_sim_fleet
 from preflight.collect.probes import NCCL_PROBES
-from preflight.engine import judge
-from preflight.inventory import load_inventory
-from preflight.live import collect
-from preflight.transport.fanout import FanoutOptions
-from preflight.transport.ssh import SshOptions
 
 FLEET = [("n-01", "h100-healthy"), ("n-02", "h100-healthy"), ("n-03", "nccl-slow"), ("n-04", "nccl-wrong")]
 
 
 @pytest.fixture(scope="module")
 def report(sim_fleet_factory, tmp_path_factory):
-    fleet = sim_fleet_factory(FLEET)
-    inv = load_inventory(fleet.write_inventory(tmp_path_factory.mktemp("inv") / "nccl.yaml",
-                                               thresholds=fleet.sandbox_thresholds()))
-    opts = FanoutOptions(ssh=SshOptions(known_hosts=inv.known_hosts, use_default_known_hosts=False))
-    rep, _ = judge(collect(list(inv.nodes), opts, include_optional=NCCL_PROBES))
-    return rep
+    return judge_sim_fleet(sim_fleet_factory, tmp_path_factory.mktemp("inv"), FLEET, include_optional=NCCL_PROBES)[0]
 
 
 def _findings(report, name, check_id):
