@@ -3,7 +3,9 @@
     python -m preflight.sim.record_demo [OUT]   (default: preflight/data/demo/bundle.json)
 
 gpu-01 and gpu-02 are healthy 8x H100 nodes, gpu-03 runs an older driver, gpu-04 has two
-NVLinks of GPU 5 down (profiles and provenance: preflight/sim/profiles/*/profile.yaml).
+NVLinks of GPU 5 down (profiles and provenance: preflight/sim/profiles/*/profile.yaml). The run
+includes the nccl-tests probes (`--nccl`): every node's all_reduce_perf stand-in prints the
+recorded single-node 8x H100 run, so the planner has a measured intra-node bandwidth.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from preflight.collect.bundle import save_bundle
+from preflight.collect.probes import NCCL_PROBES
 from preflight.inventory import load_inventory
 from preflight.live import collect
 from preflight.sim.fleet import SimFleet
@@ -32,7 +35,7 @@ def record(out: Path) -> Path:
             inv = load_inventory(inv_path)
             nodes = [dataclasses.replace(n, command_timeout_s=60.0) for n in inv.nodes]
             opts = FanoutOptions(ssh=SshOptions(known_hosts=inv.known_hosts, use_default_known_hosts=False))
-            bundle = collect(nodes, opts)
+            bundle = collect(nodes, opts, include_optional=NCCL_PROBES)
     bundle.label = "recording"
     bundle.inventory = {"path": "simulated fleet (python -m preflight.sim.record_demo)", "expect": DEMO_EXPECT}
     for raw in bundle.nodes:  # sources named in the tmp inventory would point at a deleted file
