@@ -1,0 +1,195 @@
+"""Why a layout is illegal or unsafe on this fleet: vLLM's hard checks plus fleet facts.
+
+Rules and their sources are in planner-notes.md §2. Each Reason names the measured fact or
+config field it came from, so the table can say "gpu-04: nvlink domain 7 (topology)".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..reference import gpu_spec_for
+from .dtypes import DEFAULT_QUANT_BLOCK, MIN_COMPUTE_CAPABILITY
+from .models import ModelSpec
+from .shapes import FleetShape, NodeShape, PlanOptions
+
+SEVERITIES = ("unsafe", "risky", "info")
+MIN_FABRIC_GBITS = 100.0  # inter-node fabric below this makes PP/DP/EP across nodes risky
+PCIE_TP_LIMIT = 2  # TP above this over PCIe only: all-reduce busbw ~28-35 GB/s (planner-notes §5)
+
+
+@dataclass(frozen=True)
+class Reason:
+    severity: str  # unsafe | risky | info
+    code: str
+    text: str
+    fact_source: str
+
+
+def _node_fact(node: NodeShape, what: str) -> str:
+    return f"{node.name}: {what} ({node.facts_source})" if node.facts_source else f"{node.name}: {what}"
+
+
+def quant_block(model: ModelSpec, opts: PlanOptions) -> tuple[int | None, str]:
+    """The quantization block per-rank widths must respect, and where that number came from."""
+    if opts.quant_block:
+        return opts.quant_block, f"option quant_block={opts.quant_block}"
+    if model.quant_block:
+        return model.quant_block, model.fact("quantization_config.weight_block_size", model.quant_block)
+    block = DEFAULT_QUANT_BLOCK.get(opts.weight_dtype.lower())
+    if block:
+        return block, f"weight_dtype {opts.weight_dtype}: block-quantized checkpoint assumed, block {block} (planner-notes §2.3)"
+    return None, ""
+
+
+def model_reasons(model: ModelSpec, *, tp: int, pp: int, dp: int, ep: int, opts: PlanOptions) -> list[Reason]:
+    """Checks that depend only on the model and the layout (vLLM raises on the unsafe ones)."""
+    out: list[Reason] = []
+    if model.heads % tp:
+        out.append(Reason("unsafe", "tp.heads", f"TP={tp} does not divide the {model.heads} attention heads "
+                          "(vLLM: 'Total number of attention heads must be divisible by tensor parallel size')",
+                          model.fact("num_attention_heads", model.heads)))
+    if model.is_mla:
+        if tp > 1:
+            out.append(Reason("info", "kv.mla_replicated", f"MLA latent cache is not sharded by TP: each of the {tp} "
+                              "TP ranks holds the full cache for its layers; DP (+EP) splits sequences instead",
+                              model.fact("kv_lora_rank", model.kv_lora_rank)))
+    elif tp >= model.kv_heads:
+        if tp % model.kv_heads:
+            out.append(Reason("unsafe", "tp.kv_heads", f"TP={tp} is not a multiple of the {model.kv_heads} KV heads",
+                              model.fact("num_key_value_heads", model.kv_heads)))
+        elif tp > model.kv_heads:
+            out.append(Reason("info", "kv.replicated", f"TP={tp} > {model.kv_heads} KV heads: each KV head is replicated "
+                              f"{tp // model.kv_heads}x, so KV per GPU stops shrinking with TP",
+                              model.fact("num_key_value_heads", model.kv_heads)))
+    elif model.kv_heads % tp:
+        out.append(Reason("unsafe", "tp.kv_heads", f"TP={tp} does not divide the {model.kv_heads} KV heads",
+                          model.fact("num_key_value_heads", model.kv_heads)))
+    out += _mlp_width_reasons(model, tp=tp, dp=dp, ep=ep, opts=opts)
+    if pp > model.layers:
+        out.append(Reason("unsafe", "pp.layers", f"PP={pp} exceeds the {model.layers} layers",
+                          model.fact("num_hidden_layers", model.layers)))
+    if ep > 1:
+        if not model.is_moe:
+            out.append(Reason("unsafe", "ep.dense", f"EP={ep} requested but {model.id} is dense (no routed experts)",
+                              model.fact("n_routed_experts", 0)))
+        else:
+            if ep != tp * dp:
+                out.append(Reason("unsafe", "ep.size", f"vLLM sets EP = TP × DP = {tp * dp} with "
+                                  f"--enable-expert-parallel; EP={ep} is not expressible", "planner-notes §2.5"))
+            if model.n_routed_experts % ep:
+                out.append(Reason("unsafe", "ep.experts", f"{model.n_routed_experts} experts do not split evenly over "
+                                  f"EP={ep} (uneven placement not verified)",
+                                  model.fact("n_routed_experts", model.n_routed_experts)))
+    mpe = model.max_position_embeddings
+    if mpe and opts.context > mpe:
+        out.append(Reason("unsafe", "context.max", f"context {opts.context} exceeds the model's "
+                          f"max_position_embeddings {mpe}", model.fact("max_position_embeddings", mpe)))
+    if model.attention in ("gqa_with_sliding_window", "gqa_chunked"):
+        out.append(Reason("info", "kv.windowed", f"{model.attention} layers budgeted as full attention "
+                          "(conservative bound, planner-notes §1.2)", model.fact("attention", model.attention)))
+    return out
+
+
+def _mlp_width_reasons(model: ModelSpec, *, tp: int, dp: int, ep: int, opts: PlanOptions) -> list[Reason]:
+    """Per-rank MLP widths divide evenly, and by the quantization block when there is one."""
+    block, block_src = quant_block(model, opts)
+    widths: list[tuple[str, int, int]] = []
+    if model.dense_layers:
+        key = "intermediate_size_mlp" if model.dense_intermediate else "intermediate_size"
+        widths.append((key, model.dense_mlp_width, tp))
+    if model.is_moe:
+        key = "moe_intermediate_size" if model.moe_intermediate else "intermediate_size"
+        # Without EP, vLLM TP-shards every expert over TP x DP; with EP each expert stays whole.
+        widths.append((key, model.expert_width, 1 if ep > 1 else tp * dp))
+    out: list[Reason] = []
+    for key, width, shards in widths:
+        if width % shards:
+            out.append(Reason("unsafe", "tp.mlp_width", f"{key} {width} does not split over {shards} ranks",
+                              model.fact(key, width)))
+        elif block and (width // shards) % block:
+            out.append(Reason("unsafe", "quant.block", f"{key} {width} / {shards} = {width // shards} per rank is not a "
+                              f"multiple of the quantization block {block} (vLLM: 'not divisible by weight "
+                              f"quantization block_n'); use a smaller TP{' or EP' if model.is_moe and ep == 1 else ''}",
+                              f"{model.fact(key, width)}; {block_src}"))
+    return out
+
+
+def fleet_reasons(
+    model: ModelSpec, *, tp: int, pp: int, dp: int, ep: int, nodes: Sequence[NodeShape], fleet: FleetShape, opts: PlanOptions
+) -> list[Reason]:
+    """Checks against the measured fleet: NVLink domain, fabric, version and GPU consistency."""
+    out: list[Reason] = []
+    narrow = min(nodes, key=lambda n: (n.gpus, n.nvlink_domain))
+    if tp > narrow.gpus:
+        out.append(Reason("unsafe", "tp.cross_node", f"TP={tp} spans nodes ({narrow.gpus} GPUs per node); vLLM advises "
+                          "TP = GPUs per node and PP = nodes", _node_fact(narrow, f"{narrow.gpus} GPUs")))
+    else:
+        node = min(nodes, key=lambda n: n.nvlink_domain)
+        dom = node.nvlink_domain
+        if dom <= 1:
+            if tp > PCIE_TP_LIMIT:
+                out.append(Reason("risky", "tp.pcie", f"TP={tp} over PCIe only: all-reduce runs at PCIe/host speed; "
+                                  "prefer PP or DP", _node_fact(node, "nvlink domain 1 (topology: PCIe only)")))
+            elif tp == 2:
+                out.append(Reason("info", "tp.pcie", "TP=2 over PCIe (no NVLink)",
+                                  _node_fact(node, "nvlink domain 1 (topology: PCIe only)")))
+        elif tp > dom:
+            out.append(Reason("unsafe", "tp.nvlink", f"TP={tp} exceeds the {dom}-GPU NVLink domain of {node.name} "
+                              f"({node.gpus} GPUs; a link down or a partial clique)",
+                              _node_fact(node, f"nvlink domain {dom} (topology)")))
+    out += _dtype_reasons(nodes, opts)
+    if len(nodes) > 1:
+        out += _multinode_reasons(nodes, fleet, pp=pp, dp=dp, ep=ep)
+    return out
+
+
+def _dtype_reasons(nodes: Sequence[NodeShape], opts: PlanOptions) -> list[Reason]:
+    need = MIN_COMPUTE_CAPABILITY.get(opts.weight_dtype.lower())
+    if need is None:
+        return []
+    for node in nodes:
+        spec = gpu_spec_for(node.gpu_model)
+        cc = spec.get("compute_capability") if spec else None
+        if cc is not None and float(cc) < need:
+            return [Reason("unsafe", "gpu.dtype", f"{opts.weight_dtype} needs compute capability ≥ {need}; "
+                           f"{node.gpu_model} is {cc}", f"gpus.yaml {spec['id']}: compute_capability={cc}")]
+    return []
+
+
+def _multinode_reasons(
+    nodes: Sequence[NodeShape], fleet: FleetShape, *, pp: int, dp: int, ep: int
+) -> list[Reason]:
+    out: list[Reason] = []
+    for attr, label in (("gpu_model", "GPU model"), ("gpu_memory_mib", "GPU memory")):
+        values = {getattr(n, attr) for n in nodes}
+        if len(values) > 1:
+            facts = "; ".join(_node_fact(n, f"{label} {getattr(n, attr)}") for n in nodes)
+            out.append(Reason("unsafe", "fleet.gpu_mix", f"mixed {label} across the nodes of this config "
+                              f"({', '.join(map(str, sorted(values)))})", facts))
+    for attr in ("driver", "cuda", "nccl"):
+        values = {getattr(n, attr) for n in nodes}
+        facts = "; ".join(_node_fact(n, f"{attr} {getattr(n, attr) or 'unknown'}") for n in nodes)
+        if None in values:
+            out.append(Reason("risky", f"fleet.{attr}", f"{attr} version not collected on every node", facts))
+        elif len(values) > 1:
+            out.append(Reason("unsafe", f"fleet.{attr}", f"{attr} differs across nodes "
+                              f"({', '.join(sorted(values))}); a multi-node job needs one version", facts))
+    uses = [w for w, n in (("PP", pp), ("DP", dp), ("EP", ep)) if n > 1]
+    what = "/".join(uses) or "traffic"
+    rates = [n.ib_gbps for n in nodes]
+    slow = min(nodes, key=lambda n: n.ib_gbps or 0.0)
+    if any(r is None or r <= 0 for r in rates):
+        out.append(Reason("risky", "fabric.none", f"{what} across nodes but no active IB/RoCE port on {slow.name}",
+                          _node_fact(slow, "IB/RoCE active rate unknown or 0")))
+    elif (slow.ib_gbps or 0.0) < MIN_FABRIC_GBITS:
+        out.append(Reason("risky", "fabric.slow", f"{what} across nodes over {slow.ib_gbps:g} Gb/s "
+                          f"(< {MIN_FABRIC_GBITS:g} Gb/s)", _node_fact(slow, f"IB/RoCE {slow.ib_gbps:g} Gb/s")))
+    if fleet.internode_busbw_gbps is None:
+        out.append(Reason("risky", "fabric.unmeasured", f"{what} across nodes but the multi-node all-reduce "
+                          "bandwidth was not measured", "no multi-node nccl-tests result"))
+    else:
+        out.append(Reason("info", "fabric.measured", f"inter-node all-reduce busbw {fleet.internode_busbw_gbps:g} GB/s",
+                          fleet.internode_source or "multi-node nccl-tests"))
+    return out

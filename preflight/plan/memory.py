@@ -1,0 +1,136 @@
+"""Per-GPU memory for one layout: weights, KV cache, runtime reserve, against usable memory.
+
+Formulas from planner-notes.md §1: weights split over TP x PP (routed experts over TP x DP,
+which is what vLLM does with or without --enable-expert-parallel); GQA KV sharded by TP over
+KV heads but never below one head per GPU; MLA's latent cache is not sharded by TP at all;
+PP stages get layers as vLLM's get_pp_indices assigns them, and the heaviest stage decides.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .dtypes import kv_bytes, weight_bytes
+from .models import ModelSpec
+from .shapes import PlanOptions
+
+GB = 1e9
+GIB = 1024**3
+TIGHT_HEADROOM = 0.10  # "tight": headroom under 10% of usable memory
+KV_BLOCK_TOKENS = 16  # vLLM DEFAULT_BLOCK_SIZE on CUDA; each sequence rounds up to whole blocks
+ACTIVATION_FLOOR = 2 * GIB  # planner-notes §1.4 suggested rule: max(2 GiB, activation estimate)
+
+
+@dataclass(frozen=True)
+class MemoryBreakdown:
+    """Bytes per GPU on the heaviest pipeline stage."""
+
+    weights: float
+    expert_weights: float  # the routed-expert part of weights (read only where tokens route)
+    kv: float
+    kv_per_seq: float
+    activations: float
+    overhead: float  # runtime reserve + activations
+    total: float
+    gpu_memory: float
+    usable: float
+    headroom: float
+    seqs_per_replica: int
+    max_seqs: int  # full-context sequences that fit, all DP replicas together
+    verdict: str  # fits | tight | does-not-fit
+    formulas: tuple[str, ...]
+
+
+def pp_layer_split(layers: int, pp: int) -> list[int]:
+    """Layers per stage as vLLM's get_pp_indices gives them (remainder to middle stages)."""
+    parts = [layers // pp] * pp
+    for i in range(2, layers % pp + 2):
+        parts[-i] += 1
+    return parts
+
+
+def _gb(x: float) -> str:
+    return f"{x / GB:.2f} GB"
+
+
+def kv_elems_per_token_per_layer_per_gpu(model: ModelSpec, tp: int) -> int:
+    """MLA: the whole latent on every TP rank. GQA: max(1, kv_heads // TP) heads of K and V."""
+    if model.is_mla:
+        return model.kv_elems_per_token_per_layer
+    return 2 * max(1, model.kv_heads // tp) * model.head_dim
+
+
+def memory_per_gpu(
+    model: ModelSpec, *, tp: int, pp: int, dp: int, ep: int, gpu_memory_bytes: float, opts: PlanOptions
+) -> MemoryBreakdown:
+    """Memory on one GPU of the layout (EP changes placement, not bytes: vLLM's EP = TP x DP)."""
+    wb = weight_bytes(opts.weight_dtype)
+    # Quantized checkpoints keep embeddings/LM head (and for MXFP4 everything but experts) in bf16.
+    eb = 2.0 if wb < 2 else wb
+    nb = 2.0 if opts.weight_dtype.lower() == "mxfp4" else wb
+    kb = kv_bytes(opts.kv_dtype)
+    expert_shards = tp * dp
+    split = pp_layer_split(model.layers, pp)
+    seqs_rep = math.ceil(opts.seqs / dp)
+    ctx = math.ceil(opts.context / KV_BLOCK_TOKENS) * KV_BLOCK_TOKENS
+    kv_elems = kv_elems_per_token_per_layer_per_gpu(model, tp)
+
+    best: tuple[float, int, float, float, float, float, int, int] | None = None
+    start = 0
+    for s, n in enumerate(split):
+        idx = range(start, start + n)
+        start += n
+        moe_n = sum(1 for i in idx if model.is_moe_layer(i))
+        non_exp = n * model.attention_per_layer + (n - moe_n) * model.dense_mlp_per_layer + moe_n * model.moe_shared_per_layer
+        emb = model.vocab * model.hidden * ((s == 0) + (s == pp - 1)) if (pp > 1 or not model.tie_embeddings) else model.embedding_params
+        exp = moe_n * model.n_routed_experts * model.expert_params
+        w = (non_exp * nb + emb * eb) / tp + exp * wb / expert_shards
+        kv_seq = n * kv_elems * kb * ctx
+        if best is None or w + kv_seq * seqs_rep > best[0] + best[1] * seqs_rep:
+            best = (w, kv_seq, non_exp, emb, exp, 0.0, s, n)
+    assert best is not None
+    w, kv_seq, non_exp, emb, exp, _, stage, n_layers = best
+    kv = kv_seq * seqs_rep
+
+    mlp_w = model.dense_mlp_width if model.dense_layers else model.expert_width * model.experts_per_token
+    act_est = opts.max_num_batched_tokens * (model.hidden + mlp_w / tp) * 2 * 4
+    activations = max(ACTIVATION_FLOOR, act_est)
+    reserve = opts.overhead_fraction * gpu_memory_bytes
+    overhead = reserve + activations
+    total = w + kv + overhead
+    usable = gpu_memory_bytes * opts.gpu_memory_utilization
+    headroom = usable - total
+    room = usable - w - overhead
+    max_seqs = max(0, int(room // kv_seq)) * dp if kv_seq > 0 else 0
+    verdict = "does-not-fit" if headroom < 0 else ("tight" if headroom < TIGHT_HEADROOM * usable else "fits")
+
+    where = f"PP stage {stage} ({n_layers} of {model.layers} layers)" if pp > 1 else f"all {model.layers} layers"
+    exp_txt = f" + experts {exp / 1e9:.2f}e9 × {wb:g} B / (TP·DP={expert_shards})" if exp else ""
+    if model.is_mla:
+        kv_txt = (
+            f"KV/seq = {n_layers} layers × (kv_lora_rank {model.kv_lora_rank} + qk_rope_head_dim "
+            f"{model.qk_rope_head_dim}) × {kb:g} B × {ctx} tokens = {_gb(kv_seq)} (MLA latent, not sharded by TP={tp})"
+        )
+    else:
+        kv_txt = (
+            f"KV/seq = 2 × {n_layers} layers × max(1, {model.kv_heads} kv_heads // TP {tp}) × head_dim "
+            f"{model.head_dim} × {kb:g} B × {ctx} tokens = {_gb(kv_seq)}"
+        )
+    formulas = (
+        f"weights ({where}) = (non-expert {non_exp / 1e9:.2f}e9 × {nb:g} B + embedding/LM head "
+        f"{emb / 1e9:.2f}e9 × {eb:g} B) / TP {tp}{exp_txt} = {_gb(w)}",
+        kv_txt,
+        f"KV = KV/seq × {seqs_rep} seqs per DP replica (ceil({opts.seqs} / DP {dp})) = {_gb(kv)}",
+        f"overhead = {opts.overhead_fraction:g} × {_gb(gpu_memory_bytes)} reserve + activations "
+        f"max(2 GiB, {opts.max_num_batched_tokens} tok × ({model.hidden} + {mlp_w}/{tp}) × 2 B × 4) = {_gb(overhead)}",
+        f"total = {_gb(w)} + {_gb(kv)} + {_gb(overhead)} = {_gb(total)}",
+        f"usable = {_gb(gpu_memory_bytes)} × gpu_memory_utilization {opts.gpu_memory_utilization:g} = {_gb(usable)}; "
+        f"headroom {_gb(headroom)} ({verdict}; tight below {TIGHT_HEADROOM:.0%} of usable)",
+        f"capacity = floor(({_gb(usable)} − {_gb(w)} − {_gb(overhead)}) / {_gb(kv_seq)}) × DP {dp} = {max_seqs} seqs at {ctx} tokens",
+    )
+    return MemoryBreakdown(
+        weights=w, expert_weights=exp * wb / expert_shards, kv=kv, kv_per_seq=kv_seq, activations=activations, overhead=overhead, total=total,
+        gpu_memory=gpu_memory_bytes, usable=usable, headroom=headroom, seqs_per_replica=seqs_rep,
+        max_seqs=max_seqs, verdict=verdict, formulas=formulas,
+    )
