@@ -1,0 +1,104 @@
+"""The planner's view of a judged run: which nodes are healthy, and what each measured.
+
+The planner (preflight/plan) is a pure function of a `FleetShape`; this module builds one from
+the facts and the verdicts, so that every number the plan uses names the node and the tool it
+came from. A node is excluded when it is unreachable or any check failed or errored on it: the
+plan lists it with the first findings that excluded it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+
+from preflight.facts import FleetFacts, NodeFacts
+from preflight.plan.shapes import FleetShape, NodeShape
+from preflight.results import Finding, RunReport, Status
+
+SMALL_MESSAGES = (8 * 1024, 4 * 1024 * 1024)  # the decode regime (issue 3: 8 KB - 4 MB)
+BAD = (Status.FAIL, Status.ERROR)
+
+
+def exclusions(report: RunReport) -> dict[str, str]:
+    """Node -> why it is not planned on (unreachable, or its failing checks)."""
+    out: dict[str, str] = {}
+    for n in report.nodes:
+        if n.outcome != "ok":
+            out[n.name] = f"{n.outcome}: {n.message}".strip(": ")
+            continue
+        bad: list[Finding] = [f for f in n.findings if f.status in BAD]
+        if bad:
+            shown = "; ".join(f"{f.check}{' ' + f.subject if f.subject else ''}: {f.msg}" for f in bad[:2])
+            out[n.name] = shown + (f" (+{len(bad) - 2} more)" if len(bad) > 2 else "")
+    return out
+
+
+def _degraded_gpus(node: NodeFacts) -> list[int]:
+    """GPUs with an NVLink down: outside the clean NVLink domain for tensor parallelism."""
+    return sorted(l.gpu_index for l in node.nvlink or () if l.inactive_links)
+
+
+def nvlink_domain(node: NodeFacts) -> tuple[int, str]:
+    """(GPUs in the NVLink clique usable for TP, how that was measured)."""
+    topo = node.topology
+    if topo is None:
+        return 1, f"{node.name}: no topology (nvidia-smi topo -m not read): PCIe assumed"
+    degraded = _degraded_gpus(node)
+    size = max(1, topo.nvlink_domain - len(degraded)) if topo.nvlink_domain > 1 else 1
+    why = f"{node.name}: NVLink domain {topo.nvlink_domain} in topo -m"
+    if degraded:
+        why += f", minus GPU{', GPU'.join(map(str, degraded))} with NVLinks down (nvidia-smi nvlink -s) = {size}"
+    return size, why
+
+
+def _busbw(node: NodeFacts) -> tuple[float | None, str | None, float | None]:
+    """(lowest large-message busbw over the runs, its source, small-message time in us)."""
+    runs = [r for r in node.nccl_tests or () if r.busbw_at_largest() is not None]
+    if not runs:
+        return None, None, None
+    measured = [r.busbw_at_largest() for r in runs]
+    size, low = min(measured, key=lambda sv: sv[1])
+    label = f"{size / 2**30:g}G" if size >= 2**30 else f"{size / 2**20:g}M"
+    source = f"{node.name}: nccl-tests all_reduce_perf busbw {low:.1f} GB/s at {label} (lowest of {len(runs)} run(s))"
+    small = [row for r in runs for row in r.rows if SMALL_MESSAGES[0] <= row.size_bytes <= SMALL_MESSAGES[1] and row.oop_time_us]
+    latency = None
+    if small:
+        first = min(row.size_bytes for row in small)
+        latency = min(row.oop_time_us for row in small if row.size_bytes == first)
+    return low, source, latency
+
+
+def node_shape(node: NodeFacts, source: str) -> NodeShape | None:
+    """None when the node reported no GPUs (nothing to plan on)."""
+    gpus = node.gpus or ()
+    if not gpus:
+        return None
+    names = Counter(g.name for g in gpus if g.name)
+    mems = [g.memory_total_mib for g in gpus if g.memory_total_mib]
+    domain, _why = nvlink_domain(node)
+    busbw, bw_source, latency = _busbw(node)
+    ib = sum(p.rate_gbps or 0.0 for p in node.ib or () if (p.state or "").lower() == "active") or None
+    v = node.versions
+    return NodeShape(
+        name=node.name, gpus=len(gpus), gpu_model=names.most_common(1)[0][0] if names else "unknown",
+        gpu_memory_mib=min(mems) if mems else 0, nvlink_domain=domain, intra_busbw_gbps=busbw,
+        intra_busbw_source=bw_source, small_msg_latency_us=latency, ib_gbps=ib,
+        driver=v.driver if v else None, cuda=v.cuda if v else None, nccl=v.nccl if v else None,
+        facts_source=f"{source}/{node.name}",
+    )
+
+
+def fleet_shape(report: RunReport, facts: FleetFacts, *, source: str, include: Iterable[str] = ()) -> FleetShape:
+    """Healthy nodes as the planner sees them; `include` keeps named excluded nodes in (what-if)."""
+    excluded = exclusions(report)
+    keep = set(include)
+    nodes = []
+    for n in facts.reachable:
+        if n.name in excluded and n.name not in keep:
+            continue
+        shape = node_shape(n, source)
+        if shape is None:
+            excluded.setdefault(n.name, "no GPUs reported")
+            continue
+        nodes.append(shape)
+    return FleetShape(nodes=tuple(nodes), excluded=tuple((k, v) for k, v in excluded.items() if k not in keep))
