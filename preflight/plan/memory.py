@@ -82,7 +82,7 @@ def memory_per_gpu(
         idx = range(start, start + n)
         start += n
         moe_n = sum(1 for i in idx if model.is_moe_layer(i))
-        non_exp = n * model.attention_per_layer + (n - moe_n) * model.dense_mlp_per_layer + moe_n * model.moe_shared_per_layer
+        non_exp = n * model.attention_per_layer + (n - moe_n) * model.dense_mlp_per_layer + moe_n * model.moe_shared_per_layer + (model.hidden if s == pp - 1 else 0)  # final norm
         emb = model.vocab * model.hidden * ((s == 0) + (s == pp - 1)) if (pp > 1 or not model.tie_embeddings) else model.embedding_params
         exp = moe_n * model.n_routed_experts * model.expert_params
         w = (non_exp * nb + emb * eb) / tp + exp * wb / expert_shards
