@@ -1,4 +1,4 @@
-"""Command line: run | replay | demo | checks. Exit codes 0 pass, 1 warn (--fail-on warn), 2 fail, 3 cannot run."""
+"""Command line: run | replay | demo | plan | checks | nccl-multinode. Exit codes 0 pass, 1 warn (--fail-on warn), 2 fail, 3 cannot run."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 from rich.console import Console
 
 from preflight import __version__
+from preflight.cli_plan import add_plan_args
 from preflight.results import EXIT_CANNOT_RUN, exit_code
 
 DEMO_LABEL = (
@@ -30,37 +31,53 @@ def _add_output_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", "-q", action="store_true", help="no console report (use with --json)")
 
 
+def _add_connection_args(p: argparse.ArgumentParser, *, required: bool) -> None:
+    src = p.add_mutually_exclusive_group(required=required)
+    src.add_argument("-i", "--inventory", help="inventory YAML (preflight or Ansible format)")
+    src.add_argument("-H", "--host-list", help="comma-separated [user@]host[:port] list instead of an inventory "
+                                              "('local' is the controller itself)")
+    p.add_argument("-l", "--limit", "--hosts", dest="limit", help="only these hosts: names, globs, gpu-[00-63], @group")
+    p.add_argument("--forks", type=int, default=32, help="nodes contacted at once (default 32)")
+    p.add_argument("--connect-timeout", type=float, help="seconds to connect to a node (default: inventory, else 10)")
+    p.add_argument("--timeout", type=float, help="seconds for the collector on a node (default: inventory, else 120)")
+    p.add_argument("--known-hosts", action="append", default=[], help="extra known_hosts file (repeatable)")
+    p.add_argument("--accept-new-hostkeys", action="store_true",
+                   help="trust and record host keys never seen before (a CHANGED key is still refused)")
+    p.add_argument("--nccl", action="store_true",
+                   help="also run nccl-tests all_reduce_perf on each node's GPUs, twice (takes the GPUs for a minute or two)")
+    p.add_argument("--save", metavar="DIR", help="save the raw facts bundle to DIR (replay it with `preflight replay DIR`)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="preflight", description="GPU-fleet preflight and diagnostics.")
     ap.add_argument("--version", action="version", version=f"preflight {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="collect from the nodes of an inventory over SSH and judge")
-    src = run.add_mutually_exclusive_group(required=True)
-    src.add_argument("-i", "--inventory", help="inventory YAML (preflight or Ansible format)")
-    src.add_argument("-H", "--host-list", help="comma-separated [user@]host[:port] list instead of an inventory "
-                                              "('local' is the controller itself)")
-    run.add_argument("-l", "--limit", "--hosts", dest="limit", help="only these hosts: names, globs, gpu-[00-63], @group")
-    run.add_argument("--forks", type=int, default=32, help="nodes contacted at once (default 32)")
-    run.add_argument("--connect-timeout", type=float, help="seconds to connect to a node (default: inventory, else 10)")
-    run.add_argument("--timeout", type=float, help="seconds for the collector on a node (default: inventory, else 120)")
-    run.add_argument("--known-hosts", action="append", default=[], help="extra known_hosts file (repeatable)")
-    run.add_argument("--accept-new-hostkeys", action="store_true",
-                     help="trust and record host keys never seen before (a CHANGED key is still refused)")
-    run.add_argument("--nccl", action="store_true",
-                     help="also run nccl-tests all_reduce_perf on each node's GPUs, twice (takes the GPUs for a minute or two)")
-    run.add_argument("--save", metavar="DIR", help="save the raw facts bundle to DIR (replay it with `preflight replay DIR`)")
+    _add_connection_args(run, required=True)
     run.add_argument("--headless", action="store_true", help="no interactive UI; progress lines on stderr")
+    add_plan_args(run, required=False)
     _add_output_args(run)
 
     rep = sub.add_parser("replay", help="judge a saved bundle again (same parsing and checks as a live run)")
     rep.add_argument("bundle", help="bundle directory or bundle.json")
     _add_output_args(rep)
+    add_plan_args(rep, required=False)
 
     demo = sub.add_parser("demo", help="replay the bundled recording of a small simulated fleet")
     demo.add_argument("--strict", action="store_true",
                       help="exit with the recording's own exit code (2: it contains failures) instead of 0")
     _add_output_args(demo)
+    add_plan_args(demo, required=False)
+
+    pl = sub.add_parser("plan", help="which TP/PP/DP/EP layouts the healthy nodes can run for a model, with the memory "
+                                     "math, reasons and launch commands (default fleet: the bundled recording)")
+    pl.add_argument("--bundle", help="plan on a saved bundle instead of a live run")
+    _add_connection_args(pl, required=False)
+    add_plan_args(pl, required=True)
+    pl.add_argument("--json", metavar="FILE", help="write the plan as JSON to FILE ('-' for stdout)")
+    pl.add_argument("--no-color", action="store_true", help="plain text output")
+    pl.add_argument("--quiet", "-q", action="store_true", help="no console output (use with --json)")
 
     mn = sub.add_parser("nccl-multinode", help="run nccl-tests across nodes with mpirun/srun from a launcher node; "
                                                "--pairs finds the slow node")
@@ -93,6 +110,28 @@ def _select(args: argparse.Namespace) -> Any:
     return select_checks(args.checks, args.skip)
 
 
+def _plan_for(args: argparse.Namespace, report: Any, facts: Any, source: str, err: Console) -> Any:
+    """The plan when --model was given; a model/option error is printed and gives None (the report stands)."""
+    if not getattr(args, "model", None):
+        return None
+    from preflight import cli_plan
+    from preflight.plan.errors import PlanError
+
+    try:
+        return cli_plan.build(args, report, facts, source)
+    except (PlanError, ValueError) as exc:
+        err.print(f"[bold red]preflight plan: {exc}[/]")
+        return None
+
+
+def _write_json(target: str, text: str) -> None:
+    if target == "-":
+        sys.stdout.write(text)
+    else:
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        Path(target).write_text(text)
+
+
 def _emit(args: argparse.Namespace, bundle: Any, source: dict[str, Any], label: str = "") -> int:
     from preflight.engine import judge
     from preflight.report import console as console_report
@@ -104,28 +143,32 @@ def _emit(args: argparse.Namespace, bundle: Any, source: dict[str, Any], label: 
     except ValueError as exc:
         err.print(f"[bold red]preflight: {exc}[/]")
         return EXIT_CANNOT_RUN
-    report, _fleet = judge(bundle, specs)
+    report, facts = judge(bundle, specs)
     code = exit_code(report, args.fail_on)
+    where = source.get("bundle") or source.get("inventory")
+    plan = _plan_for(args, report, facts, Path(str(where)).name if where and source["kind"] != "demo" else source["kind"], err)
     if args.json:
-        text = dumps(report_dict(report, source=source, fail_on=args.fail_on))
-        if args.json == "-":
-            sys.stdout.write(text)
-        else:
-            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.json).write_text(text)
+        doc = report_dict(report, source=source, fail_on=args.fail_on)
+        if plan is not None:
+            doc["plan"] = plan.to_dict()
+        _write_json(args.json, dumps(doc))
     if not args.quiet and args.json != "-":
         console_report.render(report, out, source_label=label)
+        if plan is not None:
+            from preflight import cli_plan
+
+            cli_plan.render(args, plan, out)
     elif args.quiet and label:
         err.print(label)
     return code
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def _live_bundle(args: argparse.Namespace, err: Console) -> Any:
+    """Inventory → SSH → bundle (saved with --save); None after printing why it cannot run."""
     from preflight.inventory import InventoryError, inventory_from_hosts, load_inventory
     from preflight.transport.fanout import FanoutOptions
     from preflight.transport.ssh import SshOptions
 
-    _out, err = _consoles(args)
     try:
         if args.inventory:
             inv = load_inventory(args.inventory)
@@ -133,10 +176,16 @@ def cmd_run(args: argparse.Namespace) -> int:
             inv = inventory_from_hosts([h for h in args.host_list.split(",") if h.strip()])
         if args.limit:
             inv = inv.select(args.limit)
-        _select(args)  # bad --checks patterns fail before any SSH
-    except (InventoryError, ValueError) as exc:
+        if getattr(args, "checks", None) is not None or getattr(args, "skip", None) is not None:
+            _select(args)  # bad --checks patterns fail before any SSH
+        if getattr(args, "model", None):
+            from preflight import cli_plan
+
+            cli_plan.load_plan_model(args)  # an unknown model fails before any SSH too
+            cli_plan.plan_options(args)
+    except (InventoryError, ValueError) as exc:  # PlanError is a ValueError
         err.print(f"[bold red]preflight: {exc}[/]")
-        return EXIT_CANNOT_RUN
+        return None
     nodes = list(inv.nodes)
     if args.connect_timeout or args.timeout:
         import dataclasses
@@ -155,8 +204,50 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         path = save_bundle(bundle, args.save)
         err.print(f"bundle saved: {path}")
-    code = _emit(args, bundle, {"kind": "live", "bundle": args.save, "label": None, "inventory": args.inventory})
-    return code
+    return bundle
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    _out, err = _consoles(args)
+    bundle = _live_bundle(args, err)
+    if bundle is None:
+        return EXIT_CANNOT_RUN
+    return _emit(args, bundle, {"kind": "live", "bundle": args.save, "label": None, "inventory": args.inventory})
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    """Exit 0 when a safe layout exists, 2 when none does, 3 when it cannot plan."""
+    from preflight import cli_plan
+    from preflight.collect.bundle import BundleError, load_bundle
+    from preflight.engine import judge
+    from preflight.plan.errors import PlanError
+    from preflight.report.json_report import dumps
+
+    out, err = _consoles(args)
+    try:
+        cli_plan.load_plan_model(args)
+        cli_plan.plan_options(args)
+        if args.bundle and (args.inventory or args.host_list):
+            raise ValueError("give --bundle or -i/-H, not both")
+        if args.bundle:
+            bundle, source = load_bundle(args.bundle), Path(args.bundle).name
+        elif args.inventory or args.host_list:
+            bundle, source = _live_bundle(args, err), str(args.inventory or args.host_list)
+            if bundle is None:
+                return EXIT_CANNOT_RUN
+        else:
+            bundle, source = load_bundle(demo_bundle_path()), "demo"
+            err.print(DEMO_LABEL)
+        report, facts = judge(bundle)
+        result = cli_plan.build(args, report, facts, source)
+    except (BundleError, PlanError, ValueError) as exc:
+        err.print(f"[bold red]preflight plan: {exc}[/]")
+        return EXIT_CANNOT_RUN
+    if args.json:
+        _write_json(args.json, dumps({"schema": "preflight-plan", "schema_version": 1, **result.to_dict()}))
+    if not args.quiet and args.json != "-":
+        cli_plan.render(args, result, out)
+    return 0 if result.plan.recommend_throughput else 2
 
 
 def _collect_with_progress(nodes: list[Any], options: Any, err: Console, *, inventory_path: str | None,
@@ -285,7 +376,7 @@ def cmd_nccl_multinode(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"run": cmd_run, "replay": cmd_replay, "demo": cmd_demo, "checks": cmd_checks,
-                "nccl-multinode": cmd_nccl_multinode}
+                "nccl-multinode": cmd_nccl_multinode, "plan": cmd_plan}
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt:

@@ -88,8 +88,12 @@ def node_shape(node: NodeFacts, source: str) -> NodeShape | None:
     )
 
 
-def fleet_shape(report: RunReport, facts: FleetFacts, *, source: str, include: Iterable[str] = ()) -> FleetShape:
-    """Healthy nodes as the planner sees them; `include` keeps named excluded nodes in (what-if)."""
+def fleet_shape(report: RunReport, facts: FleetFacts, *, source: str, include: Iterable[str] = (),
+                internode: tuple[float, str] | None = None) -> FleetShape:
+    """Healthy nodes as the planner sees them; `include` keeps named excluded nodes in (what-if).
+
+    `internode` is a measured multi-node all-reduce busbw (GB/s) and where it came from.
+    """
     excluded = exclusions(report)
     keep = set(include)
     nodes = []
@@ -101,4 +105,6 @@ def fleet_shape(report: RunReport, facts: FleetFacts, *, source: str, include: I
             excluded.setdefault(n.name, "no GPUs reported")
             continue
         nodes.append(shape)
-    return FleetShape(nodes=tuple(nodes), excluded=tuple((k, v) for k, v in excluded.items() if k not in keep))
+    return FleetShape(nodes=tuple(nodes), excluded=tuple((k, v) for k, v in excluded.items() if k not in keep),
+                      internode_busbw_gbps=internode[0] if internode else None,
+                      internode_source=internode[1] if internode else None)

@@ -141,7 +141,7 @@ def fleet_reasons(
                               _node_fact(node, f"nvlink domain {dom} (topology)")))
     out += _dtype_reasons(nodes, opts)
     if len(nodes) > 1:
-        out += _multinode_reasons(nodes, fleet, pp=pp, dp=dp, ep=ep)
+        out += _multinode_reasons(nodes, fleet, tp=tp, pp=pp, dp=dp, ep=ep, moe=model.is_moe)
     return out
 
 
@@ -159,9 +159,12 @@ def _dtype_reasons(nodes: Sequence[NodeShape], opts: PlanOptions) -> list[Reason
 
 
 def _multinode_reasons(
-    nodes: Sequence[NodeShape], fleet: FleetShape, *, pp: int, dp: int, ep: int
+    nodes: Sequence[NodeShape], fleet: FleetShape, *, tp: int, pp: int, dp: int, ep: int, moe: bool = False
 ) -> list[Reason]:
     out: list[Reason] = []
+    # dense DP replicas inside one node each are separate servers; MoE expert layers span TP x DP
+    # ranks even without EP (planner-notes §1.1), so their traffic crosses nodes
+    independent = not moe and tp * pp <= min(n.gpus for n in nodes)
     for attr, label in (("gpu_model", "GPU model"), ("gpu_memory_mib", "GPU memory")):
         values = {getattr(n, attr) for n in nodes}
         if len(values) > 1:
@@ -176,6 +179,11 @@ def _multinode_reasons(
         elif len(values) > 1:
             out.append(Reason("unsafe", f"fleet.{attr}", f"{attr} differs across nodes "
                               f"({', '.join(sorted(values))}); a multi-node job needs one version", facts))
+    if independent:
+        # every DP replica fits inside one node: separate servers, no collective crosses nodes
+        out.append(Reason("info", "fabric.independent", f"DP {dp} replicas each inside one node (TP×PP = {tp * pp}): "
+                          "no collective crosses nodes, the fabric is not on the serving path", "placement"))
+        return out
     uses = [w for w, n in (("PP", pp), ("DP", dp), ("EP", ep)) if n > 1]
     what = "/".join(uses) or "traffic"
     rates = [n.ib_gbps for n in nodes]

@@ -115,6 +115,16 @@ def test_pp_across_nodes_needs_a_measured_fast_fabric() -> None:
     assert "fabric.none" in codes(fr("llama-3.1-70b", none, tp=8, pp=2), "risky")
 
 
+def test_dp_replicas_inside_nodes_do_not_need_the_fabric() -> None:
+    none = [node("gpu-01", ib=None), node("gpu-02", ib=None)]
+    r = fr("llama-3.1-70b", none, tp=8, dp=2, internode=None)  # two independent TP8 servers
+    assert not codes(r, "risky") and "fabric.independent" in codes(r)
+    # the same nodes with PP across them do need it
+    assert "fabric.none" in codes(fr("llama-3.1-70b", none, tp=8, pp=2, internode=None), "risky")
+    # an MoE model's expert layers span TP x DP ranks even without EP: its DP is not independent
+    assert "fabric.none" in codes(fr("deepseek-v3", none, tp=8, dp=2, internode=None), "risky")
+
+
 def test_fp8_needs_ada_or_hopper() -> None:
     a100 = [node("a100-1", model="NVIDIA A100-SXM4-80GB")]
     assert "gpu.dtype" in codes(fr("llama-3.1-8b", a100, weight_dtype="fp8"), "unsafe")

@@ -1,0 +1,86 @@
+"""A judged run plus a model → the plan, the launch commands of its picks, and what excluded nodes cost.
+
+Pure: (report, facts, model, options) in, a `PlanResult` out. The console, JSON and TUI render it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from preflight.facts import FleetFacts
+from preflight.fleet_shape import fleet_shape
+from preflight.plan.errors import PlanError
+from preflight.plan.launch import LaunchCommands, launch_commands
+from preflight.plan.models import ModelSpec
+from preflight.plan.planner import Candidate, Plan, plan
+from preflight.plan.shapes import PlanOptions
+from preflight.results import RunReport
+
+
+@dataclass(frozen=True)
+class WhatIf:
+    """A layout judged with the excluded nodes put back: why it is unsafe there and the safe alternative."""
+
+    included: tuple[str, ...]
+    candidate: Candidate
+    safe_instead: Candidate | None  # the same TP/PP shape on the healthy nodes, when one is safe
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    plan: Plan
+    launch: dict[str, tuple[LaunchCommands, ...]] = field(default_factory=dict)  # "latency"/"throughput" -> commands
+    what_if: tuple[WhatIf, ...] = ()
+    source: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        doc = self.plan.to_dict()
+        doc["source"] = self.source
+        doc["launch"] = {k: [c.to_dict() for c in v] for k, v in self.launch.items()}
+        doc["what_if"] = [{"included": list(w.included), "layout": w.candidate.label, "nodes": list(w.candidate.nodes_used),
+                           "verdict": w.candidate.verdict,
+                           "reasons": [r.text for r in w.candidate.reasons if r.severity == "unsafe"],
+                           "safe_instead": w.safe_instead.label if w.safe_instead else None} for w in self.what_if]
+        return doc
+
+
+def _what_if(report: RunReport, facts: FleetFacts, model: ModelSpec, opts: PlanOptions, healthy: Plan,
+             source: str, *, per_node: int = 3, internode: tuple[float, str] | None = None) -> tuple[WhatIf, ...]:
+    """Put each reachable excluded node back alone; keep layouts that are unsafe only because of it.
+
+    Those are the layouts its exclusion makes safe to run; `safe_instead` is the same TP/PP/EP
+    shape on the healthy nodes. At most `per_node` per node, the largest first.
+    """
+    reachable = {f.name for f in facts.reachable}
+    safe_by_shape = {(c.tp, c.pp, c.ep): c for c in reversed(healthy.recommend_throughput)}
+    out: list[WhatIf] = []
+    for name, _why in healthy.excluded:
+        if name not in reachable:
+            continue
+        try:
+            with_it = plan(fleet_shape(report, facts, source=source, include=(name,), internode=internode), model, opts)
+        except PlanError:
+            continue
+        found = []
+        for c in with_it.candidates:
+            unsafe = [r for r in c.reasons if r.severity == "unsafe"]
+            if name in c.nodes_used and c.memory.verdict != "does-not-fit" and unsafe and all(
+                    name in r.fact_source or name in r.text for r in unsafe):
+                found.append(WhatIf((name,), c, safe_by_shape.get((c.tp, c.pp, c.ep))))
+        found.sort(key=lambda w: (-(w.candidate.tp), -w.candidate.gpus))
+        out.extend(found[:per_node])
+    return tuple(out)
+
+
+def build_plan(report: RunReport, facts: FleetFacts, model: ModelSpec, opts: PlanOptions, *, source: str,
+               internode: tuple[float, str] | None = None) -> PlanResult:
+    """Raises PlanError when no healthy node has GPUs. `internode`: measured multi-node busbw (GB/s, source)."""
+    p = plan(fleet_shape(report, facts, source=source, internode=internode), model, opts)
+    mla = model.attention == "mla"
+    launch = {}
+    if p.recommend_latency:
+        launch["latency"] = launch_commands(p.recommend_latency[0], model.id, opts, mla=mla)
+    if p.recommend_throughput:
+        launch["throughput"] = launch_commands(p.recommend_throughput[0], model.id, opts, mla=mla)
+    return PlanResult(p, launch, _what_if(report, facts, model, opts, p, source, internode=internode), source)

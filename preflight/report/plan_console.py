@@ -1,0 +1,130 @@
+"""The plan in the console: the layouts table, the memory math and launch lines of the picks, exclusions."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from rich.console import Console
+from rich.markup import escape
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from preflight.plan.planner import Candidate
+from preflight.planning import PlanResult
+
+VERDICT_STYLE = {"safe": ("✔ safe", "green"), "risky": ("▲ risky", "yellow"), "unsafe": ("✖ unsafe", "red")}
+GB = 1e9
+
+
+def _gb(x: float) -> str:
+    return f"{x / GB:.1f}"
+
+
+def _verdict(c: Candidate) -> Text:
+    word, style = VERDICT_STYLE.get(c.verdict, (c.verdict, ""))
+    return Text(word, style=style)
+
+
+def _per_seq(c: Candidate) -> str:
+    v = c.estimate("decode_tokens_per_s_per_seq")
+    return f"{v:.0f}" if v else "–"
+
+
+def _agg(c: Candidate) -> str:
+    v = c.estimate("decode_tokens_per_s_aggregate")
+    return f"{v:.0f}" if v else "–"
+
+
+def candidates_table(cands: list[Candidate], title: str) -> Table:
+    """Narrow enough for an 80-column terminal: the memory breakdown is in the recommendation panels."""
+    t = Table(title=title, title_justify="left", pad_edge=False, show_edge=False)
+    t.add_column("layout", no_wrap=True)
+    t.add_column("GPUs", justify="right")
+    t.add_column("nodes", overflow="fold", max_width=10)
+    t.add_column("GB/GPU", justify="right", no_wrap=True)
+    t.add_column("seqs", justify="right")
+    t.add_column("tok/s*", justify="right", no_wrap=True)
+    t.add_column("verdict", no_wrap=True)
+    t.add_column("reasons", overflow="fold", ratio=1)
+    for c in cands:
+        m = c.memory
+        nodes = list(dict.fromkeys(c.nodes_used))
+        where = nodes[0] if len(nodes) == 1 else f"{nodes[0]}+{len(nodes) - 1}"
+        reasons = ", ".join(dict.fromkeys(r.code for r in c.reasons if r.severity != "info"))
+        if m.verdict != "fits":
+            reasons = ", ".join(x for x in (f"memory: {m.verdict}", reasons) if x)
+        t.add_row(c.label, str(c.gpus), escape(where), f"{_gb(m.total)}/{_gb(m.usable)}", str(m.max_seqs),
+                  f"{_per_seq(c)}/{_agg(c)}", _verdict(c), reasons)
+    return t
+
+
+def reasons_legend(cands: list[Candidate]) -> list[str]:
+    """One line per reason code in the shown rows: its text and the fact it came from (first occurrence)."""
+    seen: dict[str, str] = {}
+    for c in cands:
+        for r in c.reasons:
+            if r.severity != "info" and r.code not in seen:
+                seen[r.code] = f"  {r.code} ({r.severity}): {escape(r.text)} [dim]— {escape(r.fact_source)}[/]"
+    return list(seen.values())
+
+
+def render(result: PlanResult, console: Console, *, show_all: bool = False, limit: int = 15) -> None:
+    p = result.plan
+    m, o = p.model, p.options
+    console.print(f"[bold]Plan for {escape(m.id)}[/] ({escape(m.source)}; {m.params / 1e9:.1f} B params) on {escape(result.source)}: "
+                  f"weights {o.weight_dtype}, KV cache {o.kv_dtype}, context {o.context}, {o.seqs} sequences, "
+                  f"gpu_memory_utilization {o.gpu_memory_utilization:g}")
+    if p.excluded:
+        t = Table(title="excluded nodes (failing checks or unreachable)", title_justify="left")
+        t.add_column("node")
+        t.add_column("why", overflow="fold")
+        for node, why in p.excluded:
+            t.add_row(escape(node), escape(why))
+        console.print(t)
+    usable = [c for c in p.candidates if c.verdict != "unsafe"]
+    unsafe = [c for c in p.candidates if c.verdict == "unsafe"]
+    order = {id(c): i for i, c in enumerate(p.recommend_throughput)}
+    usable.sort(key=lambda c: (c.verdict != "safe", order.get(id(c), 10**6), -c.gpus))
+    shown = usable if show_all else usable[:limit]
+    console.print(candidates_table(shown, f"layouts that can run ({len(usable)}; safe first, best throughput first)"))
+    for line in reasons_legend(shown):
+        console.print(line)
+    if len(shown) < len(usable):
+        console.print(f"[dim]… {len(usable) - len(shown)} more (use --all)[/]")
+    if show_all:
+        console.print(candidates_table(unsafe, f"unsafe layouts ({len(unsafe)})"))
+        for line in reasons_legend(unsafe):
+            console.print(line)
+    elif unsafe:
+        why = Counter(r.code for c in unsafe for r in c.reasons if r.severity == "unsafe")
+        console.print(f"[dim]{len(unsafe)} unsafe layouts not shown (--all lists them): "
+                      + ", ".join(f"{k} ×{v}" for k, v in why.most_common()) + "[/]")
+    for kind, cands in (("latency", p.recommend_latency), ("throughput", p.recommend_throughput)):
+        if not cands:
+            console.print(f"[bold red]no safe layout for {kind}[/]")
+            continue
+        c = cands[0]
+        where = ", ".join(f"{pl.node} (GPUs {pl.cuda_visible_devices})" for pl in c.placement)
+        body = [f"[bold]{c.label}[/] on {escape(where)}"]
+        body += [f"  {escape(f)}" for f in c.memory.formulas]
+        body += [f"  {e.name}: {e.value:.4g} {e.unit}  [dim]({e.kind}: {escape(e.formula)})[/]"
+                 for e in c.estimates if e.value is not None]
+        body += [f"  reason: {escape(r.text)} [dim]({escape(r.fact_source)})[/]" for r in c.reasons]
+        for lc in result.launch.get(kind, ()):
+            body.append(f"[bold]{lc.engine}[/]:")
+            body += [f"  {escape(f'[{s.node}]')} {escape(s.command)}" for s in lc.steps]
+            body += [f"  [dim]note: {escape(n)}[/]" for n in lc.notes]
+        console.print(Panel("\n".join(body), title=f"recommended for {kind}", title_align="left", expand=True))
+    if result.what_if:
+        t = Table(title="what the excluded nodes would cost (layouts unsafe only because of them)", title_justify="left")
+        for col in ("with node", "layout", "why unsafe", "safe on the healthy nodes"):
+            t.add_column(col, overflow="fold")
+        for w in result.what_if:
+            t.add_row(escape(", ".join(w.included)), w.candidate.label,
+                      escape("; ".join(f"{r.text} ({r.fact_source})" for r in w.candidate.reasons if r.severity == "unsafe")),
+                      w.safe_instead.label if w.safe_instead else "–")
+        console.print(t)
+    console.print("[dim]GB/GPU: needed / usable on the heaviest stage; seqs: full-context sequences that fit; "
+                  "tok/s*: decode tokens/s per sequence / all sequences. * estimates, not measurements: "
+                  + "; ".join(p.notes) + "[/]")
