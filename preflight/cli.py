@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _consoles(args: argparse.Namespace) -> tuple[Console, Console]:
     out = Console(no_color=args.no_color or None, highlight=False, soft_wrap=False)
-    err = Console(stderr=True, no_color=args.no_color or None, highlight=False)
+    err = Console(stderr=True, no_color=args.no_color or None, highlight=False, soft_wrap=True)
     return out, err
 
 

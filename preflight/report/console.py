@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console, Group
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -39,7 +40,7 @@ def summary_table(report: RunReport) -> Table:
         if n.outcome != "ok":
             cells = [Text(f"{n.duration_s:.1f}s", style="dim")] + [Text("—", style="dim") for _ in used]
             cells[1 if used else 0] = Text(n.outcome.upper(), style="bold magenta")
-            table.add_row(n.name, *cells)
+            table.add_row(Text(n.name), *cells)
             continue
         row: list[Text] = [Text(f"{n.duration_s:.1f}s", style="dim")]
         for g in used:
@@ -50,7 +51,7 @@ def summary_table(report: RunReport) -> Table:
             judged = [x for x in statuses if x != Status.SKIP]  # a skipped check does not hide the others' verdict
             s = worst(judged) if judged else Status.SKIP
             row.append(Text(LABEL[s], style=STYLE[s]))
-        table.add_row(n.name, *row)
+        table.add_row(Text(n.name), *row)
     return table
 
 
@@ -65,7 +66,7 @@ def _finding_panel(f: Finding) -> Panel:
         lines.append(Text(f"  │ … {len(f.evidence) - 12} more lines in the JSON report", style="dim"))
     if f.hint:
         lines.append(Text("hint: " + f.hint, style="italic"))
-    title = f"[{STYLE[f.status]}]{LABEL[f.status]}[/] {f.check} · {f.node or 'fleet'}" + (f" · {f.subject}" if f.subject else "")
+    title = f"[{STYLE[f.status]}]{LABEL[f.status]}[/] " + escape(f"{f.check} · {f.node or 'fleet'}" + (f" · {f.subject}" if f.subject else ""))
     return Panel(Group(*lines), title=title, title_align="left", border_style=STYLE[f.status])
 
 
@@ -75,7 +76,7 @@ def render(report: RunReport, console: Console, *, source_label: str = "", show_
     console.print(summary_table(report))
     unreachable = [n for n in report.nodes if n.outcome != "ok"]
     for n in unreachable:
-        console.print(Panel(Text(n.message or n.outcome), title=f"[bold magenta]{n.outcome.upper()}[/] {n.name} ({n.address})",
+        console.print(Panel(Text(n.message or n.outcome), title=f"[bold magenta]{n.outcome.upper()}[/] " + escape(f"{n.name} ({n.address})"),
                             title_align="left", border_style="magenta"))
     wanted = {Status.FAIL, Status.ERROR} | ({Status.WARN} if show_warnings else set())
     problems = [f for f in report.all_findings() if f.status in wanted]

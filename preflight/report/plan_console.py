@@ -111,11 +111,14 @@ def render(result: PlanResult, console: Console, *, show_all: bool = False, limi
         body += [f"  {e.name}: {e.value:.4g} {e.unit}  [dim]({e.kind}: {escape(e.formula)})[/]"
                  for e in c.estimates if e.value is not None]
         body += [f"  reason: {escape(r.text)} [dim]({escape(r.fact_source)})[/]" for r in c.reasons]
-        for lc in result.launch.get(kind, ()):
-            body.append(f"[bold]{lc.engine}[/]:")
-            body += [f"  {escape(f'[{s.node}]')} {escape(s.command)}" for s in lc.steps]
-            body += [f"  [dim]note: {escape(n)}[/]" for n in lc.notes]
         console.print(Panel("\n".join(body), title=f"recommended for {kind}", title_align="left", expand=True))
+        for lc in result.launch.get(kind, ()):  # unwrapped, so a command copies as one line
+            console.print(f"[bold]{lc.engine}[/] ({kind}, {c.label}):")
+            for step in lc.steps:
+                console.print(f"  # on {escape(step.node)}", style="dim")
+                console.print("  " + escape(step.command), soft_wrap=True)
+            for n in lc.notes:
+                console.print(f"  [dim]note: {escape(n)}[/]", soft_wrap=True)
     if result.what_if:
         t = Table(title="what the excluded nodes would cost (layouts unsafe only because of them)", title_justify="left")
         for col in ("with node", "layout", "why unsafe", "safe on the healthy nodes"):

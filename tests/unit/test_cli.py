@@ -77,3 +77,45 @@ def test_local_transport_runs_the_collector(tmp_path) -> None:
     doc = json.loads((tmp_path / "r.json").read_text())
     assert doc["nodes"][0]["outcome"] == "ok", proc.stderr
     jsonschema.validate(doc, SCHEMA)
+
+
+def test_plan_on_the_demo_prints_the_table_and_launch_lines() -> None:
+    proc = run("plan", "--model", "llama-3.1-70b", "--context", "32768", "--seqs", "8", "--no-color")
+    assert proc.returncode == 0, proc.stderr
+    assert "RECORDING" in proc.stderr  # says it is not the user's fleet
+    assert "TP8 PP1 DP1" in proc.stdout and "vllm serve meta-llama/Llama-3.1-70B --tensor-parallel-size 8" in proc.stdout
+    assert "--max-model-len 32768" in proc.stdout  # launch lines are printed unwrapped, ready to copy
+    what_if = proc.stdout[proc.stdout.index("what the excluded nodes would cost"):]
+    assert "gpu-04" in what_if and "TP8 PP1 DP3" in what_if  # the layout the degraded node makes unsafe
+
+
+def test_demo_model_puts_the_plan_in_the_json_report() -> None:
+    proc = run("demo", "--model", "llama-3.1-8b", "--json", "-")
+    doc = json.loads(proc.stdout)
+    jsonschema.validate(doc, SCHEMA)
+    assert doc["plan"]["model"]["id"] == "meta-llama/Llama-3.1-8B"
+    assert {e["node"] for e in doc["plan"]["excluded"]} == {"gpu-03", "gpu-04"}
+
+
+def test_plan_refuses_bad_input_clearly(tmp_path) -> None:
+    unknown = run("plan", "--model", "llama-9000")
+    assert unknown.returncode == 3 and "llama-9000" in unknown.stderr
+    bad = tmp_path / "mn.json"
+    bad.write_text("{\"busbw\": null}")
+    proc = run("plan", "--model", "llama-3.1-8b", "--multinode-result", str(bad))
+    assert proc.returncode == 3 and "no positive 'busbw'" in proc.stderr
+    cfg = tmp_path / "config.json"
+    cfg.write_text('{"num_hidden_layers": 2}')
+    proc = run("plan", "--model", str(cfg))
+    assert proc.returncode == 3 and "config.json" in proc.stderr
+
+
+def test_plan_from_a_config_json_path(tmp_path) -> None:
+    cfg = {"architectures": ["LlamaForCausalLM"], "num_hidden_layers": 32, "hidden_size": 4096,
+           "intermediate_size": 14336, "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 128256,
+           "max_position_embeddings": 131072, "torch_dtype": "bfloat16"}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    proc = run("plan", "--model", str(tmp_path / "config.json"), "--json", "-", "-q")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["schema"] == "preflight-plan" and "TP1 PP1 DP1" in doc["recommend_throughput"]
