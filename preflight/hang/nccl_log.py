@@ -25,10 +25,10 @@ _COMM = re.compile(
     r"(?: commId (?P<cid>0x[0-9a-fA-F]+))?"
 )
 _RANK_OLD = re.compile(r"^rank (?P<rank>\d+) nranks (?P<nranks>\d+)\s*$")  # NCCL 2.3
-_NET_IB = re.compile(r"^NET/IB : Using (?P<devs>(?:\[\d+\]\S+\s*)+)(?:; OOB (?P<oob>[^:\s]+)(?::(?P<ip>\S+))?)?")
-_NET_SOCKET = re.compile(r"^NET/Socket : Using (?P<ifs>(?:\[\d+\]\S+\s*)+)")
-_BOOTSTRAP = re.compile(r"^Bootstrap : Using (?:\[\d+\])?(?P<if>[^:\s]+)(?::(?P<ip>\S+))?")
-_NET_OLD = re.compile(r"^NET : Using interface (?P<if>[^:\s]+)(?::(?P<ip>\S+))?")  # NCCL 2.3
+_NET_IB = re.compile(r"^NET/IB ?: Using (?P<devs>(?:\[\d+\]\S+\s*)+)(?:; OOB (?P<oob>[^:\s]+)(?::(?P<ip>\S+))?)?")
+_NET_SOCKET = re.compile(r"^NET/Socket ?: Using (?P<ifs>(?:\[\d+\]\S+\s*)+)")
+_BOOTSTRAP = re.compile(r"^Bootstrap ?: Using (?:\[\d+\])?(?P<if>[^:\s]+)(?::(?P<ip>\S+))?")
+_NET_OLD = re.compile(r"^NET ?: Using interface (?P<if>[^:\s]+)(?::(?P<ip>\S+))?")  # NCCL 2.3
 _SIDEBAND = re.compile(r"^NET/IB : Using interface (?P<if>\S+) for sideband")  # NCCL 2.3
 _USING_NET = re.compile(r"^Using network (?P<net>\w+)")
 _INTERNAL_NET = re.compile(r"^Using (?:internal|external) Network (?P<net>\w+)")  # NCCL 2.3: IB init failed -> Socket

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from preflight.hang.flight_recorder import FrDump, FrTrace, load_dump, parse_dump_text, parse_frtrace
@@ -27,6 +27,7 @@ class HangFile:
     frtrace: FrTrace | None = None
     kernel: KernelLogEvents | None = None
     kernel_host: str | None = None  # the syslog host field of a kernel log, when it has one
+    kernel_lines: dict[str, int] = field(default_factory=dict)  # stripped NVRM line -> its 1-based line number
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -41,10 +42,12 @@ def parse_text(text: str, source: str = "") -> HangFile | Unparseable:
         return Unparseable.of("empty input", text if isinstance(text, str) else "")
     if not is_probably_text(text):
         return Unparseable.of("binary input (not a log or a text dump)", "")
-    if text.startswith("# source:"):
-        text = strip_corpus_header(text)[1]
+    if text.startswith("# source:"):  # a corpus recording: blank its header (keeps file line numbers)
+        body = strip_corpus_header(text)[1]
+        text = "\n" * text[: len(text) - len(body)].count("\n") + body
     nccl = wd = dump = trace = kern = None
     host = None
+    klines: dict[str, int] = {}
     head = text.lstrip()[:1]
     if head == "{" and ('"entries"' in text or "'entries'" in text):
         d = parse_dump_text(text, source)
@@ -65,7 +68,10 @@ def parse_text(text: str, source: str = "") -> HangFile | Unparseable:
                 kern = k
                 m = _SYSLOG_HOST.search(text)
                 host = m.group("host") if m else None
-    f = HangFile(source, nccl, wd, dump, trace, kern, host)
+                for i, line in enumerate(text.split("\n"), 1):
+                    if "NVRM" in line:
+                        klines.setdefault(line.strip(), i)
+    f = HangFile(source, nccl, wd, dump, trace, kern, host, klines)
     if not f.kinds:
         return Unparseable.of("not an NCCL log, watchdog log, flight-recorder dump or kernel log with Xid", text)
     return f
