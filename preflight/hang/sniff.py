@@ -77,8 +77,10 @@ def parse_text(text: str, source: str = "") -> HangFile | Unparseable:
     return f
 
 
-def parse_path(path: Path) -> HangFile | Unparseable:
-    """One file: pickled flight-recorder dumps (restricted unpickling) or any of the text kinds."""
+def parse_path(path: Path, source: str | None = None) -> HangFile | Unparseable:
+    """One file: pickled flight-recorder dumps (restricted unpickling) or any of the text kinds.
+    `source` is the name evidence lines carry (default: the file name)."""
+    source = source or path.name
     try:
         size = path.stat().st_size
         if size > MAX_TEXT_BYTES:
@@ -89,9 +91,9 @@ def parse_path(path: Path) -> HangFile | Unparseable:
         return Unparseable.of(f"{path.name}: cannot read: {e.strerror or e}", "")
     if first == b"\x80":
         d = load_dump(path)
-        return HangFile(path.name, dump=d) if isinstance(d, FrDump) else d
+        return HangFile(source, dump=d) if isinstance(d, FrDump) else d
     try:
         text = path.read_bytes().decode("utf-8", "replace")
     except OSError as e:
         return Unparseable.of(f"{path.name}: cannot read: {e.strerror or e}", "")
-    return parse_text(text, path.name)
+    return parse_text(text, source)

@@ -102,6 +102,21 @@ def expand_paths(paths: Iterable[Path]) -> list[Path]:
     return out
 
 
+def _with_names(paths: Iterable[Path]) -> list[tuple[Path, str]]:
+    """Each file with the name its evidence uses: relative to the directory given (its name included), else the
+    file name; full paths only where two inputs would otherwise read the same."""
+    out: list[tuple[Path, str]] = []
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            base = p.resolve().parent
+            out += [(f, str(f.resolve().relative_to(base))) for f in expand_paths([p])]
+        else:
+            out.append((p, p.name))
+    counts = Counter(n for _, n in out)
+    return [(p, n if counts[n] == 1 else str(p)) for p, n in out]
+
+
 @dataclass
 class _World:
     """Everything parsed, joined by rank and node."""
@@ -150,7 +165,7 @@ class _Xid:
 
 def _xids(world: _World) -> list[_Xid]:
     hosts = sorted({r.host for r in world.nccl}, key=len, reverse=True)
-    by_bus = {(r.host, r.bus_id[:12]): r.rank for r in world.nccl if r.bus_id and r.rank is not None}
+    by_bus = {(r.host, r.bus_id[:10]): r.rank for r in world.nccl if r.bus_id and r.rank is not None}
     out: list[_Xid] = []
     for path, f in world.files:
         if f.kernel is None:
@@ -159,14 +174,14 @@ def _xids(world: _World) -> list[_Xid]:
         node = next((h for h in hosts if h in where), None) or f.kernel_host
         for x in f.kernel.xids:
             cat = describe_xid(x.code) or {}
-            pci = x.pci[:12] if x.pci else None
+            pci = x.pci[:10] if x.pci else None
             rank = by_bus.get((node, pci)) if node and pci else None
             out.append(_Xid(node, x.code, str(cat.get("name") or "uncatalogued Xid"), bool(cat.get("fatal")), pci,
                             x.timestamp, _kline(path, f, x.raw_line), rank))
         for o in f.kernel.others:
             if o.kind != "fallen_off_bus":
                 continue
-            pci = o.device[:12] if o.device else None
+            pci = o.device.lower()[:10] if o.device and ":" in o.device else None
             rank = by_bus.get((node, pci)) if node and pci else None
             out.append(_Xid(node, None, "GPU has fallen off the bus", True, pci, o.timestamp,
                             _kline(path, f, o.raw_line), rank))
@@ -176,7 +191,7 @@ def _xids(world: _World) -> list[_Xid]:
 def _kline(path: Path, f: HangFile, raw: str) -> str:
     first = raw.split("\n")[0].strip()
     text = " ".join(part.strip() for part in raw.split("\n"))
-    return str(Evidence(path.name, f.kernel_lines.get(first, 0), text[:300]))
+    return str(Evidence(f.source, f.kernel_lines.get(first, 0), text[:300]))
 
 
 def _xid_phrase(x: _Xid) -> str:
@@ -514,11 +529,11 @@ def analyze(paths: list[Path]) -> HangVerdict:
     """Parse every file (directories are walked), join by rank and node, and rank the likely causes."""
     world = _World()
     reports: list[FileReport] = []
-    for p in expand_paths(paths):
+    for p, shown in _with_names(paths):
         if not p.exists():
             reports.append(FileReport(str(p), (), "not found"))
             continue
-        f = parse_path(p)
+        f = parse_path(p, shown)
         if isinstance(f, Unparseable):
             reports.append(FileReport(str(p), (), f.reason))
             continue
@@ -529,7 +544,7 @@ def analyze(paths: list[Path]) -> HangVerdict:
         if f.nccl is None:
             continue
         world.nccl.extend(f.nccl.ranks)
-        versions_seen += [(v, p.name) for v in f.nccl.versions]
+        versions_seen += [(v, f.source) for v in f.nccl.versions]
         hosts = f.nccl.hosts
         if len(hosts) == 1:
             world.file_host[f.source] = hosts[0]

@@ -107,25 +107,21 @@ class WatchdogLog:
         return max((r.seq for r in self.records), default=None)
 
     def mismatches(self) -> tuple[OpMismatch, ...]:
-        """Same (PG, SeqNum), different OpType (or different NumelIn for the same op) across ranks."""
-        by_seq: dict[tuple[str | None, int], dict[str, dict[int, Evidence | None]]] = defaultdict(lambda: defaultdict(dict))
+        """Same (PG, SeqNum), different OpType (or different NumelIn for the same op) across ranks. One pass."""
+        ops_at: dict[tuple[str | None, int], dict[str, dict[int, Evidence | None]]] = defaultdict(lambda: defaultdict(dict))
+        sizes_at: dict[tuple[str | None, int], dict[str, dict[int, Evidence | None]]] = defaultdict(lambda: defaultdict(dict))
         for r in self.records:
             if r.kind != "timeout" or r.rank is None or r.op is None:
                 continue
-            by_seq[(r.pg, r.seq)][r.op][r.rank] = r.evidence
+            ops_at[(r.pg, r.seq)][r.op][r.rank] = r.evidence
+            if r.numel_in is not None:
+                sizes_at[(r.pg, r.seq)][f"{r.op} NumelIn={r.numel_in}"][r.rank] = r.evidence
         out: list[OpMismatch] = []
-        for (pg, seq), ops in by_seq.items():
-            if len(ops) > 1:
-                evs = tuple(next(e for e in d.values() if e) for d in ops.values() if any(d.values()))
-                out.append(OpMismatch(pg, seq, {op: tuple(sorted(d)) for op, d in ops.items()}, evs))
-                continue
-            sizes: dict[str, dict[int, Evidence | None]] = defaultdict(dict)
-            for r in self.records:
-                if r.kind == "timeout" and r.rank is not None and (r.pg, r.seq) == (pg, seq) and r.numel_in is not None:
-                    sizes[f"{r.op} NumelIn={r.numel_in}"][r.rank] = r.evidence
-            if len(sizes) > 1:
-                evs = tuple(next(e for e in d.values() if e) for d in sizes.values() if any(d.values()))
-                out.append(OpMismatch(pg, seq, {k: tuple(sorted(d)) for k, d in sizes.items()}, evs))
+        for key, ops in ops_at.items():
+            table = ops if len(ops) > 1 else sizes_at.get(key, {})
+            if len(table) > 1:
+                evs = tuple(next(e for e in d.values() if e) for d in table.values() if any(d.values()))
+                out.append(OpMismatch(key[0], key[1], {k: tuple(sorted(d)) for k, d in table.items()}, evs))
         return tuple(sorted(out, key=lambda m: (m.pg or "", m.seq)))
 
 
