@@ -75,6 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--bundle", help="plan on a saved bundle instead of a live run")
     _add_connection_args(pl, required=False)
     add_plan_args(pl, required=True)
+    pl.add_argument("--verify", action="store_true",
+                    help="run nccl-tests shaped like the recommended layout on its nodes (needs -i/-H): TP all-reduce, "
+                         "PP send/recv, EP all-to-all at its decode and prefill message sizes; results feed the estimates")
+    pl.add_argument("--layout", help="the layout to verify, e.g. 'TP8 PP1 DP2' (default: the throughput recommendation)")
+    pl.add_argument("--via", choices=("mpirun", "srun"), help="launcher for groups across nodes (default: srun when the "
+                                                              "inventory has a slurm section, else mpirun)")
+    pl.add_argument("--verify-timeout", type=float, default=300.0, help="seconds per verification run (default 300)")
     pl.add_argument("--json", metavar="FILE", help="write the plan as JSON to FILE ('-' for stdout)")
     pl.add_argument("--no-color", action="store_true", help="plain text output")
     pl.add_argument("--quiet", "-q", action="store_true", help="no console output (use with --json)")
@@ -238,15 +245,25 @@ def cmd_plan(args: argparse.Namespace) -> int:
         else:
             bundle, source = load_bundle(demo_bundle_path()), "demo"
             err.print(DEMO_LABEL)
+        if args.verify and not (args.inventory or args.host_list):
+            raise ValueError("--verify runs tests on the fleet: give -i INVENTORY or -H HOSTS")
         report, facts = judge(bundle)
         result = cli_plan.build(args, report, facts, source)
+        verified = cli_plan.verify(args, result, err) if args.verify else None
     except (BundleError, PlanError, ValueError) as exc:
         err.print(f"[bold red]preflight plan: {exc}[/]")
         return EXIT_CANNOT_RUN
     if args.json:
-        _write_json(args.json, dumps({"schema": "preflight-plan", "schema_version": 1, **result.to_dict()}))
+        doc = {"schema": "preflight-plan", "schema_version": 1, **result.to_dict()}
+        if verified is not None:
+            doc["verify"] = verified.to_dict()
+        _write_json(args.json, dumps(doc))
     if not args.quiet and args.json != "-":
         cli_plan.render(args, result, out)
+        if verified is not None:
+            cli_plan.render_verify(verified, out)
+    if verified is not None and not verified.passed:
+        return 2
     return 0 if result.plan.recommend_throughput else 2
 
 

@@ -72,3 +72,73 @@ def render(args: argparse.Namespace, result: Any, out: Console) -> None:
     from preflight.report import plan_console
 
     plan_console.render(result, out, show_all=args.plan_all)
+
+
+def _inventory_nodes(args: argparse.Namespace) -> tuple[Any, list[Any]]:
+    from preflight.inventory import inventory_from_hosts, load_inventory
+
+    inv = load_inventory(args.inventory) if args.inventory else inventory_from_hosts(
+        [h for h in args.host_list.split(",") if h.strip()])
+    if args.limit:
+        inv = inv.select(args.limit)
+    return inv, list(inv.nodes)
+
+
+def verify(args: argparse.Namespace, result: Any, err: Console) -> Any:
+    """Run the layout's communication tests on its nodes over SSH; a VerifyReport."""
+    from preflight.plan.verify import VerifyReport, feed_back, run_tests, verify_tests
+    from preflight.transport.fanout import run_command
+    from preflight.transport.ssh import SshOptions
+
+    p = result.plan
+    wanted = (args.layout or "").replace(",", " ").split()
+    if wanted:
+        cand = next((c for c in p.candidates if c.label.split() == wanted), None)
+        if cand is None:
+            raise ValueError(f"--layout {args.layout!r} is not a layout of this plan (e.g. {p.candidates[0].label!r})")
+    elif p.recommend_throughput:
+        cand = p.recommend_throughput[0]
+    else:
+        raise ValueError("no safe layout to verify (choose one with --layout)")
+    inv, nodes = _inventory_nodes(args)
+    by_name = {n.name: n for n in nodes}
+    via = args.via or ("srun" if getattr(inv, "slurm", None) else "mpirun")
+    tests = verify_tests(cand, p.model, p.options, launcher=via)
+    ssh = SshOptions(known_hosts=tuple(inv.known_hosts) + tuple(args.known_hosts),
+                     accept_new_hostkeys=args.accept_new_hostkeys, ssh_config_path=inv.ssh_config)
+
+    def runner(node: str, argv: list[str]) -> tuple[int | None, str, str]:
+        target = by_name.get(node)
+        if target is None:
+            return None, "", f"{node} is not in the inventory selection"
+        err.print(f"verify: {node}: {' '.join(argv)}", soft_wrap=True)
+        return run_command(target, argv, ssh, args.verify_timeout)
+
+    results = run_tests(tests, runner)
+    again = feed_back(result.fleet, p.model, p.options, cand, results) if result.fleet is not None else None
+    return VerifyReport(cand, tuple(results), again)
+
+
+def render_verify(v: Any, out: Console) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    t = Table(title=f"verification of {v.candidate.label} (nccl-tests shaped like the layout)", title_justify="left")
+    for col in ("test", "GPUs", "sizes (B)", "busbw GB/s", "decode-size time us", "result"):
+        t.add_column(col, overflow="fold")
+    for r in v.results:
+        t.add_row(r.test.kind, escape(r.test.group), f"{r.test.decode_bytes}-{r.test.prefill_bytes}",
+                  f"{r.busbw_gbps:g}" if r.busbw_gbps is not None else "–",
+                  f"{r.small_time_us:g}" if r.small_time_us is not None else "–",
+                  "ok" if r.ok else escape(f"FAILED {r.error}"))
+    out.print(t)
+    for r in v.results:
+        out.print(f"  [dim]{escape(r.test.command)}[/]", soft_wrap=True)
+    if v.again is not None:
+        before = {e.name: e for e in v.candidate.estimates}
+        for e in v.again.estimates:
+            b = before.get(e.name)
+            if e.value is not None:
+                was = f" (was {b.value:.4g})" if b is not None and b.value is not None else ""
+                out.print(f"  measured → {e.name}: {e.value:.4g} {e.unit}{was}  [dim]{escape(e.formula)}[/]", soft_wrap=True)
+    out.print("[green]verification passed[/]" if v.passed else "[red]verification FAILED: a test did not run or parse[/]")

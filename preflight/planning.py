@@ -14,6 +14,7 @@ from preflight.plan.errors import PlanError
 from preflight.plan.launch import LaunchCommands, launch_commands
 from preflight.plan.models import ModelSpec
 from preflight.plan.planner import Candidate, Plan, plan
+from preflight.plan.shapes import FleetShape
 from preflight.plan.shapes import PlanOptions
 from preflight.results import RunReport
 
@@ -33,6 +34,7 @@ class PlanResult:
     launch: dict[str, tuple[LaunchCommands, ...]] = field(default_factory=dict)  # "latency"/"throughput" -> commands
     what_if: tuple[WhatIf, ...] = ()
     source: str = ""
+    fleet: FleetShape | None = None  # what the plan was computed on (verification re-judges with it)
 
     def to_dict(self) -> dict[str, Any]:
         doc = self.plan.to_dict()
@@ -76,11 +78,12 @@ def _what_if(report: RunReport, facts: FleetFacts, model: ModelSpec, opts: PlanO
 def build_plan(report: RunReport, facts: FleetFacts, model: ModelSpec, opts: PlanOptions, *, source: str,
                internode: tuple[float, str] | None = None) -> PlanResult:
     """Raises PlanError when no healthy node has GPUs. `internode`: measured multi-node busbw (GB/s, source)."""
-    p = plan(fleet_shape(report, facts, source=source, internode=internode), model, opts)
+    shape = fleet_shape(report, facts, source=source, internode=internode)
+    p = plan(shape, model, opts)
     mla = model.attention == "mla"
     launch = {}
     if p.recommend_latency:
         launch["latency"] = launch_commands(p.recommend_latency[0], model.id, opts, mla=mla)
     if p.recommend_throughput:
         launch["throughput"] = launch_commands(p.recommend_throughput[0], model.id, opts, mla=mla)
-    return PlanResult(p, launch, _what_if(report, facts, model, opts, p, source, internode=internode), source)
+    return PlanResult(p, launch, _what_if(report, facts, model, opts, p, source, internode=internode), source, shape)
