@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from preflight.hang.flight_recorder import FrDump, FrFinding, first_mismatch
+from preflight.hang.flight_recorder import FrFinding, first_mismatch
 from preflight.hang.lines import Evidence
 from preflight.hang.nccl_log import RETCODES, NcclRank
 from preflight.hang.sniff import HangFile, parse_path
