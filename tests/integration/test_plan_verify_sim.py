@@ -41,3 +41,24 @@ def test_verify_of_a_layout_on_an_unreachable_node_fails_cleanly(fleet_inv, tmp_
     proc = subprocess.run([sys.executable, "-m", "preflight", "plan", "--model", "llama-3.1-70b", "-i", str(fleet_inv),
                            "--verify", "--layout", "TP8 PP9 DP9", "-q"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 3 and "is not a layout of this plan" in proc.stderr
+
+
+@pytest.fixture(scope="module")
+def launcher_inv(sim_fleet_factory, tmp_path_factory):
+    fleet = sim_fleet_factory([("gpu-01", "mpi-launcher"), ("gpu-02", "h100-healthy")])
+    return fleet.write_inventory(tmp_path_factory.mktemp("inv") / "pp.yaml", thresholds=fleet.sandbox_thresholds())
+
+
+def test_pipeline_stages_across_nodes_send_recv_through_mpirun(launcher_inv, tmp_path) -> None:
+    out = tmp_path / "pp.json"
+    proc = subprocess.run([sys.executable, "-m", "preflight", "plan", "--model", "llama-3.1-70b", "-i", str(launcher_inv),
+                           "--nccl", "--verify", "--layout", "TP8 PP2 DP1", "--json", str(out), "-q"],
+                          capture_output=True, text=True, timeout=300)
+    doc = json.loads(out.read_text())
+    tests = doc["verify"]["tests"]
+    assert [t["kind"] for t in tests] == ["tp_allreduce", "tp_allreduce", "pp_sendrecv"], proc.stderr
+    pp = tests[2]
+    assert pp["node"] == "gpu-01" and pp["command"].startswith("mpirun --allow-run-as-root -np 2 -H gpu-01:1,gpu-02:1")
+    assert "sendrecv_perf" in pp["command"]
+    assert pp["busbw_gbps"] == pytest.approx(72.88)  # the recorded sendrecv run's 2 GB row, parsed
+    assert doc["verify"]["passed"] is True and proc.returncode == 0

@@ -78,6 +78,10 @@ def route(rel: str):
             return misc_tools.parse_lspci_list
         if name.startswith("fabric"):
             return fabricmanager.parse_fabric
+        if name.startswith("ofed-info"):
+            return versions.parse_ofed_info
+        if name.startswith("ldconfig"):
+            return versions.parse_nccl_lib_info
     return None
 
 
