@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="collect from the nodes of an inventory over SSH and judge")
     _add_connection_args(run, required=True)
-    run.add_argument("--headless", action="store_true", help="no interactive UI; progress lines on stderr")
+    run.add_argument("--headless", action="store_true",
+                     help="no interactive UI (automatic when stdout is not a terminal or CI is set); progress lines on stderr")
     add_plan_args(run, required=False)
     _add_output_args(run)
 
@@ -99,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     mn.add_argument("--timeout", type=float, default=600.0, help="seconds per mpirun/srun run (default 600)")
     mn.add_argument("--known-hosts", action="append", default=[])
     mn.add_argument("--json", metavar="FILE")
+
+    tui = sub.add_parser("tui", help="browse a saved bundle (or the demo recording) in the interactive UI")
+    tui.add_argument("bundle", nargs="?", help="bundle directory or bundle.json (default: the demo recording)")
+    tui.add_argument("--model", help="model for the plan screen (catalog name or config.json)")
 
     lst = sub.add_parser("checks", help="list the registered checks")
     lst.add_argument("--markdown", action="store_true", help="print docs/checks.md")
@@ -170,29 +176,37 @@ def _emit(args: argparse.Namespace, bundle: Any, source: dict[str, Any], label: 
     return code
 
 
-def _live_bundle(args: argparse.Namespace, err: Console) -> Any:
-    """Inventory → SSH → bundle (saved with --save); None after printing why it cannot run."""
-    from preflight.inventory import InventoryError, inventory_from_hosts, load_inventory
+@dataclass(frozen=True)
+class LiveRequest:
+    """What a live run needs, resolved from the command line before any SSH (the TUI uses it too)."""
+
+    nodes: tuple[Any, ...]
+    options: Any  # FanoutOptions
+    include_optional: tuple[str, ...]
+    inventory_path: str | None
+    save: str | None
+
+
+def live_request(args: argparse.Namespace) -> LiveRequest:
+    """Inventory, limits, timeouts and SSH options; raises ValueError (InventoryError, PlanError) with the reason."""
+    from preflight.collect.probes import NCCL_PROBES
+    from preflight.inventory import inventory_from_hosts, load_inventory
     from preflight.transport.fanout import FanoutOptions
     from preflight.transport.ssh import SshOptions
 
-    try:
-        if args.inventory:
-            inv = load_inventory(args.inventory)
-        else:
-            inv = inventory_from_hosts([h for h in args.host_list.split(",") if h.strip()])
-        if args.limit:
-            inv = inv.select(args.limit)
-        if getattr(args, "checks", None) is not None or getattr(args, "skip", None) is not None:
-            _select(args)  # bad --checks patterns fail before any SSH
-        if getattr(args, "model", None):
-            from preflight import cli_plan
+    if args.inventory:
+        inv = load_inventory(args.inventory)
+    else:
+        inv = inventory_from_hosts([h for h in args.host_list.split(",") if h.strip()])
+    if args.limit:
+        inv = inv.select(args.limit)
+    if getattr(args, "checks", None) is not None or getattr(args, "skip", None) is not None:
+        _select(args)  # bad --checks patterns fail before any SSH
+    if getattr(args, "model", None):
+        from preflight import cli_plan
 
-            cli_plan.load_plan_model(args)  # an unknown model fails before any SSH too
-            cli_plan.plan_options(args)
-    except (InventoryError, ValueError) as exc:  # PlanError is a ValueError
-        err.print(f"[bold red]preflight: {exc}[/]")
-        return None
+        cli_plan.load_plan_model(args)  # an unknown model fails before any SSH too
+        cli_plan.plan_options(args)
     nodes = list(inv.nodes)
     if args.connect_timeout or args.timeout:
         import dataclasses
@@ -201,21 +215,46 @@ def _live_bundle(args: argparse.Namespace, err: Console) -> Any:
                                      **({"command_timeout_s": args.timeout} if args.timeout else {})) for n in nodes]
     ssh = SshOptions(known_hosts=tuple(inv.known_hosts) + tuple(args.known_hosts),
                      accept_new_hostkeys=args.accept_new_hostkeys, ssh_config_path=inv.ssh_config)
-    options = FanoutOptions(forks=max(1, args.forks), ssh=ssh)
-    from preflight.collect.probes import NCCL_PROBES
+    return LiveRequest(tuple(nodes), FanoutOptions(forks=max(1, args.forks), ssh=ssh),
+                       NCCL_PROBES if args.nccl else (), args.inventory, args.save)
 
-    bundle = _collect_with_progress(nodes, options, err, inventory_path=args.inventory,
-                                    include_optional=NCCL_PROBES if args.nccl else ())
-    if args.save:
+
+def _live_bundle(args: argparse.Namespace, err: Console) -> Any:
+    """Inventory → SSH → bundle (saved with --save); None after printing why it cannot run."""
+    from preflight.inventory import InventoryError
+
+    try:
+        req = live_request(args)
+    except (InventoryError, ValueError) as exc:  # PlanError is a ValueError
+        err.print(f"[bold red]preflight: {exc}[/]")
+        return None
+    bundle = _collect_with_progress(list(req.nodes), req.options, err, inventory_path=req.inventory_path,
+                                    include_optional=req.include_optional)
+    if req.save:
         from preflight.collect.bundle import save_bundle
 
-        path = save_bundle(bundle, args.save)
+        path = save_bundle(bundle, req.save)
         err.print(f"bundle saved: {path}")
     return bundle
 
 
+def interactive(args: argparse.Namespace) -> bool:
+    """The TUI opens for a person at a terminal: not with --headless, CI set, output redirected or --json -."""
+    import os
+
+    if getattr(args, "headless", False) or os.environ.get("CI") or getattr(args, "json", None) == "-":
+        return False
+    if getattr(args, "quiet", False):
+        return False
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     _out, err = _consoles(args)
+    if interactive(args):
+        from preflight.tui import run_live
+
+        return run_live(args)
     bundle = _live_bundle(args, err)
     if bundle is None:
         return EXIT_CANNOT_RUN
@@ -324,6 +363,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return code if (args.strict or code == EXIT_CANNOT_RUN) else 0
 
 
+def cmd_tui(args: argparse.Namespace) -> int:
+    from preflight.collect.bundle import BundleError, load_bundle
+    from preflight.tui import run_bundle
+
+    _out, err = _consoles(argparse.Namespace(no_color=False))
+    path = args.bundle or str(demo_bundle_path())
+    try:
+        load_bundle(path)  # a clear error before the screen takes over
+    except BundleError as exc:
+        err.print(f"[bold red]preflight: {exc}[/]")
+        return EXIT_CANNOT_RUN
+    return run_bundle(path, model=args.model)
+
+
 def cmd_checks(args: argparse.Namespace) -> int:
     from preflight.report.checks_doc import checks_markdown
     from preflight.registry import all_checks
@@ -393,7 +446,7 @@ def cmd_nccl_multinode(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"run": cmd_run, "replay": cmd_replay, "demo": cmd_demo, "checks": cmd_checks,
-                "nccl-multinode": cmd_nccl_multinode, "plan": cmd_plan}
+                "nccl-multinode": cmd_nccl_multinode, "plan": cmd_plan, "tui": cmd_tui}
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt:
