@@ -1,4 +1,8 @@
-"""Command line: run | replay | demo | plan | checks | nccl-multinode. Exit codes 0 pass, 1 warn (--fail-on warn), 2 fail, 3 cannot run."""
+"""Command line: run | replay | demo | plan | tui | checks | nccl-multinode.
+
+Exit codes: 0 pass, 1 warnings (--fail-on warn), 2 failures, 3 cannot run, 4 drift from --baseline
+(regressions, when the run itself passed).
+"""
 
 from __future__ import annotations
 
@@ -24,6 +28,12 @@ DEMO_LABEL = (
 
 def _add_output_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", metavar="FILE", help="write the JSON report to FILE ('-' for stdout)")
+    p.add_argument("--junit", metavar="FILE", help="write a JUnit XML report (one testcase per check × node) for CI test reporters")
+    p.add_argument("--markdown", metavar="FILE", help="write a Markdown summary (e.g. $GITHUB_STEP_SUMMARY)")
+    p.add_argument("--baseline", metavar="GOOD.json",
+                   help="compare with a known-good JSON report and report drift; regressions exit 4 (see README)")
+    p.add_argument("--baseline-drop-pct", type=float, default=10.0, metavar="PCT",
+                   help="bus bandwidth drop from the baseline that counts as drift (default 10)")
     p.add_argument("--fail-on", choices=("fail", "warn"), default="fail",
                    help="exit 1 on warnings too (default: only failures give a non-zero exit)")
     p.add_argument("--checks", metavar="PATTERNS", help="only these checks: comma-separated globs or groups, e.g. 'topology.*,ib'")
@@ -138,14 +148,11 @@ def _plan_for(args: argparse.Namespace, report: Any, facts: Any, source: str, er
 
 
 def _write_json(target: str, text: str) -> None:
-    if target == "-":
-        sys.stdout.write(text)
-    else:
-        Path(target).parent.mkdir(parents=True, exist_ok=True)
-        Path(target).write_text(text)
+    _write_text(target, text)
 
 
 def _emit(args: argparse.Namespace, bundle: Any, source: dict[str, Any], label: str = "") -> int:
+    """Judge, then every requested output. Exit: 3 cannot run; 2/1 the run's; else 4 on baseline regressions."""
     from preflight.engine import judge
     from preflight.report import console as console_report
     from preflight.report.json_report import dumps, report_dict
@@ -153,27 +160,73 @@ def _emit(args: argparse.Namespace, bundle: Any, source: dict[str, Any], label: 
     out, err = _consoles(args)
     try:
         specs = _select(args)
-    except ValueError as exc:
+        baseline = _load_baseline(args)
+    except ValueError as exc:  # BaselineError is a ValueError
         err.print(f"[bold red]preflight: {exc}[/]")
         return EXIT_CANNOT_RUN
     report, facts = judge(bundle, specs)
     code = exit_code(report, args.fail_on)
     where = source.get("bundle") or source.get("inventory")
     plan = _plan_for(args, report, facts, Path(str(where)).name if where and source["kind"] != "demo" else source["kind"], err)
+    doc = report_dict(report, source=source, fail_on=args.fail_on)
+    if plan is not None:
+        doc["plan"] = plan.to_dict()
+    drift = None
+    if baseline is not None:
+        from preflight.report.baseline import compare
+
+        drift = compare(baseline, doc, bandwidth_drop_pct=args.baseline_drop_pct)
     if args.json:
-        doc = report_dict(report, source=source, fail_on=args.fail_on)
-        if plan is not None:
-            doc["plan"] = plan.to_dict()
         _write_json(args.json, dumps(doc))
+    if args.junit:
+        from preflight.report.junit import junit_xml
+
+        _write_text(args.junit, junit_xml(report, fail_on=args.fail_on))
+    if args.markdown:
+        from preflight.report.markdown_report import markdown_summary
+
+        _write_text(args.markdown, markdown_summary(report, fail_on=args.fail_on, drift=drift))
     if not args.quiet and args.json != "-":
         console_report.render(report, out, source_label=label)
         if plan is not None:
             from preflight import cli_plan
 
             cli_plan.render(args, plan, out)
+        if drift is not None:
+            _render_drift(drift, args.baseline, out)
     elif args.quiet and label:
         err.print(label)
+    if drift is not None and drift.exit_code == 4 and code in (0, 1):
+        return 4
     return code
+
+
+def _load_baseline(args: argparse.Namespace) -> dict[str, Any] | None:
+    if not getattr(args, "baseline", None):
+        return None
+    from preflight.report.baseline import load_report
+
+    return load_report(args.baseline)
+
+
+def _render_drift(drift: Any, path: str, out: Console) -> None:
+    from rich.markup import escape
+
+    if not drift.items:
+        out.print(f"[green]no drift from the baseline {escape(path)}[/]")
+        return
+    out.print(f"[bold]drift from the baseline {escape(path)}[/]: {len(drift.regressions)} regression(s), "
+              f"{len(drift.improvements)} improvement(s)")
+    for line in drift.lines():
+        out.print("  " + escape(line), soft_wrap=True)
+
+
+def _write_text(target: str, text: str) -> None:
+    if target == "-":
+        sys.stdout.write(text)
+        return
+    Path(target).parent.mkdir(parents=True, exist_ok=True)
+    Path(target).write_text(text)
 
 
 @dataclass(frozen=True)
