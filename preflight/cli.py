@@ -116,14 +116,21 @@ def build_parser() -> argparse.ArgumentParser:
     tui.add_argument("bundle", nargs="?", help="bundle directory or bundle.json (default: the demo recording)")
     tui.add_argument("--model", help="model for the plan screen (catalog name or config.json)")
 
+    an = sub.add_parser("analyze", help="on-call: find why an NCCL job hangs from files copied off the cluster "
+                                        "(NCCL_DEBUG logs, PyTorch watchdog timeouts, flight-recorder dumps, kernel logs)")
+    an.add_argument("paths", nargs="+", help="files or directories (walked)")
+    an.add_argument("--json", metavar="FILE", help="write the verdict as JSON to FILE ('-' for stdout)")
+    an.add_argument("--no-color", action="store_true")
+    an.add_argument("--quiet", "-q", action="store_true")
+
     lst = sub.add_parser("checks", help="list the registered checks")
     lst.add_argument("--markdown", action="store_true", help="print docs/checks.md")
     return ap
 
 
 def _consoles(args: argparse.Namespace) -> tuple[Console, Console]:
-    out = Console(no_color=args.no_color or None, highlight=False, soft_wrap=False)
-    err = Console(stderr=True, no_color=args.no_color or None, highlight=False, soft_wrap=True)
+    out = Console(no_color=args.no_color or None, highlight=False, soft_wrap=False, emoji=False)
+    err = Console(stderr=True, no_color=args.no_color or None, highlight=False, soft_wrap=True, emoji=False)
     return out, err
 
 
@@ -430,6 +437,25 @@ def cmd_tui(args: argparse.Namespace) -> int:
     return run_bundle(path, model=args.model)
 
 
+def cmd_analyze(args: argparse.Namespace) -> int:
+    """Exit 0 with a likely cause named, 2 when the inputs name none, 3 when no input could be read."""
+    from preflight.hang.verdict import analyze
+    from preflight.report import hang_console
+    from preflight.report.json_report import dumps
+
+    out, err = _consoles(args)
+    missing = [p for p in args.paths if not Path(p).exists()]
+    if len(missing) == len(args.paths):
+        err.print(f"[bold red]preflight analyze: not found: {', '.join(missing)}[/]")
+        return EXIT_CANNOT_RUN
+    verdict = analyze([Path(p) for p in args.paths])
+    if args.json:
+        _write_json(args.json, dumps({"schema": "preflight-hang", "schema_version": 1, **verdict.to_dict()}))
+    if not args.quiet and args.json != "-":
+        hang_console.render(verdict, out)
+    return 0 if verdict.causes else 2
+
+
 def cmd_checks(args: argparse.Namespace) -> int:
     from preflight.report.checks_doc import checks_markdown
     from preflight.registry import all_checks
@@ -437,7 +463,7 @@ def cmd_checks(args: argparse.Namespace) -> int:
     if args.markdown:
         sys.stdout.write(checks_markdown())
         return 0
-    console = Console(highlight=False)
+    console = Console(highlight=False, emoji=False)
     for spec in all_checks():
         console.print(f"[bold]{spec.id}[/] [dim]({spec.group}, {spec.scope})[/] {spec.summary}")
     return 0
@@ -451,8 +477,8 @@ def cmd_nccl_multinode(args: argparse.Namespace) -> int:
     from preflight.transport.fanout import run_command
     from preflight.transport.ssh import SshOptions
 
-    console = Console(highlight=False)
-    err = Console(stderr=True, highlight=False)
+    console = Console(highlight=False, emoji=False)
+    err = Console(stderr=True, highlight=False, emoji=False)
     try:
         inv = load_inventory(args.inventory)
         if args.limit:
@@ -499,7 +525,8 @@ def cmd_nccl_multinode(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"run": cmd_run, "replay": cmd_replay, "demo": cmd_demo, "checks": cmd_checks,
-                "nccl-multinode": cmd_nccl_multinode, "plan": cmd_plan, "tui": cmd_tui}
+                "nccl-multinode": cmd_nccl_multinode, "plan": cmd_plan, "tui": cmd_tui,
+                "analyze": cmd_analyze}
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt:
