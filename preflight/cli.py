@@ -116,6 +116,18 @@ def build_parser() -> argparse.ArgumentParser:
     tui.add_argument("bundle", nargs="?", help="bundle directory or bundle.json (default: the demo recording)")
     tui.add_argument("--model", help="model for the plan screen (catalog name or config.json)")
 
+    hg = sub.add_parser("hang", help="on-call: why does this NCCL job hang? one round trip per node: the job's ranks, "
+                                     "their stacks (py-spy), GPU use, Xid lines, IB counters read twice, NCCL debug files")
+    hg.add_argument("--bundle", help="judge a saved hang gather again (from --save) instead of collecting")
+    _add_connection_args(hg, required=False)
+    hg.add_argument("--job-pattern", default=r"python|torchrun|deepspeed|accelerate|all_reduce_perf",
+                    help="regex on process command lines that selects the job's ranks (default: python|torchrun|...)")
+    hg.add_argument("--no-pyspy", action="store_true", help="do not run py-spy dump on the ranks")
+    hg.add_argument("--ib-interval", type=float, default=3.0, help="seconds between the two IB counter reads (default 3)")
+    hg.add_argument("--json", metavar="FILE", help="write the verdict as JSON to FILE ('-' for stdout)")
+    hg.add_argument("--no-color", action="store_true")
+    hg.add_argument("--quiet", "-q", action="store_true")
+
     an = sub.add_parser("analyze", help="on-call: find why an NCCL job hangs from files copied off the cluster "
                                         "(NCCL_DEBUG logs, PyTorch watchdog timeouts, flight-recorder dumps, kernel logs)")
     an.add_argument("paths", nargs="+", help="files or directories (walked)")
@@ -367,7 +379,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _collect_with_progress(nodes: list[Any], options: Any, err: Console, *, inventory_path: str | None,
-                           include_optional: tuple[str, ...] = ()) -> Any:
+                           include_optional: tuple[str, ...] = (), **collect_kw: Any) -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from preflight.live import collect
@@ -382,7 +394,7 @@ def _collect_with_progress(nodes: list[Any], options: Any, err: Console, *, inve
                     progress.update(task, advance=1, description=f"{name}: {raw.outcome}")
 
             return collect(nodes, options, inventory_path=inventory_path, on_event=on_event,
-                           include_optional=include_optional)
+                           include_optional=include_optional, **collect_kw)
     done = [0]
 
     def on_line(kind: str, name: str, raw: Any) -> None:
@@ -391,7 +403,8 @@ def _collect_with_progress(nodes: list[Any], options: Any, err: Console, *, inve
             err.print(f"[{done[0]}/{len(nodes)}] {name}: {raw.outcome} ({raw.duration_s:.1f}s)"
                       + (f" {raw.message}" if raw.outcome != "ok" else ""), soft_wrap=True)
 
-    return collect(nodes, options, inventory_path=inventory_path, on_event=on_line, include_optional=include_optional)
+    return collect(nodes, options, inventory_path=inventory_path, on_event=on_line, include_optional=include_optional,
+                   **collect_kw)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -435,6 +448,49 @@ def cmd_tui(args: argparse.Namespace) -> int:
         err.print(f"[bold red]preflight: {exc}[/]")
         return EXIT_CANNOT_RUN
     return run_bundle(path, model=args.model)
+
+
+def cmd_hang(args: argparse.Namespace) -> int:
+    """Exit 0 with a likely cause named, 2 when none, 3 when it cannot gather."""
+    import re
+
+    from preflight.collect.bundle import BundleError, load_bundle, save_bundle
+    from preflight.collect.probes import HANG_BASE, HANG_PROBES
+    from preflight.hang.live import judge_hang
+    from preflight.inventory import InventoryError
+    from preflight.report import hang_console
+    from preflight.report.json_report import dumps
+
+    out, err = _consoles(args)
+    try:
+        re.compile(args.job_pattern)
+        if args.bundle:
+            bundle = load_bundle(args.bundle)
+        elif args.inventory or args.host_list:
+            req = live_request(args)
+            job = {"pattern": args.job_pattern, "pyspy": not args.no_pyspy, "ib_interval_s": max(0.0, args.ib_interval)}
+            bundle = _collect_with_progress(list(req.nodes), req.options, err, inventory_path=req.inventory_path,
+                                            include_optional=HANG_PROBES, only=HANG_BASE + HANG_PROBES, job=job)
+            bundle.label = "hang"
+            if req.save:
+                err.print(f"bundle saved: {save_bundle(bundle, req.save)}")
+        else:
+            raise ValueError("give -i INVENTORY / -H HOSTS to gather, or --bundle DIR to judge a saved gather")
+    except re.error as exc:
+        err.print(f"[bold red]preflight hang: bad --job-pattern: {exc}[/]")
+        return EXIT_CANNOT_RUN
+    except (BundleError, InventoryError, ValueError) as exc:
+        err.print(f"[bold red]preflight hang: {exc}[/]")
+        return EXIT_CANNOT_RUN
+    result = judge_hang(bundle)
+    if args.json:
+        _write_json(args.json, dumps({"schema": "preflight-hang", "schema_version": 1, **result.to_dict()}))
+    if not args.quiet and args.json != "-":
+        hang_console.render(result.verdict, out, title="preflight hang", live_rows=result.ranks)
+        if result.nodes_without_job:
+            out.print(f"[dim]no process matching {args.job_pattern!r} on: {', '.join(result.nodes_without_job)}[/]",
+                      soft_wrap=True)
+    return 0 if result.verdict.causes else 2
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
@@ -526,7 +582,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"run": cmd_run, "replay": cmd_replay, "demo": cmd_demo, "checks": cmd_checks,
                 "nccl-multinode": cmd_nccl_multinode, "plan": cmd_plan, "tui": cmd_tui,
-                "analyze": cmd_analyze}
+                "analyze": cmd_analyze, "hang": cmd_hang}
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt:

@@ -48,10 +48,14 @@ def collect(
     inventory_path: str | None = None,
     include_optional: tuple[str, ...] = (),
     on_event: Event | None = None,
+    only: tuple[str, ...] | None = None,
+    job: dict[str, Any] | None = None,
 ) -> Bundle:
+    """`only` restricts the probes to these ids (the hang gather); `job` is its settings (pattern, py-spy, interval)."""
     ngpus = max((int(n.expect.gpus_per_node or 0) for n in nodes if getattr(n.expect, "gpus_per_node", None)), default=8)
-    script = build_script(select_probes(include_optional), ngpus=ngpus,
-                          deadline_s=max((n.command_timeout_s for n in nodes), default=120.0), peers=peer_names(nodes))
+    probes = [p for p in select_probes(include_optional) if only is None or p.id in only]
+    script = build_script(probes, ngpus=ngpus, deadline_s=max((n.command_timeout_s for n in nodes), default=120.0),
+                          peers=peer_names(nodes) if only is None else (), job=job)
     started = time.time()
     raws: list[NodeRaw] = collect_fleet(nodes, script, options, on_event=on_event)
     for node, raw in zip(nodes, raws):
@@ -65,6 +69,6 @@ def collect(
         created=started,
         tool_version=__version__,
         inventory=inv,
-        options={"forks": options.forks, "probes": [p.id for p in select_probes(include_optional)],
+        options={"forks": options.forks, "probes": [p.id for p in probes], **({"job": dict(job)} if job else {}),
                  "accept_new_hostkeys": options.ssh.accept_new_hostkeys},
     )

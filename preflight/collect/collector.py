@@ -323,7 +323,139 @@ def builtin_nvml(probe, config):
     return {"rc": 0, "stdout": json.dumps(box["doc"], sort_keys=True), "stderr": "", "error": None, "duration_s": duration}
 
 
-BUILTINS = {"ib_sysfs": builtin_ib_sysfs, "netifs": builtin_netifs, "resolve": builtin_resolve, "shm": builtin_shm, "memlock": builtin_memlock, "nvml": builtin_nvml}
+# --- on-call: the job's processes and whether the fabric moves (preflight hang) ---------------
+JOB_ENV_KEYS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "NODE_RANK", "MASTER_ADDR",
+                "MASTER_PORT", "CUDA_VISIBLE_DEVICES", "SLURM_PROCID", "SLURM_LOCALID", "SLURM_JOB_ID",
+                "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_LOCAL_RANK", "TORCHELASTIC_RUN_ID")
+JOB_ENV_PREFIXES = ("NCCL_", "TORCH_NCCL_", "TORCH_DISTRIBUTED_")
+SECRETISH = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|_KEY$|APIKEY", re.I)
+
+
+def _proc_env(pdir):
+    """Only the rank/NCCL variables, by an allow-list: a process environment holds secrets."""
+    try:
+        with open(os.path.join(pdir, "environ"), "rb") as fh:
+            raw = fh.read(1024 * 1024)
+    except OSError:
+        return None
+    env = {}
+    for item in raw.split(b"\0"):
+        key, _, value = item.decode("utf-8", "replace").partition("=")
+        if (key in JOB_ENV_KEYS or key.startswith(JOB_ENV_PREFIXES)) and not SECRETISH.search(key):
+            env[key] = value[:512]
+    return env
+
+
+def _proc_state(pdir):
+    status = _read(os.path.join(pdir, "status")) or ""
+    m = re.search(r"^State:\s*(.+)$", status, re.M)
+    return m.group(1).strip() if m else None
+
+
+def _proc_start_epoch(pdir, proc_root):
+    try:
+        with open(os.path.join(pdir, "stat")) as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        ticks = int(fields[19])
+        btime = None
+        for line in (_read(os.path.join(proc_root, "stat")) or _read("/proc/stat") or "").splitlines():
+            if line.startswith("btime "):
+                btime = int(line.split()[1])
+        return round(btime + ticks / os.sysconf("SC_CLK_TCK"), 1) if btime else None
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _debug_file(env, hostname, pid, limit):
+    """NCCL_DEBUG_FILE with %h/%p expanded: the last `limit` bytes of what this rank wrote."""
+    pattern = env.get("NCCL_DEBUG_FILE")
+    if not pattern:
+        return None
+    path = pattern.replace("%h", hostname).replace("%p", str(pid))
+    full = _host_path(path)
+    try:
+        size = os.path.getsize(full)
+        with open(full, "rb") as fh:
+            fh.seek(max(0, size - limit))
+            return {"path": path, "size": size, "tail": fh.read().decode("utf-8", "replace")}
+    except OSError as exc:
+        return {"path": path, "error": str(exc)}
+
+
+def builtin_job_procs(probe, config):
+    """Processes whose command line matches the job pattern: state, rank env, start time, py-spy stack, NCCL log tail."""
+    job = config.get("job") or {}
+    try:
+        rx = re.compile(job.get("pattern") or r"python|torchrun|deepspeed|all_reduce_perf")
+    except re.error as exc:
+        return {"rc": None, "stdout": "", "stderr": "", "error": "error: bad job pattern: %s" % exc}
+    proc_root = _host_path("/proc")
+    mine = {os.getpid(), os.getppid()}
+    hostname = socket.gethostname()
+    pyspy = shutil.which("py-spy") if job.get("pyspy", True) else None
+    found = []
+    deadline = time.monotonic() + probe["timeout_s"] * 0.8
+    try:
+        entries = sorted((e for e in os.listdir(proc_root) if e.isdigit()), key=int)
+    except OSError as exc:
+        return {"rc": None, "stdout": "", "stderr": "", "error": "error: %s" % exc}
+    for entry in entries:
+        pid = int(entry)
+        if pid in mine or len(found) >= int(job.get("max_procs", 64)):
+            continue
+        pdir = os.path.join(proc_root, entry)
+        try:
+            with open(os.path.join(pdir, "cmdline"), "rb") as fh:
+                cmd = fh.read(8192).replace(b"\0", b" ").decode("utf-8", "replace").strip()
+        except OSError:
+            continue
+        if not cmd or cmd in ("python3 -", "python -") or not rx.search(cmd):
+            continue
+        rec = {"pid": pid, "cmdline": cmd[:1024], "state": _proc_state(pdir), "env": _proc_env(pdir),
+               "start_epoch": _proc_start_epoch(pdir, proc_root)}
+        if pyspy and time.monotonic() < deadline:
+            res = _run_argv([pyspy, "dump", "--pid", str(pid)], min(15.0, max(1.0, deadline - time.monotonic())))
+            rec["pyspy"] = {"rc": res["rc"], "stdout": res["stdout"][-65536:], "stderr": res["stderr"][-2048:],
+                            "error": res.get("error")}
+        dbg = _debug_file(rec["env"] or {}, hostname, pid, int(job.get("debug_tail_bytes", 262144)))
+        if dbg:
+            rec["nccl_debug_file"] = dbg
+        found.append(rec)
+    doc = {"hostname": hostname, "pattern": rx.pattern, "pyspy": bool(pyspy), "processes": found}
+    return {"rc": 0, "stdout": json.dumps(doc, sort_keys=True), "stderr": "", "error": None}
+
+
+def _ib_counters():
+    base = _host_path("/sys/class/infiniband")
+    out = {}
+    for dev in sorted(os.listdir(base)) if os.path.isdir(base) else []:
+        pdir = os.path.join(base, dev, "ports")
+        for port in sorted(os.listdir(pdir)) if os.path.isdir(pdir) else []:
+            cdir = os.path.join(pdir, port, "counters")
+            vals = {}
+            for name in ("port_xmit_data", "port_rcv_data", "link_downed", "symbol_error", "port_rcv_errors"):
+                v = _read(os.path.join(cdir, name))
+                if v is not None and v.isdigit():
+                    vals[name] = int(v)
+            out["%s/%s" % (dev, port)] = vals
+    return out
+
+
+def builtin_ib_traffic(probe, config):
+    """IB port counters read twice `interval_s` apart: is traffic flowing, did a link go down meanwhile?"""
+    interval = float((config.get("job") or {}).get("ib_interval_s", 3.0))
+    first = _ib_counters()
+    if not first:
+        return {"rc": 0, "stdout": "", "stderr": "", "error": "absent"}
+    t0 = time.time()
+    time.sleep(max(0.0, min(interval, probe["timeout_s"] / 2)))
+    second = _ib_counters()
+    doc = {"interval_s": round(time.time() - t0, 3), "first": first, "second": second}
+    return {"rc": 0, "stdout": json.dumps(doc, sort_keys=True), "stderr": "", "error": None}
+
+
+BUILTINS = {"ib_sysfs": builtin_ib_sysfs, "netifs": builtin_netifs, "resolve": builtin_resolve, "shm": builtin_shm, "memlock": builtin_memlock, "nvml": builtin_nvml,
+            "job_procs": builtin_job_procs, "ib_traffic": builtin_ib_traffic}
 KINDS = {"cmd": probe_cmd, "file": probe_file, "glob": probe_glob}
 
 

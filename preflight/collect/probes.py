@@ -98,6 +98,8 @@ PROBES: tuple[Probe, ...] = (
     Probe("resolve", "builtin", timeout_s=5.0),
     Probe("memlock", "builtin"),
     Probe("nvml", "builtin", timeout_s=20.0),
+    Probe("job_procs", "builtin", timeout_s=60.0, optional=True),
+    Probe("ib_traffic", "builtin", timeout_s=20.0, optional=True),
     # Two identical runs: a bandwidth verdict needs a repeat before it calls a node slow.
     Probe("nccl_allreduce", "cmd", ("all_reduce_perf", "-b", "8", "-e", "8G", "-f", "2", "-g", "{ngpus}"),
           timeout_s=300.0, optional=True, serial=True),
@@ -105,5 +107,8 @@ PROBES: tuple[Probe, ...] = (
           timeout_s=300.0, optional=True, serial=True),
 )
 NCCL_PROBES = ("nccl_allreduce", "nccl_allreduce_repeat")
+# `preflight hang`: the job's processes and the fabric's counters, only when asked
+HANG_PROBES = ("job_procs", "ib_traffic")
+HANG_BASE = ("smi_table", "kernel_log", "uname")  # what a hang gather also needs: GPU use per process, Xid lines
 
 PROBES_BY_ID = {p.id: p for p in PROBES}

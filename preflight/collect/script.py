@@ -80,10 +80,11 @@ def _shell_fallback(probes: list[Probe], ngpus: int) -> str:
 
 
 def build_script(probes: list[Probe], *, ngpus: int = 8, deadline_s: float = 300.0,
-                 peers: tuple[str, ...] = ()) -> str:
-    """The node script. `peers` (host names from the inventory) travel as JSON data, never as shell words."""
+                 peers: tuple[str, ...] = (), job: dict[str, Any] | None = None) -> str:
+    """The node script. `peers` (host names from the inventory) and `job` (hang gather settings: pattern,
+    pyspy, ib_interval_s) travel as JSON data, never as shell words."""
     config = {"probes": [_probe_dict(p) for p in probes], "ngpus": ngpus, "deadline_s": deadline_s,
-              "peers": list(peers)}
+              "peers": list(peers), "job": dict(job or {})}
     py = collector_source() + "\n\nif __name__ == '__main__':\n    main(json.loads(%r))\n" % json.dumps(config)
     if HEREDOC in collector_source():
         raise AssertionError("collector source contains the heredoc delimiter")

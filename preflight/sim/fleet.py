@@ -193,6 +193,7 @@ class SimFleet:
         self.nodes: dict[str, SimNode] = {}
         self.client_key = self.workdir / "client_key"
         self.known_hosts = self.workdir / "known_hosts"
+        self._jobs: list[subprocess.Popen[bytes]] = []  # job stand-ins started by start_job()
         for i, (name, profile) in enumerate(nodes):
             load_profile(profile)  # unknown profile: fail before starting anything
             port = base_port + i if base_port else 0
@@ -236,9 +237,38 @@ class SimFleet:
                 self.stop_node(node.name)
 
     def stop(self) -> None:
-        """Stop every node's sshd and whatever runs under it (open sessions, their commands)."""
+        """Stop every node's sshd and whatever runs under it (open sessions, their commands), and its job processes."""
         for node in self.nodes.values():
             self._kill(node)
+        for proc in self._jobs:
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGCONT)
+                proc.kill()
+                proc.wait(timeout=5)
+        self._jobs = []
+
+    # jobs (for `preflight hang`) -------------------------------------------------------------
+    def start_job(self, name: str, argv: list[str], env: dict[str, str], *, stopped: bool = False) -> int:
+        """Start a real process as one of this node's job ranks; the node's collector sees it.
+
+        The process runs on this machine (all simulated nodes share one /proc), so its /proc entry
+        is linked into the node's host root: `/proc/<pid>` there is the real one, and no other
+        node sees it. `stopped` sends SIGSTOP (state T), like a rank frozen by a debugger.
+        The fleet's stop() kills it by its PID.
+        """
+        node = self.nodes[name]
+        full_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env}
+        proc = subprocess.Popen(argv, env=full_env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+        self._jobs.append(proc)
+        (node.root / "hostroot" / "proc").mkdir(parents=True, exist_ok=True)
+        (node.root / "hostroot" / "proc" / str(proc.pid)).symlink_to(f"/proc/{proc.pid}")
+        if stopped:
+            os.kill(proc.pid, signal.SIGSTOP)
+        return proc.pid
+
+    def host_root(self, name: str) -> Path:
+        return self.nodes[name].root / "hostroot"
 
     def _kill(self, node: SimNode) -> None:
         proc = node.proc
