@@ -38,6 +38,7 @@ def _add_output_args(p: argparse.ArgumentParser) -> None:
                    help="exit 1 on warnings too (default: only failures give a non-zero exit)")
     p.add_argument("--checks", metavar="PATTERNS", help="only these checks: comma-separated globs or groups, e.g. 'topology.*,ib'")
     p.add_argument("--skip", metavar="PATTERNS", help="skip these checks (same syntax as --checks)")
+    p.add_argument("--timings", action="store_true", help="also show the slowest probes across the fleet")
     p.add_argument("--no-color", action="store_true", help="plain text output")
     p.add_argument("--quiet", "-q", action="store_true", help="no console report (use with --json)")
 
@@ -213,6 +214,10 @@ def _emit(args: argparse.Namespace, bundle: Any, source: dict[str, Any], label: 
             cli_plan.render(args, plan, out)
         if drift is not None:
             _render_drift(drift, args.baseline, out)
+        if getattr(args, "timings", False):
+            from preflight.report import timings
+
+            timings.render(bundle, out)
     elif args.quiet and label:
         err.print(label)
     if drift is not None and drift.exit_code == 4 and code in (0, 1):

@@ -61,3 +61,14 @@ def test_a_garbled_baseline_is_a_clear_error(tmp_path) -> None:
     bad.write_text("{not json")
     proc = run("replay", str(demo_bundle_path()), "--baseline", str(bad))
     assert proc.returncode == 3 and str(bad) in proc.stderr
+
+
+def test_timings_name_the_slowest_probe_and_node() -> None:
+    from preflight.collect.bundle import load_bundle
+    from preflight.report.timings import probe_timings
+
+    rows = probe_timings(load_bundle(demo_bundle_path()))
+    assert rows and rows[0].max_s >= rows[-1].max_s and rows[0].nodes == 4
+    assert {r.probe for r in rows} >= {"smi_table", "topo", "nccl_allreduce"}
+    proc = run("demo", "--timings", "--no-color")
+    assert "slowest probes on the nodes" in proc.stdout and rows[0].probe in proc.stdout
