@@ -7,9 +7,29 @@ from typing import Any
 
 def run_bundle(path: str, *, model: str | None = None) -> int:
     """Browse a saved bundle; exit code of the judged run (0/1/2) when the user quits."""
-    raise NotImplementedError("preflight.tui.run_bundle: being built (issue 5)")
+    from preflight.collect.bundle import load_bundle
+    from preflight.tui.app import PreflightApp
+    from preflight.tui.source import BundleSource
+
+    app = PreflightApp(BundleSource(load_bundle(path), str(path)), model=model)
+    code = app.run()
+    return 3 if code is None else int(code)
 
 
 def run_live(args: Any) -> int:
     """Collect from an inventory with live updates (args: the `run` command's namespace)."""
-    raise NotImplementedError("preflight.tui.run_live: being built (issue 5)")
+    import sys
+
+    from preflight.cli import live_request
+    from preflight.inventory import InventoryError
+    from preflight.tui.app import PreflightApp
+    from preflight.tui.source import LiveSource
+
+    try:
+        req = live_request(args)
+    except (InventoryError, ValueError) as exc:  # PlanError is a ValueError
+        print(f"preflight: {exc}", file=sys.stderr)
+        return 3
+    app = PreflightApp(LiveSource(req), model=getattr(args, "model", None))
+    code = app.run()
+    return 3 if code is None else int(code)

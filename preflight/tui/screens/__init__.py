@@ -1,0 +1,1 @@
+"""Screens of the preflight TUI: fleet, node, check, plan, help."""

@@ -1,0 +1,263 @@
+"""The fleet screen: nodes × check groups, worst status per cell, filled as nodes answer.
+
+The DataTable renders only the visible rows; updates touch only the cells whose text changed.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Input, Static
+
+from preflight.registry import GROUPS
+from preflight.results import Status, worst
+from preflight.tui.state import cell_status, node_verdict
+from preflight.tui.status import STYLE, SYMBOL, UNREACH_STYLE
+
+if TYPE_CHECKING:
+    from preflight.tui.app import PreflightApp
+
+SHORT = {"versions": "ver", "gpu": "gpu", "nvlink": "nvl", "topology": "topo", "ib": "ib", "memory": "mem",
+         "nccl": "nccl", "network": "net"}
+GRID_WORD = {Status.PASS: "ok", Status.SKIP: "skip", Status.WARN: "warn", Status.FAIL: "FAIL", Status.ERROR: "err"}
+GROUP_WIDTH = 7  # " ✖ FAIL": 8 groups fit an 80-column terminal with the node and state columns
+STATE_WIDTH = 11
+
+
+def _cell(status: Status | None) -> Text:
+    if status is None:
+        return Text(" ·", style="dim")
+    return Text(f" {SYMBOL[status]} {GRID_WORD[status]}", style=STYLE[status])
+
+
+class FleetScreen(Screen[None]):
+    BINDINGS = [
+        Binding("f", "toggle_failures", "failures"),
+        Binding("slash", "search", "search"),
+        Binding("c", "check", "check"),
+        Binding("r", "rerun_node", "re-run"),
+        Binding("escape", "clear", "clear", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures_only = False
+        self.query_text = ""
+        self._cells: dict[str, dict[str, tuple[str, str]]] = {}  # what each shown row displays now
+        self._shown: list[str] = []
+
+    @property
+    def papp(self) -> PreflightApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="fleet-title")
+        yield Static(id="fleet-counts")
+        yield Input(placeholder="search nodes: text or glob (gpu-0[1-3]), Enter to keep, Esc to clear", id="search")
+        yield DataTable(id="fleet", cursor_type="cell", cell_padding=0, zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#fleet", DataTable)
+        width = min(max((len(n) for n in self.papp.state.order), default=4), 28) + 2
+        table.add_column(Text(" node"), key="node", width=width)
+        table.add_column(Text(" state"), key="state", width=STATE_WIDTH)
+        for g in GROUPS:
+            table.add_column(Text(" " + SHORT.get(g, g)), key=g, width=GROUP_WIDTH)
+        self.query_one("#search", Input).display = False
+        self.rebuild()
+        self.set_interval(1.0, self._tick_waiting)
+        table.focus()
+
+    # ----- rows
+    def row_cells(self, name: str) -> dict[str, Text]:
+        st = self.papp.state
+        rep = st.reports.get(name)
+        cells: dict[str, Text] = {"node": Text(" " + name)}
+        if name in st.pending or rep is None:
+            cells["state"] = Text(" … " + st.waiting_label(name), style="italic")
+        elif rep.outcome != "ok":
+            word = "unreach" if rep.outcome == "unreachable" else rep.outcome.replace("_", " ")[:8]
+            cells["state"] = Text(f" ⨯ {word}", style=UNREACH_STYLE)
+        else:
+            judged = [f.status for f in rep.findings if f.status != Status.SKIP]
+            s = worst(judged) if judged else (Status.SKIP if rep.findings else Status.PASS)
+            cells["state"] = _cell(s)
+        for g in GROUPS:
+            if rep is None:
+                cells[g] = Text(" ", style="dim")
+            elif rep.outcome != "ok":
+                cells[g] = Text(" —", style="dim")
+            else:
+                cells[g] = _cell(cell_status(rep, g, self.papp.groups_of))
+        return cells
+
+    def matches(self, name: str) -> bool:
+        st = self.papp.state
+        if self.failures_only:
+            rep = st.reports.get(name)
+            if rep is None or node_verdict(rep) not in ("fail", "unreachable"):
+                return False
+        q = self.query_text.strip().lower()
+        if q:
+            if any(ch in q for ch in "*?["):
+                return fnmatch.fnmatchcase(name.lower(), q)
+            return q in name.lower()
+        return True
+
+    def rebuild(self) -> None:
+        """Re-list the rows (filters changed); keeps the cursor on the same node when it stays."""
+        table = self.query_one("#fleet", DataTable)
+        keep_row = self._cursor_node()
+        keep_col = table.cursor_column
+        table.clear()
+        self._cells.clear()
+        self._shown = [n for n in self.papp.state.order if self.matches(n)]
+        rows = []
+        for name in self._shown:
+            cells = self.row_cells(name)
+            self._cells[name] = {k: (v.plain, str(v.style)) for k, v in cells.items()}
+            rows.append([cells["node"], cells["state"], *(cells[g] for g in GROUPS)])
+        for name, row in zip(self._shown, rows):
+            table.add_row(*row, key=name)
+        if keep_row in self._shown:
+            table.move_cursor(row=self._shown.index(keep_row), column=keep_col)
+        self.update_header()
+
+    def update_nodes(self, names: list[str]) -> int:
+        """Re-render these nodes' rows; returns how many cells changed."""
+        table = self.query_one("#fleet", DataTable)
+        touched = 0
+        for name in names:
+            want = self.matches(name)
+            if want != (name in self._cells):
+                self.rebuild()  # a row enters or leaves the filtered view
+                return -1
+            if not want:
+                continue
+            cells = self.row_cells(name)
+            shown = self._cells[name]
+            for key, text in cells.items():
+                sig = (text.plain, str(text.style))
+                if shown.get(key) != sig:
+                    table.update_cell(name, key, text)
+                    shown[key] = sig
+                    touched += 1
+        return touched
+
+    def state_changed(self, names: list[str]) -> None:
+        if names:
+            self.update_nodes(names)
+        self.update_header()
+
+    def _tick_waiting(self) -> None:
+        waiting = [n for n, p in self.papp.state.pending.items() if p.since is not None]
+        if waiting:
+            self.update_nodes(waiting)
+            self.update_header()
+
+    def update_header(self) -> None:
+        app = self.papp
+        st = app.state
+        c = st.counts()
+        mode = []
+        if app.collecting:
+            mode.append(f"collecting: {len(st.order) - c['waiting']}/{len(st.order)} answered")
+        elif app.judging and st.raws:
+            mode.append("judging…")
+        if self.failures_only:
+            mode.append("filter: failures")
+        if self.query_text:
+            mode.append(f"search: {self.query_text}")
+        if len(self._shown) != len(st.order):
+            mode.append(f"showing {len(self._shown)} of {len(st.order)}")
+        self.query_one("#fleet-title", Static).update(
+            Text.assemble((app.source.label, "bold"), f" · {len(st.order)} nodes", *(f" · {m}" for m in mode)))
+        counts = Text.assemble(
+            (f"✔ {c['pass']} passed", STYLE[Status.PASS]), "  ",
+            (f"▲ {c['warn']} warned", STYLE[Status.WARN] if c["warn"] else ""), "  ",
+            (f"✖ {c['fail']} failed", STYLE[Status.FAIL] if c["fail"] else ""), "  ",
+            (f"⨯ {c['unreachable']} unreachable", UNREACH_STYLE if c["unreachable"] else ""),
+            *((("  ", ""), (f"… {c['waiting']} waiting", "italic")) if c["waiting"] else ()),
+        )
+        self.query_one("#fleet-counts", Static).update(counts)
+
+    # ----- cursor helpers
+    def _cursor_node(self) -> str | None:
+        table = self.query_one("#fleet", DataTable)
+        if not self._shown or table.cursor_row >= len(self._shown) or table.cursor_row < 0:
+            return None
+        return self._shown[table.cursor_row]
+
+    def _cursor_group(self) -> str | None:
+        table = self.query_one("#fleet", DataTable)
+        col = table.cursor_column - 2
+        return GROUPS[col] if 0 <= col < len(GROUPS) else None
+
+    # ----- events and actions
+    @on(DataTable.CellSelected, "#fleet")
+    def open_cell(self, event: DataTable.CellSelected) -> None:
+        from preflight.tui.screens.node import NodeScreen
+
+        name = str(event.cell_key.row_key.value)
+        col = str(event.cell_key.column_key.value)
+        self.app.push_screen(NodeScreen(name, group=col if col in GROUPS else None))
+
+    @on(DataTable.HeaderSelected, "#fleet")
+    def open_column(self, event: DataTable.HeaderSelected) -> None:
+        from preflight.tui.screens.check import CheckScreen
+
+        col = str(event.column_key.value)
+        if col in GROUPS:
+            self.app.push_screen(CheckScreen(group=col))
+
+    def action_check(self) -> None:
+        from preflight.tui.screens.check import CheckScreen
+
+        self.app.push_screen(CheckScreen(group=self._cursor_group()))
+
+    def action_toggle_failures(self) -> None:
+        self.failures_only = not self.failures_only
+        self.rebuild()
+        self.notify("showing failed and unreachable nodes only" if self.failures_only else "showing all nodes",
+                    timeout=2)
+
+    def action_search(self) -> None:
+        box = self.query_one("#search", Input)
+        box.display = True
+        box.focus()
+
+    @on(Input.Changed, "#search")
+    def search_changed(self, event: Input.Changed) -> None:
+        self.query_text = event.value
+        self.rebuild()
+
+    @on(Input.Submitted, "#search")
+    def search_done(self, event: Input.Submitted) -> None:
+        if not event.value:
+            self.query_one("#search", Input).display = False
+        self.query_one("#fleet", DataTable).focus()
+
+    def action_clear(self) -> None:
+        box = self.query_one("#search", Input)
+        if box.display or self.query_text:
+            box.value = ""
+            box.display = False
+            self.query_text = ""
+            self.rebuild()
+        self.query_one("#fleet", DataTable).focus()
+
+    def action_rerun_node(self) -> None:
+        name = self._cursor_node()
+        if name is not None:
+            self.papp.rerun_node(name)
+
+    def on_screen_resume(self) -> None:
+        self.rebuild()
+

@@ -1,0 +1,143 @@
+"""The node screen: one node's findings (worst first), the selected one in full, and its topology."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
+
+from preflight.results import Finding, Status
+from preflight.tui.status import STYLE, label, unreachable_text
+from preflight.tui.views import findings_order, show_value
+from preflight.tui.widgets.finding_detail import FindingDetail
+from preflight.tui.widgets.topology import TopologyView
+
+if TYPE_CHECKING:
+    from preflight.tui.app import PreflightApp
+
+
+class NodeScreen(Screen[None]):
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "back"),
+        Binding("t", "topology", "topology"),
+        Binding("f", "toggle_failures", "problems"),
+        Binding("c", "check", "check"),
+        Binding("r", "rerun", "re-run"),
+    ]
+
+    def __init__(self, name: str, *, group: str | None = None) -> None:
+        super().__init__()
+        self.node_name = name
+        self.group = group
+        self.problems_only = False
+        self._rows: list[Finding] = []
+
+    @property
+    def papp(self) -> PreflightApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="node-title")
+        with TabbedContent(id="node-tabs"):
+            with TabPane("Findings", id="tab-findings"):
+                yield DataTable(id="findings", cursor_type="row", zebra_stripes=True)
+                with VerticalScroll(id="detail-box"):
+                    yield FindingDetail(id="detail")
+            with TabPane("Topology", id="tab-topology"):
+                with VerticalScroll():
+                    yield TopologyView(id="topology")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#findings", DataTable)
+        table.add_column("status", key="status", width=7)
+        table.add_column("check", key="check", width=28)
+        table.add_column("subject", key="subject", width=9)
+        table.add_column("observed", key="observed", width=12)
+        table.add_column("expected", key="expected", width=12)
+        self.refresh_node()
+        table.focus()
+
+    def refresh_node(self) -> None:
+        st = self.papp.state
+        rep = st.reports.get(self.node_name)
+        title = Text.assemble(("node ", "dim"), (self.node_name, "bold"))
+        if rep is None:
+            title.append(f" · {st.waiting_label(self.node_name) or 'no answer yet'}", style="italic")
+        else:
+            title.append(f" ({rep.address}) · ")
+            if rep.outcome != "ok":
+                title.append_text(unreachable_text(rep.outcome))
+            else:
+                title.append(label(rep.status), style=STYLE[rep.status])
+            bad = sum(1 for f in rep.findings if f.status.rank >= Status.WARN.rank)
+            title.append(f" · {len(rep.findings)} findings, {bad} to look at · answered in {rep.duration_s:.1f} s")
+            if self.group:
+                title.append(f" · {self.group} first", style="dim")
+        self.query_one("#node-title", Static).update(title)
+        table = self.query_one("#findings", DataTable)
+        keep = table.cursor_row
+        table.clear()
+        findings = list(rep.findings) if rep is not None else []
+        if self.problems_only:
+            findings = [f for f in findings if f.status.rank >= Status.WARN.rank]
+        self._rows = findings_order(findings, self.papp.groups_of, self.group)
+        for i, f in enumerate(self._rows):
+            table.add_row(Text(label(f.status), style=STYLE[f.status]), f.check, f.subject or "",
+                          show_value(f.observed), show_value(f.expected), key=str(i))
+        if self._rows:
+            table.move_cursor(row=min(max(keep, 0), len(self._rows) - 1))
+        detail = self.query_one("#detail", FindingDetail)
+        if rep is not None and rep.outcome != "ok":
+            detail.update(Text.assemble(unreachable_text(rep.outcome), f"  {rep.message or rep.outcome}\n",
+                                        ("No facts were collected from this node, so no check could run on it.",
+                                         "italic")))
+        else:
+            self._show_detail()
+        self.query_one("#topology", TopologyView).show(st.facts.get(self.node_name))
+
+    def _selected(self) -> Finding | None:
+        table = self.query_one("#findings", DataTable)
+        if 0 <= table.cursor_row < len(self._rows):
+            return self._rows[table.cursor_row]
+        return None
+
+    def _show_detail(self) -> None:
+        f = self._selected()
+        self.query_one("#detail", FindingDetail).show(f, self.papp.specs.get(f.check) if f else None)
+
+    @on(DataTable.RowHighlighted, "#findings")
+    def highlighted(self, _event: DataTable.RowHighlighted) -> None:
+        self._show_detail()
+
+    @on(DataTable.RowSelected, "#findings")
+    def selected(self, _event: DataTable.RowSelected) -> None:
+        self.query_one("#detail-box").focus()
+
+    def state_changed(self, names: list[str]) -> None:
+        if self.node_name in names or not names:
+            self.refresh_node()
+
+    def action_topology(self) -> None:
+        tabs = self.query_one("#node-tabs", TabbedContent)
+        tabs.active = "tab-findings" if tabs.active == "tab-topology" else "tab-topology"
+
+    def action_toggle_failures(self) -> None:
+        self.problems_only = not self.problems_only
+        self.refresh_node()
+
+    def action_check(self) -> None:
+        from preflight.tui.screens.check import CheckScreen
+
+        f = self._selected()
+        if f is not None:
+            self.app.push_screen(CheckScreen(check_id=f.check))
+
+    def action_rerun(self) -> None:
+        self.papp.rerun_node(self.node_name)
