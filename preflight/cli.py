@@ -125,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="regex on process command lines that selects the job's ranks (default: python|torchrun|...)")
     hg.add_argument("--no-pyspy", action="store_true", help="do not run py-spy dump on the ranks")
     hg.add_argument("--ib-interval", type=float, default=3.0, help="seconds between the two IB counter reads (default 3)")
+    hg.add_argument("--sweeps", type=int, default=1,
+                    help="gather this many times over the same open SSH connections (watch a hang evolve); "
+                         "the verdict is the last sweep's")
     hg.add_argument("--json", metavar="FILE", help="write the verdict as JSON to FILE ('-' for stdout)")
     hg.add_argument("--no-color", action="store_true")
     hg.add_argument("--quiet", "-q", action="store_true")
@@ -472,10 +475,22 @@ def cmd_hang(args: argparse.Namespace) -> int:
         if args.bundle:
             bundle = load_bundle(args.bundle)
         elif args.inventory or args.host_list:
+            import dataclasses
+            import time as _time
+
+            from preflight.transport.fanout import ConnectionPool
+
             req = live_request(args)
             job = {"pattern": args.job_pattern, "pyspy": not args.no_pyspy, "ib_interval_s": max(0.0, args.ib_interval)}
-            bundle = _collect_with_progress(list(req.nodes), req.options, err, inventory_path=req.inventory_path,
-                                            include_optional=HANG_PROBES, only=HANG_BASE + HANG_PROBES, job=job)
+            with ConnectionPool() as pool:
+                options = dataclasses.replace(req.options, pool=pool)
+                for sweep in range(max(1, args.sweeps)):
+                    t0 = _time.monotonic()
+                    bundle = _collect_with_progress(list(req.nodes), options, err, inventory_path=req.inventory_path,
+                                                    include_optional=HANG_PROBES, only=HANG_BASE + HANG_PROBES, job=job)
+                    if args.sweeps > 1:
+                        err.print(f"sweep {sweep + 1}: {_time.monotonic() - t0:.2f} s, {pool.opened} connection(s) "
+                                  f"opened, {pool.reused} reused")
             bundle.label = "hang"
             if req.save:
                 err.print(f"bundle saved: {save_bundle(bundle, req.save)}")

@@ -42,11 +42,75 @@ class Target(Protocol):
     groups: tuple[str, ...]
 
 
+class ConnectionPool:
+    """Open SSH connections kept across sweeps (a TUI session, `preflight hang --watch`).
+
+    A second sweep over the same nodes skips TCP, key exchange and authentication: it opens a
+    new channel on the live transport. A connection that died is dropped and made again. Host
+    keys were verified when each connection was made. Close the pool (or use it as a context
+    manager) to end them.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._cxns: dict[tuple[Any, ...], Any] = {}
+        self.reused = 0
+        self.opened = 0
+
+    @staticmethod
+    def key(node: Target) -> tuple[Any, ...]:
+        return (node.name, node.address, node.port, node.user, node.identity_file, node.jump_host)
+
+    def take(self, node: Target) -> Any | None:
+        """A live connection for this node, removed from the pool while in use; None if there is none."""
+        with self._lock:
+            cxn = self._cxns.pop(self.key(node), None)
+        if cxn is None:
+            return None
+        transport = cxn.client.get_transport() if cxn.is_connected else None
+        if transport is None or not transport.is_active():
+            _quiet_close(cxn)
+            return None
+        with self._lock:
+            self.reused += 1
+        return cxn
+
+    def give(self, node: Target, cxn: Any) -> None:
+        with self._lock:
+            old = self._cxns.pop(self.key(node), None)
+            self._cxns[self.key(node)] = cxn
+        if old is not None and old is not cxn:
+            _quiet_close(old)
+
+    def close(self) -> None:
+        with self._lock:
+            cxns, self._cxns = list(self._cxns.values()), {}
+        for cxn in cxns:
+            _quiet_close(cxn)
+
+    def __len__(self) -> int:
+        return len(self._cxns)
+
+    def __enter__(self) -> ConnectionPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _quiet_close(cxn: Any) -> None:
+    try:
+        cxn.close()
+    except Exception:
+        pass
+
+
 @dataclass(frozen=True)
 class FanoutOptions:
     forks: int = 32
     run_deadline_s: float | None = None  # whole run; default: the longest per-node budget + slack
     ssh: SshOptions = SshOptions()
+    pool: ConnectionPool | None = None  # keep connections open for the next sweep
 
 
 Event = Callable[[str, str, NodeRaw | None], None]  # (kind, node name, result) kind: started|finished
@@ -142,24 +206,32 @@ def classify_error(exc: BaseException) -> tuple[str, str]:
     return "error", f"{type(exc).__name__}: {exc}"
 
 
-def collect_ssh(node: Target, script: str, options: SshOptions, cancel: _Cancel) -> NodeRaw:
+def collect_ssh(node: Target, script: str, options: SshOptions, cancel: _Cancel,
+                pool: ConnectionPool | None = None) -> NodeRaw:
     started = time.time()
     t0 = time.monotonic()
     base = _base(node, "ssh", started)
     deadline = t0 + node.connect_timeout_s * 3 + node.command_timeout_s
-    cxn = None
+    cxn = pool.take(node) if pool is not None else None
+    keep = False
     try:
-        cxn = secure_connection(
-            node.address,
-            options,
-            user=node.user,
-            port=node.port,
-            identity_file=node.identity_file,
-            jump_host=node.jump_host,
-            connect_timeout_s=node.connect_timeout_s,
-        )
-        cancel.add(cxn.close)
-        cxn.open()
+        if cxn is None:
+            cxn = secure_connection(
+                node.address,
+                options,
+                user=node.user,
+                port=node.port,
+                identity_file=node.identity_file,
+                jump_host=node.jump_host,
+                connect_timeout_s=node.connect_timeout_s,
+            )
+            cancel.add(cxn.close)
+            cxn.open()
+            if pool is not None:
+                with pool._lock:
+                    pool.opened += 1
+        else:
+            cancel.add(cxn.close)
         transport = cxn.client.get_transport()
         assert transport is not None
         chan = transport.open_session(timeout=node.connect_timeout_s)
@@ -170,6 +242,8 @@ def collect_ssh(node: Target, script: str, options: SshOptions, cancel: _Cancel)
         rc, out, err, timed_out = _read_channel(chan, deadline)
         if timed_out:
             return _finish(base, t0, "timeout", f"collector did not finish within {node.command_timeout_s:g} s", None)
+        chan.close()
+        keep = pool is not None and not cancel.cancelled
         outcome, message, doc = decode_output(rc, out, err)
         return _finish(base, t0, outcome, message, doc)
     except Exception as exc:  # every failure of one node is that node's result
@@ -179,10 +253,10 @@ def collect_ssh(node: Target, script: str, options: SshOptions, cancel: _Cancel)
         return _finish(base, t0, outcome, message, None)
     finally:
         if cxn is not None:
-            try:
-                cxn.close()
-            except Exception:
-                pass
+            if keep and pool is not None:
+                pool.give(node, cxn)
+            else:
+                _quiet_close(cxn)
 
 
 def collect_local(node: Target, script: str, cancel: _Cancel) -> NodeRaw:
@@ -227,7 +301,7 @@ def collect_fleet(
         emit("started", node.name, None)
         if node.address in LOCAL_ADDRESSES:
             return collect_local(node, script, cancels[node.name])
-        return collect_ssh(node, script, options.ssh, cancels[node.name])
+        return collect_ssh(node, script, options.ssh, cancels[node.name], options.pool)
 
     pool = ThreadPoolExecutor(max_workers=max(1, min(options.forks, len(nodes))), thread_name_prefix="preflight-node")
     futures: dict[Future[NodeRaw], Target] = {pool.submit(one, n): n for n in nodes}

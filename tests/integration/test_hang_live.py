@@ -109,3 +109,12 @@ def test_ranks_outside_the_collective_are_named_from_their_py_spy_stacks(stacks_
     assert "not in a collective (in wait (threading.py:306))" in top[0]["title"] and "all_reduce" in top[0]["title"]
     waiting = [r for r in doc["live_ranks"] if r["in_collective"]]
     assert len(waiting) == 4 and waiting[0]["top_frame"].startswith("all_reduce (torch/distributed/distributed_c10d.py")
+
+
+def test_later_sweeps_reuse_the_open_connections(fleet_inv, tmp_path) -> None:
+    _fleet, inv = fleet_inv
+    proc, doc = _hang(inv, r"trainB\.py", tmp_path, "-l", "node-0[1-3]", "--sweeps", "3")
+    assert proc.returncode == 0, proc.stderr
+    assert "sweep 1: " in proc.stderr and "3 connection(s) opened, 0 reused" in proc.stderr
+    assert "sweep 3: " in proc.stderr and "3 connection(s) opened, 6 reused" in proc.stderr  # no new handshakes
+    assert doc["causes"][0]["kind"] == "live_state"  # the verdict of the last sweep
