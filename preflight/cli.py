@@ -43,6 +43,16 @@ def _add_output_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", "-q", action="store_true", help="no console report (use with --json)")
 
 
+def _add_slurm_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("Slurm (instead of SSH)")
+    g.add_argument("--slurm", action="store_true",
+                   help="run the collector on every node with one `srun --ntasks-per-node=1` (inside an allocation: its "
+                        "nodes; else make one with --slurm-partition/--nodes); -i then only supplies expectations")
+    g.add_argument("--slurm-partition", metavar="P", help="partition for the allocation srun makes (outside an allocation)")
+    g.add_argument("--nodes", type=int, metavar="N", help="how many nodes srun allocates (outside an allocation)")
+    g.add_argument("--slurm-nodelist", metavar="LIST", help="Slurm hostlist to run on, e.g. 'gpu[001-064]'")
+
+
 def _add_connection_args(p: argparse.ArgumentParser, *, required: bool) -> None:
     src = p.add_mutually_exclusive_group(required=required)
     src.add_argument("-i", "--inventory", help="inventory YAML (preflight or Ansible format)")
@@ -65,8 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--version", action="version", version=f"preflight {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="collect from the nodes of an inventory over SSH and judge")
-    _add_connection_args(run, required=True)
+    run = sub.add_parser("run", help="collect from the nodes of an inventory over SSH (or Slurm) and judge")
+    _add_connection_args(run, required=False)
+    _add_slurm_args(run)
     run.add_argument("--headless", action="store_true",
                      help="no interactive UI (automatic when stdout is not a terminal or CI is set); progress lines on stderr")
     add_plan_args(run, required=False)
@@ -329,8 +340,58 @@ def interactive(args: argparse.Namespace) -> bool:
     return sys.stdin.isatty() and sys.stdout.isatty()
 
 
+def _slurm_bundle(args: argparse.Namespace, err: Console) -> Any:
+    """The collector on every node through one srun; inventory expectations applied by node name."""
+    from preflight import __version__
+    from preflight.collect.bundle import Bundle
+    from preflight.collect.probes import NCCL_PROBES
+    from preflight.collect.script import build_script, select_probes
+    from preflight.inventory import InventoryError, load_inventory
+    from preflight.live import _expect_of
+    from preflight.transport.slurm import SlurmOptions, collect_slurm, in_allocation
+
+    try:
+        inv = load_inventory(args.inventory) if args.inventory else None
+        if inv is not None and args.limit:
+            inv = inv.select(args.limit)
+        if not in_allocation() and not (args.slurm_partition or args.nodes or args.slurm_nodelist or inv):
+            raise ValueError("--slurm outside an allocation needs --slurm-partition P --nodes N (or --slurm-nodelist)")
+        _select(args)
+    except (InventoryError, ValueError) as exc:
+        err.print(f"[bold red]preflight: {exc}[/]")
+        return None
+    limit = float(args.timeout or 300.0)
+    include = NCCL_PROBES if args.nccl else ()
+    script = build_script(select_probes(include), ngpus=8, deadline_s=max(10.0, limit - 10))
+    by_name = {n.name: n for n in inv.nodes} if inv is not None else {}
+    nodelist = args.slurm_nodelist or (",".join(by_name) if by_name and not (args.nodes or args.slurm_partition) else None)
+    opts = SlurmOptions(partition=args.slurm_partition, nodes=args.nodes, nodelist=nodelist, time_limit_s=limit)
+    err.print(f"collecting through srun ({'inside allocation' if in_allocation() else 'new allocation'})")
+    raws = collect_slurm(script, opts, expected_nodes=list(by_name) if nodelist and by_name else None)
+    for raw in raws:
+        node = by_name.get(raw.name)
+        if node is not None:
+            raw.expect, raw.expect_sources = _expect_of(node)
+            raw.thresholds = {k: dict(v) for k, v in dict(node.thresholds or {}).items()}
+    bundle = Bundle(nodes=raws, tool_version=__version__, inventory={"path": args.inventory},
+                    options={"transport": "slurm", "probes": [p.id for p in select_probes(include)]})
+    if args.save:
+        from preflight.collect.bundle import save_bundle
+
+        err.print(f"bundle saved: {save_bundle(bundle, args.save)}")
+    return bundle
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     _out, err = _consoles(args)
+    if args.slurm:
+        bundle = _slurm_bundle(args, err)
+        if bundle is None:
+            return EXIT_CANNOT_RUN
+        return _emit(args, bundle, {"kind": "live", "bundle": args.save, "label": "slurm", "inventory": args.inventory})
+    if not (args.inventory or args.host_list):
+        err.print("[bold red]preflight: give -i INVENTORY or -H HOSTS (or --slurm)[/]")
+        return EXIT_CANNOT_RUN
     if interactive(args):
         from preflight.tui import run_live
 

@@ -179,3 +179,33 @@ def test_no_unquoted_values_reach_a_shell(cluster):
     assert "--nodelist=a;touch /tmp/x" in argv and "--comment=$(id)" in argv
     wrapper = argv[argv.index("-c") + 1]
     assert "a;touch" not in wrapper and "sim" not in wrapper
+
+
+def test_cli_run_slurm_judges_the_nodes_srun_reached(cluster, tmp_path):
+    """`preflight run --slurm` end to end. The CLI runs the plain `sh -s` collector (no simulated-node
+    wrapper), so these nodes show this machine's own tools: the point is the launch, the per-node
+    split and the report, not GPU facts."""
+    import json
+    import subprocess
+    import sys
+
+    env = cluster.env(dict(os.environ))
+    out = tmp_path / "r.json"
+    proc = subprocess.run([sys.executable, "-m", "preflight", "run", "--slurm", "--slurm-partition", cluster.partition,
+                           "--slurm-nodelist", "sim[1-3]", "--timeout", "60", "--json", str(out), "-q", "--headless"],
+                          capture_output=True, text=True, timeout=180, env=env)
+    assert out.exists(), proc.stderr
+    doc = json.loads(out.read_text())
+    assert sorted(n["name"] for n in doc["nodes"]) == ["sim1", "sim2", "sim3"]
+    assert {n["outcome"] for n in doc["nodes"]} == {"ok"}, proc.stderr
+    assert "collecting through srun" in proc.stderr
+
+
+def test_cli_run_slurm_outside_an_allocation_needs_a_partition(tmp_path):
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    proc = subprocess.run([sys.executable, "-m", "preflight", "run", "--slurm", "-q"], capture_output=True, text=True,
+                          timeout=60, env=env)
+    assert proc.returncode == 3 and "--slurm-partition" in proc.stderr
