@@ -114,8 +114,8 @@ class RunState:
             self.reports[nr.name] = nr
             if nr.name in facts:
                 self.facts[nr.name] = facts[nr.name]
-            self.pending.pop(nr.name, None)
-            if old != nr:
+            was_pending = self.pending.pop(nr.name, None) is not None
+            if old != nr or was_pending:
                 changed.append(nr.name)
         if fleet_scope:
             self.fleet_findings = report.fleet_findings

@@ -50,7 +50,7 @@ class NodeScreen(Screen[None]):
                 with VerticalScroll(id="detail-box"):
                     yield FindingDetail(id="detail")
             with TabPane("Topology", id="tab-topology"):
-                with VerticalScroll():
+                with VerticalScroll(id="topology-box"):
                     yield TopologyView(id="topology")
         yield Footer()
 
@@ -126,7 +126,12 @@ class NodeScreen(Screen[None]):
 
     def action_topology(self) -> None:
         tabs = self.query_one("#node-tabs", TabbedContent)
-        tabs.active = "tab-findings" if tabs.active == "tab-topology" else "tab-topology"
+        if tabs.active == "tab-topology":
+            tabs.active = "tab-findings"
+            self.query_one("#findings", DataTable).focus()
+        else:
+            tabs.active = "tab-topology"
+            self.query_one("#topology-box").focus()  # focus left in a hidden pane would switch the tab back
 
     def action_toggle_failures(self) -> None:
         self.problems_only = not self.problems_only

@@ -149,7 +149,7 @@ class PlanScreen(Screen[None]):
         read = self._read_inputs()
         if isinstance(read, str):
             self.error = read
-            self._render()
+            self._show_plan()
             return
         model, opts = read
         self.compute(model, opts)
@@ -170,10 +170,10 @@ class PlanScreen(Screen[None]):
     def _computed(self, model: ModelSpec | None, opts: PlanOptions, result: PlanResult | None, error: str | None) -> None:
         self.computations += 1
         self.model, self.opts, self.result, self.error = model, opts, result, error
-        self._render()
+        self._show_plan()
 
     # ----- output
-    def _render(self) -> None:
+    def _show_plan(self) -> None:
         title = self.query_one("#plan-title", Static)
         table = self.query_one("#candidates", DataTable)
         table.clear()
