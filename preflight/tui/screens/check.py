@@ -53,7 +53,7 @@ class CheckScreen(Screen[None]):
     def on_mount(self) -> None:
         table = self.query_one("#values", DataTable)
         table.add_column("status", key="status", width=7)
-        table.add_column("value", key="value", width=18)
+        table.add_column("value", key="value", width=14)
         table.add_column("nodes", key="n", width=5)
         table.add_column("which", key="which")
         report = self.papp.state.run_report()
@@ -74,7 +74,9 @@ class CheckScreen(Screen[None]):
         for cid in self._ids:
             s = check_status(report, cid)
             mark = Text(f"{SYMBOL[s]} " if s else "· ", style=STYLE[s] if s else "dim")
-            ol.add_option(Option(Text.assemble(mark, cid), id=cid))
+            prompt = Text.assemble(mark, cid)
+            prompt.no_wrap, prompt.overflow = True, "ellipsis"
+            ol.add_option(Option(prompt, id=cid))
         if highlighted is not None:
             ol.highlighted = highlighted
 

@@ -68,6 +68,7 @@ class PlanScreen(Screen[None]):
         self._timer: Timer | None = None
         self.computations = 0
         self.last_copied: str | None = None
+        self._requested: tuple[str, PlanOptions] | None = None
 
     @property
     def papp(self) -> PreflightApp:
@@ -149,9 +150,13 @@ class PlanScreen(Screen[None]):
         read = self._read_inputs()
         if isinstance(read, str):
             self.error = read
+            self._requested = None
             self._show_plan()
             return
         model, opts = read
+        if (model, opts) == self._requested:
+            return  # (the inputs post Changed when they mount: nothing to re-plan)
+        self._requested = (model, opts)
         self.compute(model, opts)
 
     @work(thread=True, exclusive=True, group="plan", exit_on_error=False)
@@ -254,6 +259,7 @@ class PlanScreen(Screen[None]):
                          Text(""), self._detail(c)))
 
     def state_changed(self, names: list[str]) -> None:
+        self._requested = None  # the fleet changed: the same inputs give a new plan
         if self._timer is not None:
             self._timer.stop()
         self._timer = self.set_timer(0.5, self.replan)

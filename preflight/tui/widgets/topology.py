@@ -43,8 +43,8 @@ def render_topology(facts: NodeFacts | None) -> RenderableType:
         return Text(f"no topology facts: {why}", style="italic")
     usual = Counter(links.get((a, b), "?") for a in gpus for b in gpus if a != b).most_common(1)[0][0]
     nvl = {f.gpu_index: f for f in (facts.nvlink or ())}
-    t = Table(title=f"{facts.name}: GPU topology (nvidia-smi topo -m)", title_justify="left", show_edge=False,
-              pad_edge=False, header_style="bold")
+    t = Table(title=f"{facts.name}: GPU topology (nvidia-smi topo -m)", title_justify="left", box=None,
+              padding=(0, 1, 0, 0), pad_edge=False, header_style="bold underline")
     t.add_column("", no_wrap=True)
     for g in gpus:
         t.add_column(g.replace("GPU", "G"), justify="center", no_wrap=True)
