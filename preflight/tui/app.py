@@ -58,6 +58,7 @@ class PreflightApp(App[int]):
         self._dirty = isinstance(source, BundleSource)
         self._judging = False
         self._collected_once = False
+        self._painted = False  # judging waits for the first frame of the fleet table (it holds the GIL)
         self.last_written: Path | None = None
 
     # ----- lifecycle
@@ -68,8 +69,11 @@ class PreflightApp(App[int]):
         self.set_interval(self.judge_interval, self._maybe_judge)
         if isinstance(self.source, LiveSource):
             self.collect_nodes([n.name for n in self.source.request.nodes])
-        else:
-            self._maybe_judge()
+
+    def fleet_painted(self) -> None:
+        """Called by the fleet screen after its first frame: judging may start."""
+        self._painted = True
+        self._maybe_judge()
 
     @property
     def is_live(self) -> bool:
@@ -123,7 +127,7 @@ class PreflightApp(App[int]):
             self.notify(f"{event.worker.group} failed: {event.worker.error}", severity="error", timeout=10)
 
     def _maybe_judge(self) -> None:
-        if self._dirty and not self._judging and self.state.raws:
+        if self._dirty and self._painted and not self._judging and self.state.raws:
             self._dirty = False
             self._judging = True
             bundle, versions = self.state.snapshot()

@@ -74,6 +74,7 @@ class FleetScreen(Screen[None]):
         self.rebuild()
         self.set_interval(1.0, self._tick_waiting)
         table.focus()
+        self.call_after_refresh(self.papp.fleet_painted)
 
     # ----- rows
     def row_cells(self, name: str) -> dict[str, Text]:
