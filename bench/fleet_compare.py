@@ -270,7 +270,9 @@ def machine() -> dict:
     mem_kib = int(Path("/proc/meminfo").read_text().split()[1])
     ssh_v = subprocess.run(["ssh", "-V"], capture_output=True, text=True).stderr.strip()
     pdsh_v = subprocess.run(["pdsh", "-V"], capture_output=True, text=True).stdout.split("\n")[0]
-    return {"nproc": os.cpu_count(), "cpu_model": model, "ram_gib": round(mem_kib / 1024**2, 1),
+    commit = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"], capture_output=True,
+                            text=True).stdout.strip()
+    return {"commit": commit, "nproc": os.cpu_count(), "cpu_model": model, "ram_gib": round(mem_kib / 1024**2, 1),
             "kernel": platform.release(), "python": platform.python_version(), "openssh": ssh_v, "pdsh": pdsh_v}
 
 
@@ -377,61 +379,83 @@ def markdown(results: list[dict], forks: int) -> str:
 # --------------------------------------------------------------------------------------------
 # profile: cProfile of preflight's controller, every thread (workers and paramiko transports)
 # --------------------------------------------------------------------------------------------
+# (label, file suffix, function name): cumulative CPU of these frames, summed over threads
+PROFILE_GROUPS = (
+    ("worker threads: collect_ssh (per node, all but the transport thread)", "preflight/transport/fanout.py",
+     "collect_ssh"),
+    ("  of which known_hosts parsing (paramiko HostKeys.load, per connection)", "paramiko/hostkeys.py", "load"),
+    ("  of which fabric Connection + Config construction", "fabric/connection.py", "__init__"),
+    ("  of which SSHClient.connect (handshake wait, host key check, auth)", "paramiko/client.py", "connect"),
+    ("    of which client auth (private key file load, ed25519 sign)", "paramiko/client.py", "_auth"),
+    ("  of which draining the channel (_read_channel)", "preflight/transport/fanout.py", "_read_channel"),
+    ("  of which decode_output (JSON of the collector document)", "preflight/collect/script.py", "decode_output"),
+    ("SSH transport threads (paramiko Transport.run)", "paramiko/transport.py", "run"),
+    ("  of which key exchange (curve25519)", "paramiko/kex_curve25519.py", "parse_next"),
+    ("  of which reading packets (decrypt, MAC)", "paramiko/packet.py", "read_message"),
+    ("judge (parse every probe, run every check)", "preflight/engine.py", "judge"),
+    ("  of which parse/common.py is_probably_text", "preflight/parse/common.py", "is_probably_text"),
+    ("JSON report (report_dict + dumps)", "preflight/report/json_report.py", "dumps"),
+)
+
+
 def profile(n: int, forks: int, top: int) -> None:
+    """Run `preflight run` in-process under cProfile (thread CPU time), every thread profiled."""
     import cProfile
-    import dataclasses
     import io
     import pstats
 
-    from preflight.engine import judge
-    from preflight.inventory import load_inventory
-    from preflight.live import collect
+    import paramiko
+
+    from preflight.cli import main as preflight_main
     from preflight.sim.fleet import SimFleet
-    from preflight.transport.fanout import FanoutOptions
-    from preflight.transport.ssh import SshOptions
 
     profiles: list[cProfile.Profile] = []
     lock = threading.Lock()
-    orig_run = threading.Thread.run
 
-    def profiled_run(self: threading.Thread) -> None:
-        p = cProfile.Profile(time.thread_time)  # CPU time of this thread, not time spent blocked
-        try:
-            p.runcall(orig_run, self)
-        finally:
-            with lock:
-                profiles.append(p)
+    def wrap(orig):
+        def profiled_run(self: threading.Thread) -> None:
+            p = cProfile.Profile(time.thread_time)  # CPU time of this thread, not time spent blocked
+            try:
+                p.runcall(orig, self)
+            finally:
+                with lock:
+                    profiles.append(p)
+        return profiled_run
 
+    orig_thread, orig_transport = threading.Thread.run, paramiko.Transport.run
     with tempfile.TemporaryDirectory(prefix="preflight-prof-") as tmp:
         fleet = SimFleet(Path(tmp), [(f"node-{i:04d}", "h100-healthy") for i in range(1, n + 1)])
         with fleet:
-            inv = load_inventory(fleet.write_inventory(Path(tmp) / "inv.yaml", thresholds=fleet.sandbox_thresholds()))
-            nodes = [dataclasses.replace(x, connect_timeout_s=30.0, command_timeout_s=120.0) for x in inv.nodes]
-            opts = FanoutOptions(forks=forks, ssh=SshOptions(known_hosts=inv.known_hosts, use_default_known_hosts=False))
-            threading.Thread.run = profiled_run  # type: ignore[method-assign]
+            inv = fleet.write_inventory(Path(tmp) / "inv.yaml", thresholds=fleet.sandbox_thresholds())
+            threading.Thread.run = wrap(orig_thread)  # type: ignore[method-assign]
+            paramiko.Transport.run = wrap(orig_transport)  # type: ignore[method-assign]
             main_prof = cProfile.Profile(time.thread_time)
-            c0 = time.process_time()
-            t0 = time.monotonic()
-            main_prof.enable()
-            bundle = collect(nodes, opts)
-            t1 = time.monotonic()
-            report, _ = judge(bundle)
-            t2 = time.monotonic()
-            main_prof.disable()
-            threading.Thread.run = orig_run  # type: ignore[method-assign]
-            for t in threading.enumerate():  # pool workers and transports finish after the pool shut down
-                if t is not threading.current_thread() and not t.daemon:
+            c0, t0 = time.process_time(), time.monotonic()
+            try:
+                rc = main_prof.runcall(preflight_main, ["run", "-i", str(inv), "--headless", "--json",
+                                                        str(Path(tmp) / "out.json"), "-q", "--forks", str(forks)])
+            finally:
+                threading.Thread.run = orig_thread  # type: ignore[method-assign]
+                paramiko.Transport.run = orig_transport  # type: ignore[method-assign]
+            wall = time.monotonic() - t0
+            for t in threading.enumerate():  # pool workers and transports end after the pool shut down
+                if t is not threading.current_thread():
                     t.join(timeout=10)
-            time.sleep(0.5)
             cpu = time.process_time() - c0
-            durs = sorted(r.duration_s for r in bundle.nodes)
-            print(f"# profile N={n} forks={forks}: collect {t1 - t0:.2f} s wall, judge {t2 - t1:.2f} s wall, "
-                  f"process CPU {cpu:.2f} s ({1000 * cpu / n:.1f} ms/node); per-node connect+run median "
-                  f"{statistics.median(durs):.2f} s, max {durs[-1]:.2f} s; outcomes "
-                  f"{sorted({r.outcome for r in bundle.nodes})}")
+            doc = json.loads((Path(tmp) / "out.json").read_text())
+            outcomes = sorted({x["outcome"] for x in doc["nodes"]})
     stats = pstats.Stats(main_prof)
     for p in profiles:
         stats.add(p)
+    total = sum(v[2] for v in stats.stats.values())  # type: ignore[attr-defined]
+    print(f"# profile: preflight run, N={n}, --forks {forks}, rc={rc}, outcomes {outcomes}: {wall:.1f} s wall, "
+          f"{cpu:.1f} s process CPU under cProfile ({1000 * cpu / n:.1f} ms/node; cProfile inflates this "
+          f"2-4x, read the shares); {len(profiles)} threads profiled")
+    print(f"\n{'share':>6} {'CPU s':>7}  where (cumulative CPU, all threads)")
+    for label, suffix, func in PROFILE_GROUPS:
+        cum = sum(v[3] for (f, _l, name), v in stats.stats.items()  # type: ignore[attr-defined]
+                  if f.endswith(suffix) and name == func)
+        print(f"{100 * cum / total:5.1f}% {cum:7.2f}  {label}")
     buf = io.StringIO()
     stats.stream = buf  # type: ignore[attr-defined]
     stats.sort_stats("tottime").print_stats(top)
@@ -480,7 +504,8 @@ def main() -> int:
         print(markdown(results[-1:], args.forks), file=sys.stderr, flush=True)
     print(f"Machine: {info['nproc']} CPUs ({info['cpu_model']}), {info['ram_gib']} GiB RAM, Linux {info['kernel']}, "
           f"Python {info['python']}, {info['openssh']}, {info['pdsh']}, asyncssh {info['asyncssh']}, "
-          f"ansible-core {info['ansible_core']}; --forks {args.forks}, {args.repeat} runs each, {info['date']}.\n")
+          f"ansible-core {info['ansible_core']}; --forks {args.forks}, {args.repeat} runs each, {info['date']}, "
+          f"preflight at {info['commit']}.\n")
     print(markdown(results, args.forks))
     return 0
 
