@@ -14,9 +14,16 @@ _HINT = ("Check the cable and switch port (`ibstat`, `iblinkinfo`), reseat the t
          "switch for a port trained to a lower rate; a down port makes NCCL fall back or hang.")
 
 
+_RATE_MEMO: list[tuple[FleetFacts, float | None]] = []  # the last fleet's answer: checks ask once per node
+
+
 def _fleet_rate(fleet: FleetFacts) -> float | None:
+    if _RATE_MEMO and _RATE_MEMO[0][0] is fleet:
+        return _RATE_MEMO[0][1]
     rates = Counter(p.rate_gbps for n in fleet.reachable for p in n.ib or () if p.state == "Active" and p.rate_gbps)
-    return rates.most_common(1)[0][0] if rates else None
+    value = rates.most_common(1)[0][0] if rates else None
+    _RATE_MEMO[:] = [(fleet, value)]
+    return value
 
 
 @check(id="ib.port.state", group="ib", needs=("ib",),

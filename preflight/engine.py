@@ -134,6 +134,7 @@ def consistency(
     for name, v in values.items():
         groups.setdefault(v, []).append(name)
     table = "; ".join(f"{v if v is not None else 'unknown'} → {', '.join(sorted(ns))}" for v, ns in groups.items())
+    known = sum(1 for v in values.values() if v is not None)
     for node in fleet.reachable:
         observed = values.get(node.name)
         pinned, source = ctx.expected(node, key)
@@ -141,7 +142,7 @@ def consistency(
             expected, exp_source = pinned, source
         elif maj is not None:
             expected = maj[0]
-            exp_source = f"fleet majority ({maj[1]} of {sum(1 for v in values.values() if v is not None)} nodes)"
+            exp_source = f"fleet majority ({maj[1]} of {known} nodes)"
         else:
             expected, exp_source = None, None
         if observed is None:

@@ -63,11 +63,15 @@ def to_float(value: str) -> float | None:
     return float(m.group(1)) if m else None
 
 
+_CONTROL = re.compile("[\x00-\x08\x0e-\x1f\ufffd]")
+
+
 def is_probably_text(text: str) -> bool:
+    """Few control characters (NUL, escapes) or replacement characters in the first 4 KiB."""
     if not text:
         return False
-    bad = sum(1 for ch in text[:4096] if ord(ch) < 9 or 13 < ord(ch) < 32 or ch == "\ufffd")
-    return bad < max(4, len(text[:4096]) // 50)
+    head = text[:4096]
+    return len(_CONTROL.findall(head)) < max(4, len(head) // 50)
 
 
 # nvidia-smi helpers shared by its parsers
@@ -84,12 +88,17 @@ SMI_ERRORS = (
 )
 
 
+_SMI_ERROR = re.compile("|".join(re.escape(e) for e in SMI_ERRORS), re.I)
+
+
 def smi_error(text: str) -> str | None:
     """nvidia-smi's own error line when it printed one (driver not loaded, bad field...)."""
-    for line in text.splitlines():
-        if any(e.lower() in line.lower() for e in SMI_ERRORS):
-            return line.strip()
-    return None
+    m = _SMI_ERROR.search(text)
+    if m is None:
+        return None
+    start = text.rfind("\n", 0, m.start()) + 1
+    end = text.find("\n", m.end())
+    return text[start:end if end >= 0 else len(text)].strip()
 
 
 def smi_guard(text: Any) -> Unparseable | None:

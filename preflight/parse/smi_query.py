@@ -44,6 +44,10 @@ class QuerySections:
         return next((t for b, t in self.gpus.items() if normalize_bus_id(b) == want), None)
 
 
+_GPU_HEADER = re.compile(r"^GPU\s+([0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.\d)\s*$")
+_KEY_VALUE = re.compile(r"^\s*(.+?)\s*:\s*(.*?)\s*$")
+
+
 def parse_query_sections(text: str) -> QuerySections | Unparseable:
     """`nvidia-smi -q` / `-q -d ECC,PERFORMANCE`: indentation gives nesting (key column width varies by driver)."""
     refused = _guard(text)
@@ -55,14 +59,14 @@ def parse_query_sections(text: str) -> QuerySections | Unparseable:
     for line in text.replace("\r", "").expandtabs(8).splitlines():
         if not line.strip() or line.lstrip().startswith("="):
             continue
-        m = re.match(r"^GPU\s+([0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.\d)\s*$", line)
+        m = _GPU_HEADER.match(line)
         if m:
             root: dict[str, Any] = {}
             gpus[m.group(1)] = root
             stack = [(0, root)]
             continue
         indent = len(line) - len(line.lstrip())
-        kv = re.match(r"^\s*(.+?)\s*:\s*(.*?)\s*$", line)
+        kv = _KEY_VALUE.match(line)
         key = kv.group(1) if kv else line.strip()
         value = kv.group(2) if kv else ""
         if not stack:
