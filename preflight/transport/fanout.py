@@ -111,6 +111,7 @@ class FanoutOptions:
     run_deadline_s: float | None = None  # whole run; default: the longest per-node budget + slack
     ssh: SshOptions = SshOptions()
     pool: ConnectionPool | None = None  # keep connections open for the next sweep
+    stop: threading.Event | None = None  # set it to end the run now (a UI quitting): pending nodes end as timeouts
 
 
 Event = Callable[[str, str, NodeRaw | None], None]  # (kind, node name, result) kind: started|finished
@@ -309,9 +310,10 @@ def collect_fleet(
     try:
         while pending:
             remaining = t_end - time.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 or (options.stop is not None and options.stop.is_set()):
                 break
-            done, pending = wait(pending, timeout=remaining, return_when=FIRST_COMPLETED)
+            step = min(remaining, 0.2) if options.stop is not None else remaining
+            done, pending = wait(pending, timeout=step, return_when=FIRST_COMPLETED)
             for fut in done:
                 node = futures[fut]
                 try:
@@ -325,8 +327,10 @@ def collect_fleet(
             node = futures[fut]
             cancels[node.name].cancel()
             fut.cancel()
+            stopped = options.stop is not None and options.stop.is_set()
             raw = NodeRaw(**_base(node, "ssh", time.time()), outcome="timeout",
-                          message=f"run deadline of {run_deadline:.0f} s reached before the node answered",
+                          message="run stopped before the node answered" if stopped
+                          else f"run deadline of {run_deadline:.0f} s reached before the node answered",
                           duration_s=round(run_deadline, 3))
             results[node.name] = raw
             emit("finished", node.name, raw)

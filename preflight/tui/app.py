@@ -9,6 +9,7 @@ at most every `judge_interval` seconds and never twice at once.
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from preflight.collect.bundle import Bundle, save_bundle
 from preflight.engine import judge
 from preflight.registry import all_checks
 from preflight.results import EXIT_CANNOT_RUN, exit_code
+from preflight.transport.fanout import ConnectionPool
 from preflight.tui.messages import CheckJudged, FleetJudged, NodeJudged, NodeStarted, RunFinished
 from preflight.tui.source import BundleSource, LiveSource, RunSource
 from preflight.tui.state import Pending, RunState, group_map, specs_by_scope
@@ -46,6 +48,8 @@ class PreflightApp(App[int]):
         self.model_name = model
         self.output_dir = Path(output_dir) if output_dir is not None else Path.cwd()
         self.judge_interval = judge_interval
+        self._stop = threading.Event()  # set on quit: the SSH fan-out stops at once
+        self._pool = ConnectionPool()  # re-running a node reuses its open connection
         self.groups_of = group_map()
         self.specs = {s.id: s for s in all_checks()}
         if isinstance(source, BundleSource):
@@ -105,7 +109,8 @@ class PreflightApp(App[int]):
                 rep, facts = judge(Bundle(nodes=[raw]), node_specs)
                 self.post_message(NodeJudged(raw, rep, facts))
 
-        bundle = collect(nodes, req.options, inventory_path=req.inventory_path,
+        options = dataclasses.replace(req.options, stop=self._stop, pool=self._pool)
+        bundle = collect(nodes, options, inventory_path=req.inventory_path,
                          include_optional=req.include_optional, on_event=on_event)
         if not worker.is_cancelled:
             self.post_message(RunFinished(bundle))
@@ -241,6 +246,8 @@ class PreflightApp(App[int]):
         return exit_code(self.state.run_report())
 
     def action_quit_app(self) -> None:
+        self._stop.set()  # the fan-out closes its connections and returns; no thread keeps the process alive
+        self._pool.close()
         for w in self.workers:
             w.cancel()
         self.exit(self.final_code())
