@@ -154,10 +154,12 @@ def _read_channel(chan: paramiko.Channel, deadline: float) -> tuple[int | None, 
             out.append(chan.recv(65536))
         while chan.recv_stderr_ready():
             err.append(chan.recv_stderr(65536))
-        if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
+        # the exit status can arrive before the last output (sshd under load): finish only at end of file
+        drained = (chan.eof_received or chan.closed) and not chan.recv_ready() and not chan.recv_stderr_ready()
+        if drained and chan.exit_status_ready():
             rc = chan.recv_exit_status()
             return rc, b"".join(out).decode("utf-8", "replace"), b"".join(err).decode("utf-8", "replace"), False
-        if chan.closed and not chan.recv_ready():
+        if chan.closed and drained:
             break
     return None, b"".join(out).decode("utf-8", "replace"), b"".join(err).decode("utf-8", "replace"), False
 
