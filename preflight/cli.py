@@ -139,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     hg.add_argument("--sweeps", type=int, default=1,
                     help="gather this many times over the same open SSH connections (watch a hang evolve); "
                          "the verdict is the last sweep's")
+    hg.add_argument("--tui", action="store_true", help="show the verdict in the interactive ranks × causes screen")
     hg.add_argument("--json", metavar="FILE", help="write the verdict as JSON to FILE ('-' for stdout)")
     hg.add_argument("--no-color", action="store_true")
     hg.add_argument("--quiet", "-q", action="store_true")
@@ -566,6 +567,11 @@ def cmd_hang(args: argparse.Namespace) -> int:
     result = judge_hang(bundle)
     if args.json:
         _write_json(args.json, dumps({"schema": "preflight-hang", "schema_version": 1, **result.to_dict()}))
+    if args.tui and sys.stdout.isatty():
+        from preflight.tui.screens.hang import HangApp
+
+        code = HangApp(result).run()
+        return 3 if code is None else int(code)
     if not args.quiet and args.json != "-":
         hang_console.render(result.verdict, out, title="preflight hang", live_rows=result.ranks)
         if result.nodes_without_job:

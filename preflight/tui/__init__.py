@@ -11,8 +11,19 @@ def run_bundle(path: str, *, model: str | None = None) -> int:
     from preflight.tui.app import PreflightApp
     from preflight.tui.source import BundleSource
 
-    app = PreflightApp(BundleSource(load_bundle(path), str(path)), model=model)
+    bundle = load_bundle(path)
+    if bundle.label == "hang":  # a `preflight hang --save` gather: the ranks × causes screen
+        return run_hang(bundle, title=f"preflight hang · {path}")
+    app = PreflightApp(BundleSource(bundle, str(path)), model=model)
     code = app.run()
+    return 3 if code is None else int(code)
+
+
+def run_hang(bundle: Any, *, title: str = "preflight hang") -> int:
+    from preflight.hang.live import judge_hang
+    from preflight.tui.screens.hang import HangApp
+
+    code = HangApp(judge_hang(bundle), title).run()
     return 3 if code is None else int(code)
 
 
