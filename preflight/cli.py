@@ -182,15 +182,26 @@ def _plan_for(args: argparse.Namespace, report: Any, facts: Any, source: str, er
         return None
 
 
-def _write_json(target: str, text: str) -> None:
-    _write_text(target, text)
+def _write_json(target: str, doc: Any) -> None:
+    """A report document (dict: streamed, scrubbed in place) or already-encoded text to FILE or '-'."""
+    if isinstance(doc, str):
+        _write_text(target, doc)
+        return
+    from preflight.report.json_report import write
+
+    if target == "-":
+        write(doc, sys.stdout)
+        return
+    Path(target).parent.mkdir(parents=True, exist_ok=True)
+    with open(target, "w") as fh:
+        write(doc, fh)
 
 
 def _emit(args: argparse.Namespace, bundle: Any, source: dict[str, Any], label: str = "") -> int:
     """Judge, then every requested output. Exit: 3 cannot run; 2/1 the run's; else 4 on baseline regressions."""
     from preflight.engine import judge
     from preflight.report import console as console_report
-    from preflight.report.json_report import dumps, report_dict
+    from preflight.report.json_report import report_dict
 
     out, err = _consoles(args)
     try:
@@ -212,7 +223,7 @@ def _emit(args: argparse.Namespace, bundle: Any, source: dict[str, Any], label: 
 
         drift = compare(baseline, doc, bandwidth_drop_pct=args.baseline_drop_pct)
     if args.json:
-        _write_json(args.json, dumps(doc))
+        _write_json(args.json, doc)
     if args.junit:
         from preflight.report.junit import junit_xml
 

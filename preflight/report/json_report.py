@@ -63,6 +63,27 @@ def _scrubbed(obj: Any) -> Any:
     return obj
 
 
+def _scrub_in_place(obj: Any) -> Any:
+    """The same scrubbing without a second copy of a large report (the dict is ours to change)."""
+    if isinstance(obj, str):
+        return scrub(obj)
+    if isinstance(obj, list):
+        for i, v in enumerate(obj):
+            obj[i] = _scrub_in_place(v)
+        return obj
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            obj[k] = _scrub_in_place(v)
+        return obj
+    return obj
+
+
+def write(data: dict[str, Any], fh: Any) -> None:
+    """Stream a report's JSON to an open text file: scrubbed in place, never held as one string."""
+    json.dump(_scrub_in_place(data), fh, indent=2, sort_keys=False, default=_default)
+    fh.write("\n")
+
+
 def dumps(data: dict[str, Any]) -> str:
     """JSON text of a report; node outputs quoted as evidence pass through the same secret scrubber as bundles."""
     return json.dumps(_scrubbed(data), indent=2, sort_keys=False, default=_default) + "\n"
