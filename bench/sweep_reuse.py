@@ -34,8 +34,10 @@ def main() -> None:
         with ConnectionPool() as pool:
             opts = dataclasses.replace(opts, pool=pool)
             times = []
+            cpus = []
             for i in range(args.sweeps):
                 t0 = time.monotonic()
+                c0 = time.process_time()
                 if args.hang:
                     from preflight.collect.probes import HANG_BASE, HANG_PROBES
 
@@ -44,9 +46,11 @@ def main() -> None:
                 else:
                     bundle = collect(list(inv.nodes), opts)
                 times.append(time.monotonic() - t0)
+                cpus.append(time.process_time() - c0)
                 ok = sum(1 for n in bundle.nodes if n.outcome == "ok")
-                print(f"sweep {i + 1}: {times[-1]:.2f} s, {ok}/{args.nodes} ok, opened {pool.opened}, reused {pool.reused}"
-                      + (f", {times[-1] / times[0]:.0%} of the first" if i else ""))
+                print(f"sweep {i + 1}: wall {times[-1]:.2f} s, controller CPU {cpus[-1]:.2f} s, {ok}/{args.nodes} ok, "
+                      f"opened {pool.opened}, reused {pool.reused}"
+                      + (f"; wall {times[-1] / times[0]:.0%} and controller CPU {cpus[-1] / cpus[0]:.0%} of the first" if i else ""))
 
 
 if __name__ == "__main__":
