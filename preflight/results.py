@@ -73,9 +73,13 @@ class NodeReport:
 
     @property
     def status(self) -> Status:
+        """Worst judged status; a skipped check does not hide the others' verdict (all skipped: skip)."""
         if self.outcome != "ok":
             return Status.ERROR
-        return worst(f.status for f in self.findings)
+        judged = [f.status for f in self.findings if f.status != Status.SKIP]
+        if judged:
+            return worst(judged)
+        return Status.SKIP if self.findings else Status.PASS
 
 
 @dataclass(frozen=True)
