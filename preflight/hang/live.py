@@ -50,6 +50,7 @@ class LiveRank:
     stack: tuple[str, ...] = ()
     cmdline: str = ""
     nccl_env: dict[str, str] = field(default_factory=dict)
+    gpu_mem_mib: int | None = None  # memory used on the rank's GPU (nvidia-smi)
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,7 @@ def ranks_of(raw: NodeRaw) -> list[LiveRank]:
     doc = _probe_json(raw, "job_procs") or {}
     table = parse_table((raw.probe("smi_table") or {}).get("stdout") or "")
     util = {g.index: g.utilization_pct for g in table.gpus} if not isinstance(table, Unparseable) else {}
+    mem = {g.index: g.memory_used_mib for g in table.gpus} if not isinstance(table, Unparseable) else {}
     by_pid_gpu = {p.pid: p.gpu for p in table.processes} if not isinstance(table, Unparseable) else {}
     out = []
     for proc in doc.get("processes") or []:
@@ -127,7 +129,8 @@ def ranks_of(raw: NodeRaw) -> list[LiveRank]:
         out.append(LiveRank(raw.name, int(proc.get("pid") or 0), rank, local, _int(env.get("WORLD_SIZE")),
                             proc.get("state"), gpu, util.get(gpu) if gpu is not None else None,
                             stack[0] if stack else None, in_coll, stack, str(proc.get("cmdline") or ""),
-                            {k: v for k, v in env.items() if k.startswith(("NCCL_", "TORCH_NCCL_"))}))
+                            {k: v for k, v in env.items() if k.startswith(("NCCL_", "TORCH_NCCL_"))},
+                            mem.get(gpu) if gpu is not None else None))
     return out
 
 

@@ -28,10 +28,10 @@ def render(verdict: Any, console: Console, *, title: str = "preflight hang analy
         console.print(f"[dim]… {len(verdict.causes) - 8} more causes in --json[/]")
     if live_rows:
         t = Table(title="ranks on the nodes now", title_justify="left")
-        for col in ("rank", "node", "pid", "state", "GPU", "util %", "top of stack"):
+        for col in ("rank", "node", "pid", "state", "GPU", "util %", "MiB used", "top of stack"):
             t.add_column(col, overflow="fold")
         for r in list(live_rows)[:MAX_RANK_ROWS]:
-            t.add_row(*(escape(str(x)) if x is not None else "–" for x in (r.rank, r.node, r.pid, r.state, r.gpu, r.gpu_util, r.top_frame)))
+            t.add_row(*(escape(str(x)) if x is not None else "–" for x in (r.rank, r.node, r.pid, r.state, r.gpu, r.gpu_util, r.gpu_mem_mib, r.top_frame)))
         console.print(t)
     elif verdict.ranks:
         t = Table(title="ranks in the logs", title_justify="left")

@@ -73,6 +73,7 @@ def test_a_frozen_rank_is_named_with_its_state(fleet_inv, tmp_path) -> None:
     assert any("State: T" in e for e in first["evidence"])
     r0 = next(r for r in doc["live_ranks"] if r["rank"] == 0)
     assert r0["nccl_env"]["NCCL_SOCKET_IFNAME"] == "eth0" and r0["gpu"] == 0
+    assert (r0["gpu_util"], r0["gpu_mem_mib"]) == (0, 1)  # GPU 0 in the recorded nvidia-smi table: 0%, 1MiB used
     assert "hf_secret_do_not_leak" not in json.dumps(doc) and "HF_TOKEN" not in json.dumps(doc)  # allow-listed env only
     assert any(f["kinds"] == ["nccl_log"] for f in doc["files"])  # rank 0's NCCL_DEBUG_FILE was read and analysed
 
