@@ -51,6 +51,19 @@ def nvlink_domain(node: NodeFacts) -> tuple[int, str]:
     return size, why
 
 
+def gpu_order(node: NodeFacts) -> tuple[int, ...]:
+    """Clean NVLink clique first (grouped by NUMA node, then index), then the other GPUs: TP groups take them in order."""
+    topo = node.topology
+    n = len(node.gpus or ())
+    if topo is None or topo.matrix is None or not n:
+        return ()
+    degraded = set(_degraded_gpus(node))
+    clique = [g for g in topo.matrix.nvlink_clique() if g not in degraded and g < n]
+    numa = {int(k[3:]): v for k, v in (topo.matrix.numa_affinity or {}).items() if k.startswith("GPU") and k[3:].isdigit()}
+    first = sorted(clique, key=lambda g: (str(numa.get(g, "")), g))
+    return tuple(first + [g for g in range(n) if g not in first])
+
+
 def _busbw(node: NodeFacts) -> tuple[float | None, str | None, float | None]:
     """(lowest large-message busbw over the runs, its source, small-message time in us)."""
     runs = [r for r in node.nccl_tests or () if r.busbw_at_largest() is not None]
@@ -84,7 +97,7 @@ def node_shape(node: NodeFacts, source: str) -> NodeShape | None:
         gpu_memory_mib=min(mems) if mems else 0, nvlink_domain=domain, intra_busbw_gbps=busbw,
         intra_busbw_source=bw_source, small_msg_latency_us=latency, ib_gbps=ib,
         driver=v.driver if v else None, cuda=v.cuda if v else None, nccl=v.nccl if v else None,
-        facts_source=f"{source}/{node.name}",
+        facts_source=f"{source}/{node.name}", gpu_order=gpu_order(node),
     )
 
 

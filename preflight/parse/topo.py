@@ -72,8 +72,13 @@ class TopoMatrix:
         pairs = self.gpu_pairs()
         if not pairs:
             return 0 if len(self.gpus) > 1 else len(self.gpus)
+        return len(self.nvlink_clique())
+
+    def nvlink_clique(self) -> list[int]:
+        """The GPUs of the largest all-NVLink set, in index order (one GPU, or none, without NVLink)."""
+        pairs = self.gpu_pairs()
         gpus = sorted({i for p in pairs for i in p} | {int(g[3:]) for g in self.gpus})
-        best = 1 if gpus else 0
+        best: list[int] = gpus[:1]
         # in a truncated matrix a pair with no row either way is unknown: counted as NVLink (an upper bound)
         unknown = "NV?" if self.fragment else ""
         # greedy clique growth is exact for the uniform (all-to-all or pairwise bridge) layouts seen in practice
@@ -83,7 +88,8 @@ class TopoMatrix:
                 kinds = [pairs.get((min(g, c), max(g, c)), unknown) for c in clique]
                 if g != start and all(k.startswith("NV") for k in kinds) and any(k != "NV?" for k in kinds):
                     clique.append(g)
-            best = max(best, len(clique))
+            if len(clique) > len(best):
+                best = sorted(clique)
         return best
 
     def gpu_nic_affinity(self) -> dict[str, tuple[str, str]]:

@@ -125,9 +125,12 @@ def place(nodes: tuple[NodeShape, ...], tp: int, pp: int, dp: int) -> tuple[Plac
     used: dict[str, list[int]] = {}
     if any(n.gpus >= tp for n in nodes):
         for n in order:
-            take = min(n.gpus // tp, groups)
+            # a TP group takes GPUs of the node's clean NVLink clique first (gpu_order); groups beyond the
+            # clique (or on a PCIe-only node) still fit on the rest, and the NVLink constraint judges them
+            cap = n.gpus // tp if tp == 1 or n.nvlink_domain <= 1 else max(n.nvlink_domain // tp, 1 if n.gpus >= tp else 0)
+            take = min(cap, groups)
             if take:
-                used[n.name] = list(range(take * tp))
+                used[n.name] = list(n.placement_order()[: take * tp])
                 groups -= take
             if not groups:
                 break
@@ -137,7 +140,7 @@ def place(nodes: tuple[NodeShape, ...], tp: int, pp: int, dp: int) -> tuple[Plac
         need = tp * groups
         for n in order:
             take = min(n.gpus, need)
-            used[n.name] = list(range(take))
+            used[n.name] = list(n.placement_order()[:take])
             need -= take
             if not need:
                 break

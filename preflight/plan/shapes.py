@@ -25,6 +25,12 @@ class NodeShape:
     cuda: str | None = None
     nccl: str | None = None
     facts_source: str = ""  # e.g. "bundle demo/gpu-01"
+    # GPUs in the order TP groups take them: the clean NVLink clique first (by NUMA node, then index),
+    # then the rest; () = index order. TP > 1 groups use only the first `nvlink_domain` of them.
+    gpu_order: tuple[int, ...] = ()
+
+    def placement_order(self) -> tuple[int, ...]:
+        return self.gpu_order or tuple(range(self.gpus))
 
     @property
     def gpu_memory_bytes(self) -> int:

@@ -115,3 +115,17 @@ def test_plan_to_dict_is_json_ready(judged) -> None:
     r = build_plan(*judged, load_model("llama-3.1-8b"), PlanOptions(), source="demo")
     doc = json.loads(json.dumps(r.to_dict()))
     assert doc["excluded"][0]["node"] == "gpu-03" and doc["launch"]["latency"][0]["engine"] == "vllm"
+
+
+def test_tp_groups_avoid_the_gpu_with_a_link_down(judged) -> None:
+    from preflight.plan.planner import place
+
+    report, facts = judged
+    shape = fleet_shape(report, facts, source="demo", include=("gpu-04",))
+    g4 = next(n for n in shape.nodes if n.name == "gpu-04")
+    assert g4.gpu_order == (0, 1, 2, 3, 4, 6, 7, 5)  # GPU5 (links 4 and 11 down) last
+    assert place((g4,), 4, 1, 1)[0].gpus == (0, 1, 2, 3)
+    assert place((g4,), 4, 1, 2) is None  # a second TP4 group would need GPU5: it goes to another node instead
+    two = place(tuple(n for n in shape.nodes if n.name in ("gpu-04", "gpu-01")), 4, 1, 3)
+    assert {p.node: p.gpus for p in two} == {"gpu-01": (0, 1, 2, 3, 4, 5, 6, 7), "gpu-04": (0, 1, 2, 3)}
+    assert 5 in place((g4,), 1, 1, 8)[0].gpus  # TP1 replicas may still use it
