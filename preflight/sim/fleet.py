@@ -486,9 +486,14 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m preflight.sim.fleet DIR node-01=h100-healthy [node-02=driver-mismatch ...]")
         return 2
     nodes = [tuple(a.split("=", 1)) for a in args[1:]]
+
+    def on_term(signum: int, frame: object) -> None:  # `kill PID` stops the daemons too, not only Ctrl-C
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
     with SimFleet(Path(args[0]), nodes) as fleet:  # type: ignore[arg-type]
         inv = fleet.write_inventory(Path(args[0]) / "inventory.yaml", thresholds=fleet.sandbox_thresholds())
-        print(f"fleet up: {len(nodes)} nodes; inventory {inv}; Ctrl-C stops it")
+        print(f"fleet up: {len(nodes)} nodes; inventory {inv}; pid {os.getpid()}; Ctrl-C or `kill PID` stops it", flush=True)
         try:
             while True:
                 time.sleep(3600)
