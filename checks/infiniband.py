@@ -18,8 +18,9 @@ _RATE_MEMO: list[tuple[FleetFacts, float | None]] = []  # the last fleet's answe
 
 
 def _fleet_rate(fleet: FleetFacts) -> float | None:
-    if _RATE_MEMO and _RATE_MEMO[0][0] is fleet:
-        return _RATE_MEMO[0][1]
+    memo = _RATE_MEMO[0] if _RATE_MEMO else None  # one read: judging runs in several threads in the TUI
+    if memo is not None and memo[0] is fleet:
+        return memo[1]
     rates = Counter(p.rate_gbps for n in fleet.reachable for p in n.ib or () if p.state == "Active" and p.rate_gbps)
     value = rates.most_common(1)[0][0] if rates else None
     _RATE_MEMO[:] = [(fleet, value)]

@@ -347,6 +347,11 @@ def interactive(args: argparse.Namespace) -> bool:
 
     if getattr(args, "headless", False) or os.environ.get("CI") or getattr(args, "json", None) == "-":
         return False
+    # outputs and policies only the headless path writes or applies: asking for one means headless
+    if any(getattr(args, k, None) for k in ("json", "junit", "markdown", "baseline", "timings", "checks", "skip")):
+        return False
+    if getattr(args, "fail_on", "fail") != "fail":
+        return False
     if getattr(args, "quiet", False):
         return False
     return sys.stdin.isatty() and sys.stdout.isatty()
@@ -575,7 +580,11 @@ def cmd_hang(args: argparse.Namespace) -> int:
     except (BundleError, InventoryError, ValueError) as exc:
         err.print(f"[bold red]preflight hang: {exc}[/]")
         return EXIT_CANNOT_RUN
-    result = judge_hang(bundle)
+    try:
+        result = judge_hang(bundle)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:  # a hand-edited or foreign bundle
+        err.print(f"[bold red]preflight hang: cannot judge this gather: {type(exc).__name__}: {exc}[/]")
+        return EXIT_CANNOT_RUN
     if args.json:
         _write_json(args.json, dumps({"schema": "preflight-hang", "schema_version": 1, **result.to_dict()}))
     if args.tui and sys.stdout.isatty():

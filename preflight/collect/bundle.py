@@ -94,7 +94,7 @@ def scrub(text: str) -> str:
 def _scrub_obj(obj: Any) -> Any:
     if isinstance(obj, str):
         return scrub(obj)
-    if isinstance(obj, list):
+    if isinstance(obj, (list, tuple)):
         return [_scrub_obj(v) for v in obj]
     if isinstance(obj, dict):
         return {k: _scrub_obj(v) for k, v in obj.items()}

@@ -366,20 +366,66 @@ def _proc_start_epoch(pdir, proc_root):
         return None
 
 
-def _debug_file(env, hostname, pid, limit):
-    """NCCL_DEBUG_FILE with %h/%p expanded: the last `limit` bytes of what this rank wrote."""
+def _proc_ids(pdir):
+    """(uid, ppid) of a process from /proc/PID/status."""
+    status = _read(os.path.join(pdir, "status")) or ""
+    uid = re.search(r"^Uid:\s*(\d+)", status, re.M)
+    ppid = re.search(r"^PPid:\s*(\d+)", status, re.M)
+    return (int(uid.group(1)) if uid else None, int(ppid.group(1)) if ppid else None)
+
+
+def _debug_file(env, hostname, pid, limit, owner, pdir):
+    """NCCL_DEBUG_FILE with %h/%p expanded: the last `limit` bytes of what this rank wrote.
+
+    The path comes from a process's environment, which its owner controls: only a regular file
+    (no symlink) owned by that same user is read, so a job cannot make the collector (often root)
+    copy /etc/shadow into a bundle. A relative path is the process's own (its cwd).
+    """
     pattern = env.get("NCCL_DEBUG_FILE")
     if not pattern:
         return None
     path = pattern.replace("%h", hostname).replace("%p", str(pid))
+    if not path.startswith("/"):
+        try:
+            path = os.path.join(os.readlink(os.path.join(pdir, "cwd")), path)
+        except OSError as exc:
+            return {"path": path, "error": "relative path and no readable cwd: %s" % exc}
     full = _host_path(path)
     try:
-        size = os.path.getsize(full)
-        with open(full, "rb") as fh:
-            fh.seek(max(0, size - limit))
-            return {"path": path, "size": size, "tail": fh.read().decode("utf-8", "replace")}
+        fd = os.open(full, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
         return {"path": path, "error": str(exc)}
+    try:
+        st = os.fstat(fd)
+        import stat as _stat
+
+        if not _stat.S_ISREG(st.st_mode):
+            return {"path": path, "error": "not a regular file: not read"}
+        if owner is None or st.st_uid != owner:
+            return {"path": path, "error": "owned by uid %s, not by the process's uid %s: not read" % (st.st_uid, owner)}
+        size = st.st_size
+        os.lseek(fd, max(0, size - limit), os.SEEK_SET)
+        data = b""
+        while len(data) < limit:
+            chunk = os.read(fd, limit - len(data))
+            if not chunk:
+                break
+            data += chunk
+        return {"path": path, "size": size, "tail": data.decode("utf-8", "replace")}
+    except OSError as exc:
+        return {"path": path, "error": str(exc)}
+    finally:
+        os.close(fd)
+
+
+_ARG_SECRET = re.compile(r"(?i)(--?[\w.-]*(?:key|token|secret|passw(?:or)?d|passwd|credential|auth)[\w.-]*)(=|\s+)(\S+)")
+_URL_PASSWORD = re.compile(r"(\w+://[^/\s:@]+:)[^@\s/]+@")
+
+
+def redact_cmdline(cmd):
+    """Command lines carry secrets too (--api-key X, --hf_token=X, scheme://user:pass@host): masked on the node."""
+    cmd = _ARG_SECRET.sub(lambda m: m.group(1) + m.group(2) + "[redacted]", cmd)
+    return _URL_PASSWORD.sub(lambda m: m.group(1) + "[redacted]@", cmd)
 
 
 def builtin_job_procs(probe, config):
@@ -399,10 +445,15 @@ def builtin_job_procs(probe, config):
         entries = sorted((e for e in os.listdir(proc_root) if e.isdigit()), key=int)
     except OSError as exc:
         return {"rc": None, "stdout": "", "stderr": "", "error": "error: %s" % exc}
+    cap = int(job.get("max_procs", 256))
+    truncated = False
     for entry in entries:
         pid = int(entry)
-        if pid in mine or len(found) >= int(job.get("max_procs", 64)):
+        if pid in mine:
             continue
+        if len(found) >= cap:
+            truncated = True
+            break
         pdir = os.path.join(proc_root, entry)
         try:
             with open(os.path.join(pdir, "cmdline"), "rb") as fh:
@@ -411,17 +462,22 @@ def builtin_job_procs(probe, config):
             continue
         if not cmd or cmd in ("python3 -", "python -") or not rx.search(cmd):
             continue
-        rec = {"pid": pid, "cmdline": cmd[:1024], "state": _proc_state(pdir), "env": _proc_env(pdir),
-               "start_epoch": _proc_start_epoch(pdir, proc_root)}
-        if pyspy and time.monotonic() < deadline:
+        uid, ppid = _proc_ids(pdir)
+        env = _proc_env(pdir)
+        rec = {"pid": pid, "ppid": ppid, "uid": uid, "cmdline": redact_cmdline(cmd[:1024]), "state": _proc_state(pdir),
+               "env": env, "start_epoch": _proc_start_epoch(pdir, proc_root)}
+        # py-spy only for ranks (a RANK-like variable), not every matching python process
+        is_rank = bool(env) and any(k in env for k in ("RANK", "OMPI_COMM_WORLD_RANK", "SLURM_PROCID"))
+        if pyspy and is_rank and time.monotonic() < deadline:
             res = _run_argv([pyspy, "dump", "--pid", str(pid)], min(15.0, max(1.0, deadline - time.monotonic())))
-            rec["pyspy"] = {"rc": res["rc"], "stdout": res["stdout"][-65536:], "stderr": res["stderr"][-2048:],
+            out = "\n".join(ln for ln in res["stdout"].splitlines() if not ln.startswith("Process "))  # its argv again
+            rec["pyspy"] = {"rc": res["rc"], "stdout": out[-65536:], "stderr": res["stderr"][-2048:],
                             "error": res.get("error")}
-        dbg = _debug_file(rec["env"] or {}, hostname, pid, int(job.get("debug_tail_bytes", 262144)))
+        dbg = _debug_file(env or {}, hostname, pid, int(job.get("debug_tail_bytes", 262144)), uid, pdir)
         if dbg:
             rec["nccl_debug_file"] = dbg
         found.append(rec)
-    doc = {"hostname": hostname, "pattern": rx.pattern, "pyspy": bool(pyspy), "processes": found}
+    doc = {"hostname": hostname, "pattern": rx.pattern, "pyspy": bool(pyspy), "processes": found, "truncated": truncated}
     return {"rc": 0, "stdout": json.dumps(doc, sort_keys=True), "stderr": "", "error": None}
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import tempfile
 from collections import Counter
 from dataclasses import dataclass, field, replace
@@ -116,17 +117,27 @@ def ranks_of(raw: NodeRaw) -> list[LiveRank]:
     util = {g.index: g.utilization_pct for g in table.gpus} if not isinstance(table, Unparseable) else {}
     mem = {g.index: g.memory_used_mib for g in table.gpus} if not isinstance(table, Unparseable) else {}
     by_pid_gpu = {p.pid: p.gpu for p in table.processes} if not isinstance(table, Unparseable) else {}
+    procs = [p for p in doc.get("processes") or [] if isinstance(p, dict)]
+    rank_of_pid = {}
+    for proc in procs:
+        env = proc.get("env") or {}
+        rank_of_pid[_int(proc.get("pid"))] = _int(env.get("RANK", env.get("OMPI_COMM_WORLD_RANK", env.get("SLURM_PROCID"))))
     out = []
-    for proc in doc.get("processes") or []:
+    for proc in procs:
         env = proc.get("env") or {}
         rank = _int(env.get("RANK", env.get("OMPI_COMM_WORLD_RANK", env.get("SLURM_PROCID"))))
+        pid = _int(proc.get("pid"))
+        if rank is None or pid is None:
+            continue  # a launcher agent or an unrelated python process, not a rank
+        if _int(proc.get("ppid")) in rank_of_pid and rank_of_pid[_int(proc.get("ppid"))] == rank:
+            continue  # a DataLoader worker (or other child) that inherited its rank's environment
         local = _int(env.get("LOCAL_RANK", env.get("OMPI_COMM_WORLD_LOCAL_RANK", env.get("SLURM_LOCALID"))))
         gpu = by_pid_gpu.get(proc.get("pid"))
         if gpu is None:
             gpu = _gpu_of(env, local)
         stack = main_thread_stack(((proc.get("pyspy") or {}).get("stdout")) or "")
         in_coll = any(COLLECTIVE.search(f) for f in stack) if stack else None
-        out.append(LiveRank(raw.name, int(proc.get("pid") or 0), rank, local, _int(env.get("WORLD_SIZE")),
+        out.append(LiveRank(raw.name, pid, rank, local, _int(env.get("WORLD_SIZE")),
                             proc.get("state"), gpu, util.get(gpu) if gpu is not None else None,
                             stack[0] if stack else None, in_coll, stack, str(proc.get("cmdline") or ""),
                             {k: v for k, v in env.items() if k.startswith(("NCCL_", "TORCH_NCCL_"))},
@@ -145,12 +156,14 @@ def _write_inputs(bundle: Bundle, root: Path) -> None:
         if klog.strip():
             (folder / "dmesg.txt").write_text(klog)
         for proc in (_probe_json(raw, "job_procs") or {}).get("processes") or []:
-            dbg = proc.get("nccl_debug_file") or {}
-            if dbg.get("tail"):
-                (folder / f"nccl-{proc.get('pid')}.log").write_text(dbg["tail"])
+            dbg = proc.get("nccl_debug_file") if isinstance(proc, dict) else None
+            if isinstance(dbg, dict) and isinstance(dbg.get("tail"), str) and dbg["tail"]:
+                (folder / f"nccl-{_int(proc.get('pid'))}.log").write_text(dbg["tail"])
 
 
-def _missing_rank_causes(ranks: list[LiveRank]) -> list[Cause]:
+def _missing_rank_causes(ranks: list[LiveRank], *, complete: bool = True) -> list[Cause]:
+    """`complete`: every node answered and none capped its process list; otherwise a rank not seen may
+    simply live on a node we did not hear from, and is reported as that, with a low score."""
     world = max((r.world_size or 0 for r in ranks), default=0)
     seen = {r.rank for r in ranks if r.rank is not None}
     if not world or not seen:
@@ -171,6 +184,12 @@ def _missing_rank_causes(ranks: list[LiveRank]) -> list[Cause]:
         ev = tuple(f"{r.node}: pid {r.pid} RANK={r.rank} LOCAL_RANK={r.local_rank} WORLD_SIZE={r.world_size} {r.state or ''}"
                    for r in sorted(ranks, key=lambda r: r.rank if r.rank is not None else -1)
                    if r.rank is not None and abs(r.rank - m) <= 1)
+        if not complete or not block:  # no sibling of its node seen either: that node was not gathered
+            causes.append(Cause(0.4, f"rank {m} of {world} was not seen on the nodes that answered"
+                                     + (f" (its neighbours run on {node})" if node else ""), m, node, ev,
+                                "gather the nodes that did not answer (or were not selected) before concluding it died",
+                                "live_unseen_rank", (m,)))
+            continue
         causes.append(Cause(0.97, f"rank {m} of {world} has no process on any node"
                                   + (f" (its neighbours run on {node})" if node else "")
                                   + f"; the other {len(seen)} ranks wait for it", m, node, ev,
@@ -221,12 +240,24 @@ def _gpu_causes(ranks: list[LiveRank]) -> list[Cause]:
 
 
 def ib_deltas(raw: NodeRaw) -> dict[str, dict[str, int]]:
+    """Counter changes between the two reads; a counter that went down (wrapped, reset) or is not a number is left out."""
     doc = _probe_json(raw, "ib_traffic") or {}
     first, second = doc.get("first") or {}, doc.get("second") or {}
-    return {port: {k: int(second.get(port, {}).get(k, v)) - int(v) for k, v in vals.items()} for port, vals in first.items()}
+    out: dict[str, dict[str, int]] = {}
+    for port, vals in first.items() if isinstance(first, dict) else ():
+        after = second.get(port) if isinstance(second, dict) else None
+        if not isinstance(vals, dict) or not isinstance(after, dict):
+            continue
+        deltas = {}
+        for k, v in vals.items():
+            a, b = _int(v), _int(after.get(k))
+            if a is not None and b is not None and b >= a:
+                deltas[k] = b - a
+        out[str(port)] = deltas
+    return out
 
 
-def _ib_causes(bundle: Bundle) -> list[Cause]:
+def _ib_causes(bundle: Bundle, job_nodes: set[str]) -> list[Cause]:
     out = []
     flat, moving = [], []
     for raw in bundle.nodes:
@@ -237,10 +268,15 @@ def _ib_causes(bundle: Bundle) -> list[Cause]:
             if d.get("link_downed", 0) > 0:
                 out.append(Cause(0.88, f"IB port {port} on {raw.name} went down {d['link_downed']} time(s) during the gather",
                                  None, raw.name, (f"{raw.name}: {port} link_downed +{d['link_downed']}",),
-                                 f"ssh {raw.name} 'ibstat; cat /sys/class/infiniband/{port.split('/')[0]}/ports/*/counters/link_downed'",
+                                 f"ssh {raw.name} " + shlex.quote(f"ibstat; cat /sys/class/infiniband/{shlex.quote(port.split('/')[0])}/ports/*/counters/link_downed"),
                                  "live_ib_down"))
+        if not any("port_xmit_data" in d or "port_rcv_data" in d for d in deltas.values()):
+            continue  # no data counters: unknown, not flat
         moved = sum(d.get("port_xmit_data", 0) + d.get("port_rcv_data", 0) for d in deltas.values())
-        (moving if moved > 0 else flat).append(raw.name)
+        if moved > 0:
+            moving.append(raw.name)
+        elif raw.name in job_nodes:  # a node that runs no rank has no reason to move data
+            flat.append(raw.name)
     if flat and moving:
         for node in flat[:8]:
             out.append(Cause(0.6, f"no IB traffic on {node} while {len(moving)} node(s) move data", None, node,
@@ -251,12 +287,15 @@ def _ib_causes(bundle: Bundle) -> list[Cause]:
 
 def judge_hang(bundle: Bundle) -> LiveHang:
     ranks = [r for raw in bundle.nodes if raw.outcome == "ok" for r in ranks_of(raw)]
+    capped = any((_probe_json(raw, "job_procs") or {}).get("truncated") for raw in bundle.nodes if raw.outcome == "ok")
+    complete = not capped and all(raw.outcome == "ok" for raw in bundle.nodes)
     with tempfile.TemporaryDirectory(prefix="preflight-hang-") as tmp:
         _write_inputs(bundle, Path(tmp))
         files = sorted(p for p in Path(tmp).rglob("*") if p.is_file())
         offline = analyze(files) if files else HangVerdict(())
     # the temp folder's name is meaningless to a reader: evidence keeps node/file
-    live = _missing_rank_causes(ranks) + _state_causes(ranks) + _stack_causes(ranks) + _gpu_causes(ranks) + _ib_causes(bundle)
+    live = (_missing_rank_causes(ranks, complete=complete) + _state_causes(ranks) + _stack_causes(ranks)
+            + _gpu_causes(ranks) + _ib_causes(bundle, {r.node for r in ranks}))
     live += [Cause(0.85 if raw.outcome == "timeout" else 0.75, f"{raw.name} did not answer ({raw.outcome}): a hung or "
                    "crashed node stalls every collective its ranks are in", None, raw.name, (f"{raw.name}: {raw.message}",),
                    f"check {raw.name} from its BMC / console (ipmitool sol activate); drain it if it stays silent",

@@ -56,7 +56,7 @@ def _default(obj: Any) -> Any:
 def _scrubbed(obj: Any) -> Any:
     if isinstance(obj, str):
         return scrub(obj)
-    if isinstance(obj, list):
+    if isinstance(obj, (list, tuple)):
         return [_scrubbed(v) for v in obj]
     if isinstance(obj, dict):
         return {k: _scrubbed(v) for k, v in obj.items()}
@@ -67,6 +67,8 @@ def _scrub_in_place(obj: Any) -> Any:
     """The same scrubbing without a second copy of a large report (the dict is ours to change)."""
     if isinstance(obj, str):
         return scrub(obj)
+    if isinstance(obj, tuple):
+        return [_scrub_in_place(v) for v in obj]
     if isinstance(obj, list):
         for i, v in enumerate(obj):
             obj[i] = _scrub_in_place(v)

@@ -54,6 +54,7 @@ class ConnectionPool:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._cxns: dict[tuple[Any, ...], Any] = {}
+        self._closed = False
         self.reused = 0
         self.opened = 0
 
@@ -77,13 +78,17 @@ class ConnectionPool:
 
     def give(self, node: Target, cxn: Any) -> None:
         with self._lock:
-            old = self._cxns.pop(self.key(node), None)
-            self._cxns[self.key(node)] = cxn
+            if self._closed:  # given back after close(): nobody will take it
+                old, cxn = cxn, None
+            else:
+                old = self._cxns.pop(self.key(node), None)
+                self._cxns[self.key(node)] = cxn
         if old is not None and old is not cxn:
             _quiet_close(old)
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             cxns, self._cxns = list(self._cxns.values()), {}
         for cxn in cxns:
             _quiet_close(cxn)
@@ -149,7 +154,11 @@ def _read_channel(chan: paramiko.Channel, deadline: float) -> tuple[int | None, 
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return None, b"".join(out).decode("utf-8", "replace"), b"".join(err).decode("utf-8", "replace"), True
-        select.select([chan], [], [], min(remaining, 1.0))
+        if chan.eof_received and not chan.recv_ready() and not chan.recv_stderr_ready():
+            # after EOF paramiko's pipe stays readable: select() would spin; wait for the exit status instead
+            chan.status_event.wait(min(remaining, 1.0))
+        else:
+            select.select([chan], [], [], min(remaining, 1.0))
         while chan.recv_ready():
             out.append(chan.recv(65536))
         while chan.recv_stderr_ready():
@@ -237,7 +246,12 @@ def collect_ssh(node: Target, script: str, options: SshOptions, cancel: _Cancel,
             cancel.add(cxn.close)
         transport = cxn.client.get_transport()
         assert transport is not None
-        chan = transport.open_session(timeout=node.connect_timeout_s)
+        try:
+            chan = transport.open_session(timeout=node.connect_timeout_s)
+        except paramiko.SSHException as exc:
+            if "Timeout opening channel" in str(exc):
+                return _finish(base, t0, "timeout", f"no channel within {node.connect_timeout_s:g} s (the node stopped answering)", None)
+            raise
         # The collector goes through the raw channel: fabric's run(in_stream=...) costs ~1 s a call.
         chan.exec_command("sh -s")
         chan.sendall(script.encode())

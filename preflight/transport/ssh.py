@@ -79,7 +79,7 @@ def known_hosts_files(options: SshOptions, ssh_config: dict[str, Any] | None = N
     return seen
 
 
-_KNOWN_HOSTS_CACHE: dict[Path, tuple[tuple[int, int], paramiko.HostKeys]] = {}
+_KNOWN_HOSTS_CACHE: dict[Path, tuple[tuple[int, ...], paramiko.HostKeys]] = {}
 _KNOWN_HOSTS_LOCK = threading.Lock()
 
 
@@ -90,7 +90,7 @@ def _parsed_known_hosts(path: Path) -> paramiko.HostKeys:
     quadratic in the file's length): the benchmark's largest single cost.
     """
     st = path.stat()
-    stamp = (st.st_mtime_ns, st.st_size)
+    stamp = (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)  # ctime: a copy that keeps mtime still changes it
     with _KNOWN_HOSTS_LOCK:
         hit = _KNOWN_HOSTS_CACHE.get(path)
         if hit is not None and hit[0] == stamp:

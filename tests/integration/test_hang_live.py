@@ -26,7 +26,8 @@ def _job(fleet, script: str, ranks: dict[str, list[int]], *, world: int, stopped
             env = {"RANK": str(rank), "LOCAL_RANK": str(local), "WORLD_SIZE": str(world), "LOCAL_WORLD_SIZE": "2",
                    "MASTER_ADDR": "node-01", "NCCL_DEBUG": "INFO", "NCCL_SOCKET_IFNAME": "eth0",
                    "NCCL_DEBUG_FILE": "/var/log/nccl/%h.%p.log", "HF_TOKEN": "hf_secret_do_not_leak"}
-            pid = fleet.start_job(node, [sys.executable, "-c", "import time; time.sleep(900)", script, "--rank", str(rank)],
+            pid = fleet.start_job(node, [sys.executable, "-c", "import time; time.sleep(900)", script, "--rank", str(rank),
+                                         "--api-key", "sk-argv-secret-do-not-leak"],
                                   env, stopped=(rank == stopped))
             if rank == 0:  # rank 0 wrote a real NCCL INFO log (recorded lines) to its NCCL_DEBUG_FILE
                 import socket
@@ -75,6 +76,7 @@ def test_a_frozen_rank_is_named_with_its_state(fleet_inv, tmp_path) -> None:
     assert r0["nccl_env"]["NCCL_SOCKET_IFNAME"] == "eth0" and r0["gpu"] == 0
     assert (r0["gpu_util"], r0["gpu_mem_mib"]) == (0, 1)  # GPU 0 in the recorded nvidia-smi table: 0%, 1MiB used
     assert "hf_secret_do_not_leak" not in json.dumps(doc) and "HF_TOKEN" not in json.dumps(doc)  # allow-listed env only
+    assert "sk-argv-secret-do-not-leak" not in json.dumps(doc) and "--api-key [redacted]" in r0["cmdline"]
     assert any(f["kinds"] == ["nccl_log"] for f in doc["files"])  # rank 0's NCCL_DEBUG_FILE was read and analysed
 
 

@@ -82,3 +82,35 @@ def test_proxyjump_verifies_the_jump_host_too(fleet, nodes, tmp_path) -> None:
                                                              use_default_known_hosts=False))).nodes
     assert refused.outcome == "hostkey_rejected", refused.message
     assert str(jump.port) in refused.message
+
+
+def test_waiting_for_the_exit_status_after_eof_does_not_spin(fleet, nodes) -> None:
+    """A command that closes its output but keeps running: the reader waits, it does not busy-loop."""
+    import time
+
+    from preflight.transport.fanout import run_command
+    from preflight.transport.ssh import SshOptions
+
+    node = nodes["inner"]
+    opts = SshOptions(known_hosts=(str(fleet.known_hosts),), use_default_known_hosts=False)
+    c0, t0 = time.process_time(), time.monotonic()
+    rc, out, err = run_command(node, ["sh", "-c", "exec >/dev/null 2>&1; sleep 2"], opts, 20)
+    cpu, wall = time.process_time() - c0, time.monotonic() - t0
+    assert rc == 0 and wall >= 2
+    assert cpu < 1.0, f"{cpu:.2f} s of CPU for a 2 s wait"  # a spinning loop burns the whole 2 s
+
+
+def test_known_hosts_edits_are_seen_without_a_restart(fleet, nodes, tmp_path) -> None:
+    """The parsed known_hosts cache follows the file: a key removed from it is refused on the next connection."""
+    import shutil
+
+    from preflight.transport.fanout import run_command
+    from preflight.transport.ssh import SshOptions
+
+    kh = tmp_path / "known_hosts"
+    shutil.copy(fleet.known_hosts, kh)
+    opts = SshOptions(known_hosts=(str(kh),), use_default_known_hosts=False)
+    assert run_command(nodes["inner"], ["true"], opts, 20)[0] == 0
+    kh.write_text("")  # the operator removed every entry
+    rc, _out, err = run_command(nodes["inner"], ["true"], opts, 20)
+    assert rc is None and "hostkey" in err.lower()

@@ -72,3 +72,20 @@ def test_timings_name_the_slowest_probe_and_node() -> None:
     assert {r.probe for r in rows} >= {"smi_table", "topo", "nccl_allreduce"}
     proc = run("demo", "--timings", "--no-color")
     assert "slowest probes on the nodes" in proc.stdout and rows[0].probe in proc.stdout
+
+
+def test_asking_for_a_file_output_or_policy_means_headless(monkeypatch) -> None:
+    import sys as _sys
+
+    from preflight.cli import build_parser, interactive
+
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.setattr(_sys.stdin, "isatty", lambda: True)
+    monkeypatch.setattr(_sys.stdout, "isatty", lambda: True)
+    parse = build_parser().parse_args
+    assert interactive(parse(["run", "-i", "inv.yaml"])) is True  # a person at a terminal gets the TUI
+    for extra in (["--json", "r.json"], ["--junit", "j.xml"], ["--markdown", "s.md"], ["--baseline", "g.json"],
+                  ["--fail-on", "warn"], ["--checks", "ib.*"], ["--timings"], ["--headless"]):
+        assert interactive(parse(["run", "-i", "inv.yaml", *extra])) is False, extra
+    monkeypatch.setenv("CI", "true")
+    assert interactive(parse(["run", "-i", "inv.yaml"])) is False

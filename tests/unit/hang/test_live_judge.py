@@ -55,3 +55,33 @@ def test_zombie_rank_outranks_nothing_else_and_names_its_node() -> None:
     result = judge_hang(Bundle(nodes=[_raw("a", [_proc(1, 0), _proc(2, 1, "Z (zombie)")]), _raw("b", [_proc(3, 2), _proc(4, 3)])]))
     first = result.verdict.causes[0]
     assert (first.kind, first.rank, first.node) == ("live_state", 1, "a") and "zombie" in first.title
+
+
+def test_ranks_of_an_unreachable_or_unselected_node_are_not_called_dead() -> None:
+    world4 = lambda pid, rank: {**_proc(pid, rank, world=4), "env": {"RANK": str(rank), "LOCAL_RANK": str(rank % 2), "WORLD_SIZE": "4"}}
+    only_a = judge_hang(Bundle(nodes=[_raw("a", [world4(1, 0), world4(2, 1)])]))  # node b not gathered (-l)
+    assert {c.kind for c in only_a.verdict.causes} == {"live_unseen_rank"}
+    assert all(c.score < 0.5 for c in only_a.verdict.causes)
+    down = _raw("b", [])
+    down.outcome, down.message = "timeout", "no answer"
+    result = judge_hang(Bundle(nodes=[_raw("a", [world4(1, 0), world4(2, 1)]), down]))
+    assert result.verdict.causes[0].kind == "live_unreachable" and result.verdict.causes[0].node == "b"
+
+
+def test_launcher_agents_and_dataloader_workers_are_not_ranks() -> None:
+    waiting = "Thread 1 (active): \"MainThread\"\n    all_reduce (torch/distributed/distributed_c10d.py:1316)\n"
+    agent = {"pid": 5, "ppid": 1, "cmdline": "torchrun train.py", "state": "S", "env": {"WORLD_SIZE": "2"},
+             "pyspy": {"stdout": "Thread 5 (idle): \"MainThread\"\n    _invoke_run (torch/distributed/elastic/agent/server/api.py:835)\n"}}
+    r0 = {**_proc(10, 0, world=2), "ppid": 5, "pyspy": {"stdout": waiting}}
+    r1 = {**_proc(11, 1, world=2), "ppid": 5, "pyspy": {"stdout": waiting}}
+    worker = {**_proc(12, 0, world=2), "ppid": 10, "pyspy": {"stdout": "Thread 12 (idle): \"MainThread\"\n    get (queue.py:179)\n"}}
+    result = judge_hang(Bundle(nodes=[_raw("a", [agent, r0, r1, worker])]))
+    assert [r.pid for r in result.ranks] == [10, 11]
+    assert result.verdict.causes == ()
+
+
+def test_a_garbled_gather_is_judged_without_a_crash() -> None:
+    bad = _raw("a", [{"pid": "x", "env": {"RANK": "zero"}}, "junk"],
+               ib={"first": {"mlx5_0/1": {"port_xmit_data": "many"}}, "second": []})
+    result = judge_hang(Bundle(nodes=[bad]))
+    assert result.ranks == ()
