@@ -176,10 +176,24 @@ def test_wildcard_keys_match_any_value_and_exact_keys_win(tmp_path) -> None:
     assert run("--query-gpu=name", "--format=json").returncode == 2
 
 
-def test_base_port_numbers_the_nodes(sim_fleet_factory) -> None:
-    from preflight.sim.fleet import _free_port
+def _two_free_ports() -> int:
+    """A base port whose next port is free too (both bound, then released), bounded tries."""
+    import socket
 
-    base = _free_port()
+    for _ in range(50):
+        with socket.socket() as a, socket.socket() as b:
+            a.bind(("127.0.0.1", 0))
+            base = a.getsockname()[1]
+            try:
+                b.bind(("127.0.0.1", base + 1))
+            except OSError:
+                continue
+            return base
+    raise RuntimeError("no two consecutive free ports on 127.0.0.1")
+
+
+def test_base_port_numbers_the_nodes(sim_fleet_factory) -> None:
+    base = _two_free_ports()
     f = sim_fleet_factory([("p0", "a100-pcie-x2"), ("p1", "a100-pcie-x2")], base_port=base)
     assert [f.nodes["p0"].port, f.nodes["p1"].port] == [base, base + 1]
     assert f"[127.0.0.1]:{base + 1} " in f.known_hosts.read_text()
