@@ -63,9 +63,17 @@ def _guard(spec: CheckSpec, produce: Iterable[Finding], node: str | None) -> lis
         return [Finding(check=spec.id, node=node, status=Status.ERROR, msg=f"check crashed: {type(exc).__name__}: {exc}")]
 
 
+def _facts_of(raw: Any) -> NodeFacts:
+    """Facts parsed while the run was still collecting (preflight.live), when still valid; else parse now."""
+    pre = getattr(raw, "_prebuilt", None)
+    if pre is not None and pre[0] == raw.facts_key():
+        return pre[1]
+    return build_node_facts(raw)
+
+
 def judge(bundle: Bundle, specs: list[CheckSpec] | None = None) -> tuple[RunReport, FleetFacts]:
     specs = all_checks() if specs is None else specs
-    nodes = tuple(build_node_facts(raw) for raw in bundle.nodes)
+    nodes = tuple(_facts_of(raw) for raw in bundle.nodes)
     fleet = FleetFacts(nodes=nodes, expect=dict(bundle.inventory.get("expect") or {}))
     per_node: dict[str, list[Finding]] = {n.name: [] for n in nodes}
     fleet_only: list[Finding] = []

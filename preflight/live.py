@@ -41,6 +41,16 @@ def peer_names(nodes: Sequence[Any]) -> tuple[str, ...]:
     return tuple(sorted(set(names)))
 
 
+def prebuild_facts(raw: NodeRaw) -> None:
+    """Parse one node's facts now and keep them on the (unsaved) raw for engine.judge."""
+    from preflight.parse.node import build_node_facts
+
+    try:
+        raw._prebuilt = (raw.facts_key(), build_node_facts(raw))  # type: ignore[attr-defined]
+    except Exception:  # judge parses it again and reports whatever went wrong there
+        pass
+
+
 def collect(
     nodes: Sequence[Any],
     options: FanoutOptions,
@@ -57,10 +67,24 @@ def collect(
     script = build_script(probes, ngpus=ngpus, deadline_s=max((n.command_timeout_s for n in nodes), default=120.0),
                           peers=peer_names(nodes) if only is None else (), job=job)
     started = time.time()
-    raws: list[NodeRaw] = collect_fleet(nodes, script, options, on_event=on_event)
-    for node, raw in zip(nodes, raws):
+    by_name = {n.name: n for n in nodes}
+
+    def _attach(node: Any, raw: NodeRaw) -> None:
         raw.expect, raw.expect_sources = _expect_of(node)
         raw.thresholds = {k: dict(v) for k, v in dict(getattr(node, "thresholds", {}) or {}).items()}
+
+    def finished(kind: str, name: str, raw: NodeRaw | None) -> None:
+        # parse each node while the others are still answering (the fan-out thread would only wait);
+        # engine.judge reuses these facts, so the parse after the last node is gone from the wall time
+        if kind == "finished" and raw is not None and name in by_name and only is None:
+            _attach(by_name[name], raw)
+            prebuild_facts(raw)
+        if on_event is not None:
+            on_event(kind, name, raw)
+
+    raws: list[NodeRaw] = collect_fleet(nodes, script, options, on_event=finished)
+    for node, raw in zip(nodes, raws):
+        _attach(node, raw)
     inv: dict[str, Any] = {"path": inventory_path}
     if inventory_path and Path(inventory_path).is_file():
         inv["sha256"] = hashlib.sha256(Path(inventory_path).read_bytes()).hexdigest()

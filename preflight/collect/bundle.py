@@ -42,6 +42,10 @@ class NodeRaw:
     expect_sources: dict[str, str] = field(default_factory=dict)
     thresholds: dict[str, Any] = field(default_factory=dict)
 
+    def facts_key(self) -> tuple[Any, ...]:
+        """What parsed facts depend on: the collector output (by identity), outcome, expectations, thresholds."""
+        return (id(self.collector), self.outcome, repr(sorted(self.expect.items())), repr(sorted(self.thresholds.items())))
+
     def probe(self, probe_id: str) -> dict[str, Any] | None:
         if not self.collector:
             return None
