@@ -33,6 +33,44 @@ FLEET_BEHAVIOURS = {"hang": "h100-healthy", "changed-hostkey": "h100-healthy", "
 COREUTILS = ("sh", "bash", "cat", "grep", "head", "tail", "timeout", "mktemp", "rm", "uname", "ldconfig", "env", "sleep")
 
 
+def prepare_node_root(root: Path, profile_name: str) -> dict[str, Any]:
+    """Fill ROOT with bin/ (the profile's stand-ins, a shell and text tools) and hostroot/ (its files and
+    host state): what every simulated node runs with, over sshd (SimFleet) or slurmd (sim/slurm.py).
+    Returns the profile's limits."""
+    profile = load_profile(profile_name)
+    if root.exists():
+        shutil.rmtree(root)
+    (root / "bin").mkdir(parents=True)
+    (root / "rec").mkdir()
+    (root / "hostroot").mkdir()
+    for tool, mapping in profile["tools"].items():
+        script = root / "bin" / tool
+        script.write_text(_stand_in(tool, mapping, root / "rec"))
+        script.chmod(0o755)
+    for tree in profile["roots"]:  # recorded / derived files the collector reads (see profile.yaml)
+        shutil.copytree(tree, root / "hostroot", dirs_exist_ok=True)
+    for rel in profile["remove_root"]:
+        gone = (root / "hostroot" / rel).resolve()
+        if gone.is_relative_to((root / "hostroot").resolve()) and gone.exists():
+            shutil.rmtree(gone) if gone.is_dir() else gone.unlink()
+    host = profile["host"]
+    for rel in host.get("dirs") or []:
+        (root / "hostroot" / rel).mkdir(parents=True, exist_ok=True)
+    for rel, target in (host.get("links") or {}).items():
+        (root / "hostroot" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / "hostroot" / rel).symlink_to(target)
+    python = profile["python"]
+    if python == "garbage":
+        junk = root / "bin" / "python3"
+        junk.write_text("#!/bin/sh\ncat >/dev/null\nhead -c 2048 /dev/urandom\nexit 0\n")
+        junk.chmod(0o755)
+    for tool in COREUTILS + (("python3",) if python == "present" else ()):
+        src = shutil.which(tool, path="/usr/bin:/bin:/usr/sbin:/sbin:/usr/local/bin")
+        if src and not (root / "bin" / tool).exists():
+            (root / "bin" / tool).symlink_to(src)
+    return dict(profile["limits"])
+
+
 @dataclass
 class SimNode:
     name: str
@@ -344,40 +382,8 @@ class SimFleet:
 
     # internals -----------------------------------------------------------------------------
     def _prepare(self, node: SimNode) -> None:
-        profile = load_profile(node.profile)
         root = node.root
-        if root.exists():
-            shutil.rmtree(root)
-        (root / "bin").mkdir(parents=True)
-        (root / "rec").mkdir()
-        (root / "hostroot").mkdir()
-        for tool, mapping in profile["tools"].items():
-            script = root / "bin" / tool
-            script.write_text(_stand_in(tool, mapping, root / "rec"))
-            script.chmod(0o755)
-        for tree in profile["roots"]:  # recorded / derived files the collector reads (see profile.yaml)
-            shutil.copytree(tree, root / "hostroot", dirs_exist_ok=True)
-        for rel in profile["remove_root"]:
-            gone = (root / "hostroot" / rel).resolve()
-            if gone.is_relative_to((root / "hostroot").resolve()) and gone.exists():
-                shutil.rmtree(gone) if gone.is_dir() else gone.unlink()
-        host = profile["host"]
-        for rel in host.get("dirs") or []:
-            (root / "hostroot" / rel).mkdir(parents=True, exist_ok=True)
-        for rel, target in (host.get("links") or {}).items():
-            (root / "hostroot" / rel).parent.mkdir(parents=True, exist_ok=True)
-            (root / "hostroot" / rel).symlink_to(target)
-        node.limits = dict(profile["limits"])
-        python = profile["python"]
-        if python == "garbage":
-            junk = root / "bin" / "python3"
-            junk.write_text("#!/bin/sh\ncat >/dev/null\nhead -c 2048 /dev/urandom\nexit 0\n")
-            junk.chmod(0o755)
-        wanted = COREUTILS + (("python3",) if python == "present" else ())
-        for tool in wanted:
-            src = shutil.which(tool, path="/usr/bin:/bin:/usr/sbin:/sbin:/usr/local/bin")
-            if src and not (root / "bin" / tool).exists():
-                (root / "bin" / tool).symlink_to(src)
+        node.limits = prepare_node_root(root, node.profile)
         path_value = str(root / "bin")
         host_key = root / "ssh_host_ed25519_key"
         _keygen(host_key)

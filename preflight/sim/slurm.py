@@ -30,7 +30,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from preflight.sim.fleet import COREUTILS, _alive, _descendants, _signal, _stand_in, load_profile
+from preflight.sim.fleet import _alive, _descendants, _signal, load_profile
+from preflight.sim.fleet import prepare_node_root as fleet_prepare_node_root
 
 SLURM_BINARIES = ("munged", "slurmctld", "slurmd", "srun", "sinfo", "scontrol")
 SBIN = "/usr/sbin:/usr/bin:/sbin:/bin:/usr/local/sbin:/usr/local/bin"
@@ -64,41 +65,8 @@ def _free_ports(n: int) -> list[int]:
 
 
 def prepare_node_root(root: Path, profile_name: str) -> dict[str, object]:
-    """Fill ROOT with bin/ (stand-ins + a shell and text tools) and hostroot/, as SimFleet does for
-    its sshd nodes (the same steps as SimFleet._prepare, without the SSH keys and sshd_config).
-    Returns the profile's limits."""
-    profile = load_profile(SLURM_BEHAVIOURS.get(profile_name, profile_name))
-    if root.exists():
-        shutil.rmtree(root)
-    (root / "bin").mkdir(parents=True)
-    (root / "rec").mkdir()
-    (root / "hostroot").mkdir()
-    for tool, mapping in profile["tools"].items():
-        script = root / "bin" / tool
-        script.write_text(_stand_in(tool, mapping, root / "rec"))
-        script.chmod(0o755)
-    for tree in profile["roots"]:
-        shutil.copytree(tree, root / "hostroot", dirs_exist_ok=True)
-    for rel in profile["remove_root"]:
-        gone = (root / "hostroot" / rel).resolve()
-        if gone.is_relative_to((root / "hostroot").resolve()) and gone.exists():
-            shutil.rmtree(gone) if gone.is_dir() else gone.unlink()
-    host = profile["host"]
-    for rel in host.get("dirs") or []:
-        (root / "hostroot" / rel).mkdir(parents=True, exist_ok=True)
-    for rel, target in (host.get("links") or {}).items():
-        (root / "hostroot" / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / "hostroot" / rel).symlink_to(target)
-    python = profile["python"]
-    if python == "garbage":
-        junk = root / "bin" / "python3"
-        junk.write_text("#!/bin/sh\ncat >/dev/null\nhead -c 2048 /dev/urandom\nexit 0\n")
-        junk.chmod(0o755)
-    for tool in COREUTILS + (("python3",) if python == "present" else ()):
-        src = shutil.which(tool, path="/usr/bin:/bin:/usr/sbin:/sbin:/usr/local/bin")
-        if src and not (root / "bin" / tool).exists():
-            (root / "bin" / tool).symlink_to(src)
-    return dict(profile["limits"])
+    """SimFleet's node folder (stand-ins on bin/, files under hostroot/), for a profile name or a Slurm behaviour."""
+    return fleet_prepare_node_root(root, SLURM_BEHAVIOURS.get(profile_name, profile_name))
 
 
 @dataclass
