@@ -595,8 +595,8 @@ def cmd_hang(args: argparse.Namespace) -> int:
     if not args.quiet and args.json != "-":
         hang_console.render(result.verdict, out, title="preflight hang", live_rows=result.ranks)
         if result.nodes_without_job:
-            out.print(f"[dim]no process matching {args.job_pattern!r} on: {', '.join(result.nodes_without_job)}[/]",
-                      soft_wrap=True)
+            out.print(f"[dim]no rank (a process matching {args.job_pattern!r} with RANK / OMPI_COMM_WORLD_RANK / "
+                      f"SLURM_PROCID in its environment) on: {', '.join(result.nodes_without_job)}[/]", soft_wrap=True)
     return 0 if result.verdict.causes else 2
 
 
