@@ -81,7 +81,7 @@ def persistence_mode(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
     off = [g for g in node.gpus or () if g.persistence_mode is False]
     unknown = all(g.persistence_mode is None for g in node.gpus or ())
     if unknown:
-        yield Finding(check=ctx.spec.id, node=node.name, status=Status.SKIP, msg="persistence mode not reported")
+        yield ctx.skip(node, "persistence mode not reported")
     elif off:
         yield Finding(check=ctx.spec.id, node=node.name, status=Status.WARN, subject=",".join(g.ref for g in off),
                       observed="Off", expected="On", msg=f"persistence mode off on {len(off)} GPU(s)",
@@ -98,7 +98,7 @@ def mig_mode(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
     want = str(expected).lower() in ("enabled", "true", "1") if expected is not None else False
     known = [g for g in node.gpus or () if g.mig_mode is not None]
     if not known:
-        yield Finding(check=ctx.spec.id, node=node.name, status=Status.SKIP, msg="MIG mode not reported")
+        yield ctx.skip(node, "MIG mode not reported")
         return
     bad = [g for g in known if (g.mig_mode.strip().lower() == "enabled") != want]
     if not bad:
@@ -151,7 +151,7 @@ def gpu_memory_in_use(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
     procs = list(node.gpu_processes or ())
     busy = [g for g in node.gpus or () if g.memory_used_mib is not None and g.memory_used_mib > int(limit)]
     if all(g.memory_used_mib is None for g in node.gpus or ()) and node.gpu_processes is None:
-        yield Finding(check=ctx.spec.id, node=node.name, status=Status.SKIP, msg="GPU memory use not reported")
+        yield ctx.skip(node, "GPU memory use not reported")
         return
     if busy or procs:
         names = ", ".join(sorted({f"{p.name} (pid {p.pid}, GPU{p.gpu})" for p in procs})) or "unknown processes"
@@ -173,7 +173,7 @@ def gpu_memory_in_use(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
 def row_remap(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
     gpus = [g for g in node.gpus or () if g.remap_pending is not None]
     if not gpus:
-        yield Finding(check=ctx.spec.id, node=node.name, status=Status.SKIP, msg="row-remapper state not in the collected outputs (nvidia-smi -q)")
+        yield ctx.skip(node, "row-remapper state not in the collected outputs (nvidia-smi -q)")
         return
     limit, source = ctx.threshold("max_uncorrectable")
     for g in gpus:
@@ -199,7 +199,7 @@ def row_remap(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
 def temperature(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
     gpus = [g for g in node.gpus or () if g.temp_limit_margin_c is not None]
     if not gpus:
-        yield Finding(check=ctx.spec.id, node=node.name, status=Status.SKIP, msg="temperature limit margin not in the collected outputs (nvidia-smi -q)")
+        yield ctx.skip(node, "temperature limit margin not in the collected outputs (nvidia-smi -q)")
         return
     limit, source = ctx.threshold("min_margin_c")
     for g in gpus:

@@ -36,7 +36,7 @@ def ib_port_state(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
     rate = float(pinned) if pinned is not None else _fleet_rate(ctx.fleet)
     rate_source = source if pinned is not None else "fleet's most common active port rate"
     if not ports:
-        yield Finding(check=ctx.spec.id, node=node.name, status=Status.SKIP, msg="no IB/RoCE ports on this node")
+        yield ctx.skip(node, "no IB/RoCE ports on this node")
         return
     for p in ports:
         problems = []

@@ -27,7 +27,7 @@ def shm_size(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
                       msg="/dev/shm does not exist: NCCL's shared-memory transport cannot create its segments",
                       hint=ctx.spec.remediation)
     elif size is None:
-        yield Finding(check=ctx.spec.id, node=node.name, status=Status.SKIP, msg="/dev/shm size not reported")
+        yield ctx.skip(node, "/dev/shm size not reported")
     elif size < float(minimum) * GIB:
         yield Finding(check=ctx.spec.id, node=node.name, status=Status.FAIL, observed=f"{size / GIB:.2f} GiB",
                       expected=f">= {minimum:g} GiB", expected_source=src, msg=f"/dev/shm is only {size / GIB:.2f} GiB",
@@ -45,7 +45,7 @@ def shm_size(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
 def memlock(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
     mem = node.memory
     if mem is None or mem.memlock_unlimited is None:
-        yield Finding(check=ctx.spec.id, node=node.name, status=Status.SKIP, msg="memlock limit not reported")
+        yield ctx.skip(node, "memlock limit not reported")
         return
     has_rdma = bool(node.ib)
     if mem.memlock_unlimited:
@@ -65,7 +65,7 @@ def memlock(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
        remediation="`modprobe nvidia_peermem` (ships with the driver) and add it to /etc/modules-load.d; without it NCCL bounces through host memory (NET/IB without GDRDMA).")
 def gpudirect(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
     if not node.ib:
-        yield Finding(check=ctx.spec.id, node=node.name, status=Status.SKIP, msg="no IB/RoCE ports: GPUDirect RDMA not applicable")
+        yield ctx.skip(node, "no IB/RoCE ports: GPUDirect RDMA not applicable")
     elif node.peermem:
         yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, observed="nvidia_peermem loaded")
     else:

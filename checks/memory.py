@@ -52,7 +52,7 @@ def host_memory(fleet: FleetFacts, ctx: CheckContext) -> Iterator[Finding]:
 def hugepages(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
     mem = node.memory
     if mem is None or mem.hugepages_total is None or not mem.hugepage_size_kib:
-        yield Finding(check=ctx.spec.id, node=node.name, status=Status.SKIP, msg="HugePages_Total / Hugepagesize not reported (/proc/meminfo)")
+        yield ctx.skip(node, "HugePages_Total / Hugepagesize not reported (/proc/meminfo)")
         return
     gib = mem.hugepages_total * mem.hugepage_size_kib / KIB_PER_GIB
     free = (mem.hugepages_free or 0) * mem.hugepage_size_kib / KIB_PER_GIB

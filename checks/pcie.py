@@ -50,7 +50,7 @@ def nic_link(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
         if p.pcie and p.ca not in seen:
             seen[p.ca] = p.pcie
     if not seen:
-        yield Finding(check=ctx.spec.id, node=node.name, status=Status.SKIP, msg="no HCA PCIe link information in sysfs")
+        yield ctx.skip(node, "no HCA PCIe link information in sysfs")
         return
     for ca, link in sorted(seen.items()):
         cs, ms = _num(link.get("current_link_speed")), _num(link.get("max_link_speed"))

@@ -95,7 +95,7 @@ def gpu_nic_affinity(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
     topo = node.topology
     assert topo is not None
     if not topo.nic_affinity:
-        yield Finding(check=ctx.spec.id, node=node.name, status=Status.SKIP, msg="no NIC columns in the topology matrix")
+        yield ctx.skip(node, "no NIC columns in the topology matrix")
         return
     rows = topo.matrix.raw_rows if topo.matrix is not None else {}
     far = {g: v for g, v in topo.nic_affinity.items() if v[1] not in ("PIX", "PXB")}
@@ -197,7 +197,7 @@ def nvlink_errors(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
 def fabric_state(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
     gpus = [g for g in node.gpus or () if g.fabric_state and not g.fabric_state.startswith("N/A")]
     if not gpus:
-        yield Finding(check=ctx.spec.id, node=node.name, status=Status.SKIP, msg="no fabric state reported (not an NVSwitch system, or no nvidia-smi -q)")
+        yield ctx.skip(node, "no fabric state reported (not an NVSwitch system, or no nvidia-smi -q)")
         return
     for g in gpus:
         ok = g.fabric_state == "Completed / Success"

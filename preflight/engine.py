@@ -28,6 +28,10 @@ class CheckContext:
     node: NodeFacts | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
 
+    def skip(self, node: NodeFacts, msg: str, **kw: Any) -> Finding:
+        """This check cannot judge this node, and why (a fact missing from the collected outputs)."""
+        return Finding(check=self.spec.id, node=node.name, status=Status.SKIP, msg=msg, **kw)
+
     def threshold(self, name: str) -> tuple[Any, str]:
         """(value, source) of a threshold: inventory override, else the check's documented default."""
         if self.node is not None:
