@@ -309,23 +309,8 @@ class SimFleet:
         return self.nodes[name].root / "hostroot"
 
     def _kill(self, node: SimNode) -> None:
-        proc = node.proc
-        if proc is None:
-            return
-        below = _descendants(proc.pid) if proc.poll() is None else []
-        if proc.poll() is None:
-            _signal([proc.pid, *below], signal.SIGCONT)  # a paused (SIGSTOPped) sshd cannot act on SIGTERM
-            _signal([proc.pid, *below], signal.SIGTERM)
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+        stop_process_tree(node.proc, term_children=True)
         node.paused = False
-        deadline = time.monotonic() + 3.0
-        while any(_alive(p) for p in below) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        _signal([p for p in below if _alive(p)], signal.SIGKILL)
 
     def pause(self, name: str) -> None:
         node = self.nodes[name]
@@ -477,6 +462,26 @@ def _can_raise_memlock() -> bool:
     r = subprocess.run([sys.executable, "-c", "import resource as r; r.setrlimit(r.RLIMIT_MEMLOCK, (r.RLIM_INFINITY, r.RLIM_INFINITY))"],
                        capture_output=True)
     return r.returncode == 0
+
+
+def stop_process_tree(proc: subprocess.Popen[bytes] | None, *, term_children: bool) -> None:
+    """Stop a daemon we started and the processes below it, by PID: SIGCONT (a SIGSTOPped process cannot
+    act on SIGTERM), SIGTERM (to the children too when `term_children`), then SIGKILL what outlives it."""
+    if proc is None:
+        return
+    below = _descendants(proc.pid) if proc.poll() is None else []
+    if proc.poll() is None:
+        _signal([proc.pid, *below], signal.SIGCONT)
+        _signal([proc.pid, *below] if term_children else [proc.pid], signal.SIGTERM)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+    deadline = time.monotonic() + 3.0
+    while any(_alive(p) for p in below) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    _signal([p for p in below if _alive(p)], signal.SIGKILL)
 
 
 def _whoami() -> str:

@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from preflight.sim.fleet import _alive, _descendants, _signal, load_profile
+from preflight.sim.fleet import _alive, _signal, _whoami, load_profile, stop_process_tree
 from preflight.sim.fleet import prepare_node_root as fleet_prepare_node_root
 
 SLURM_BINARIES = ("munged", "slurmctld", "slurmd", "srun", "sinfo", "scontrol")
@@ -339,28 +339,7 @@ class SlurmCluster:
         self.conf.write_text("\n".join(lines) + "\n")
 
     def _kill(self, proc: subprocess.Popen[bytes] | None) -> None:
-        if proc is None:
-            return
-        below = _descendants(proc.pid) if proc.poll() is None else []
-        if proc.poll() is None:
-            _signal([proc.pid, *below], signal.SIGCONT)
-            _signal([proc.pid], signal.SIGTERM)
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-        deadline = time.monotonic() + 3.0
-        while any(_alive(p) for p in below) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        _signal([p for p in below if _alive(p)], signal.SIGKILL)
-
-
-
-def _whoami() -> str:
-    import pwd
-
-    return pwd.getpwuid(os.getuid()).pw_name
+        stop_process_tree(proc, term_children=False)  # slurmd/slurmctld end their own children on SIGTERM
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -370,6 +349,11 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m preflight.sim.slurm DIR sim1=h100-healthy [sim2=driver-mismatch ...]")
         return 2
     nodes = [tuple(a.split("=", 1)) for a in args[1:]]
+
+    def on_term(signum: int, frame: object) -> None:  # `kill PID` stops the daemons too, not only Ctrl-C
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
     with SlurmCluster(Path(args[0]), nodes) as cluster:  # type: ignore[arg-type]
         print(f"cluster up: export SLURM_CONF={cluster.conf}; node command: {' '.join(cluster.node_command)}")
         try:
