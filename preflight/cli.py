@@ -182,11 +182,8 @@ def _plan_for(args: argparse.Namespace, report: Any, facts: Any, source: str, er
         return None
 
 
-def _write_json(target: str, doc: Any) -> None:
-    """A report document (dict: streamed, scrubbed in place) or already-encoded text to FILE or '-'."""
-    if isinstance(doc, str):
-        _write_text(target, doc)
-        return
+def _write_json(target: str, doc: dict[str, Any]) -> None:
+    """A JSON document to FILE or '-': streamed, secrets scrubbed in place."""
     from preflight.report.json_report import write
 
     if target == "-":
@@ -288,6 +285,7 @@ class LiveRequest:
     include_optional: tuple[str, ...]
     inventory_path: str | None
     save: str | None
+    slurm: bool = False  # the inventory has a `slurm:` section (launchers default to srun)
 
 
 def live_request(args: argparse.Namespace) -> LiveRequest:
@@ -319,7 +317,7 @@ def live_request(args: argparse.Namespace) -> LiveRequest:
     ssh = SshOptions(known_hosts=tuple(inv.known_hosts) + tuple(args.known_hosts),
                      accept_new_hostkeys=args.accept_new_hostkeys, ssh_config_path=inv.ssh_config)
     return LiveRequest(tuple(nodes), FanoutOptions(forks=max(1, args.forks), ssh=ssh),
-                       NCCL_PROBES if args.nccl else (), args.inventory, args.save)
+                       NCCL_PROBES if args.nccl else (), args.inventory, args.save, bool(inv.slurm))
 
 
 def _live_bundle(args: argparse.Namespace, err: Console) -> Any:
@@ -425,7 +423,6 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from preflight.collect.bundle import BundleError, load_bundle
     from preflight.engine import judge
     from preflight.plan.errors import PlanError
-    from preflight.report.json_report import dumps
 
     out, err = _consoles(args)
     try:
@@ -454,7 +451,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         doc = {"schema": "preflight-plan", "schema_version": 1, **result.to_dict()}
         if verified is not None:
             doc["verify"] = verified.to_dict()
-        _write_json(args.json, dumps(doc))
+        _write_json(args.json, doc)
     if not args.quiet and args.json != "-":
         cli_plan.render(args, result, out)
         if verified is not None:
@@ -545,7 +542,6 @@ def cmd_hang(args: argparse.Namespace) -> int:
     from preflight.hang.live import judge_hang
     from preflight.inventory import InventoryError
     from preflight.report import hang_console
-    from preflight.report.json_report import dumps
 
     out, err = _consoles(args)
     try:
@@ -586,7 +582,7 @@ def cmd_hang(args: argparse.Namespace) -> int:
         err.print(f"[bold red]preflight hang: cannot judge this gather: {type(exc).__name__}: {exc}[/]")
         return EXIT_CANNOT_RUN
     if args.json:
-        _write_json(args.json, dumps({"schema": "preflight-hang", "schema_version": 1, **result.to_dict()}))
+        _write_json(args.json, {"schema": "preflight-hang", "schema_version": 1, **result.to_dict()})
     if args.tui and sys.stdout.isatty():
         from preflight.tui.screens.hang import HangApp
 
@@ -604,7 +600,6 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     """Exit 0 with a likely cause named, 2 when the inputs name none, 3 when no input could be read."""
     from preflight.hang.verdict import analyze
     from preflight.report import hang_console
-    from preflight.report.json_report import dumps
 
     out, err = _consoles(args)
     missing = [p for p in args.paths if not Path(p).exists()]
@@ -613,7 +608,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         return EXIT_CANNOT_RUN
     verdict = analyze([Path(p) for p in args.paths])
     if args.json:
-        _write_json(args.json, dumps({"schema": "preflight-hang", "schema_version": 1, **verdict.to_dict()}))
+        _write_json(args.json, {"schema": "preflight-hang", "schema_version": 1, **verdict.to_dict()})
     if not args.quiet and args.json != "-":
         hang_console.render(verdict, out)
     return 0 if verdict.causes else 2
@@ -633,8 +628,6 @@ def cmd_checks(args: argparse.Namespace) -> int:
 
 
 def cmd_nccl_multinode(args: argparse.Namespace) -> int:
-    import json as _json
-
     from preflight.inventory import InventoryError, load_inventory
     from preflight.multinode import LaunchSpec, locate_slow_nodes, run_test
     from preflight.transport.fanout import run_command
@@ -681,7 +674,7 @@ def cmd_nccl_multinode(args: argparse.Namespace) -> int:
         doc["pairs"] = [{"hosts": [a, b], "busbw": bw} for a, b, bw in verdict.pairs]
         doc["slow"], doc["suspect"] = list(verdict.slow), list(verdict.suspect)
     if args.json:
-        Path(args.json).write_text(_json.dumps(doc, indent=2) + "\n")
+        _write_json(args.json, doc)
     return 2 if low else 0
 
 

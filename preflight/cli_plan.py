@@ -74,21 +74,11 @@ def render(args: argparse.Namespace, result: Any, out: Console) -> None:
     plan_console.render(result, out, show_all=args.plan_all)
 
 
-def _inventory_nodes(args: argparse.Namespace) -> tuple[Any, list[Any]]:
-    from preflight.inventory import inventory_from_hosts, load_inventory
-
-    inv = load_inventory(args.inventory) if args.inventory else inventory_from_hosts(
-        [h for h in args.host_list.split(",") if h.strip()])
-    if args.limit:
-        inv = inv.select(args.limit)
-    return inv, list(inv.nodes)
-
-
 def verify(args: argparse.Namespace, result: Any, err: Console) -> Any:
     """Run the layout's communication tests on its nodes over SSH; a VerifyReport."""
+    from preflight.cli import live_request
     from preflight.plan.verify import VerifyReport, feed_back, run_tests, verify_tests
     from preflight.transport.fanout import run_command
-    from preflight.transport.ssh import SshOptions
 
     p = result.plan
     wanted = (args.layout or "").replace(",", " ").split()
@@ -100,12 +90,11 @@ def verify(args: argparse.Namespace, result: Any, err: Console) -> Any:
         cand = p.recommend_throughput[0]
     else:
         raise ValueError("no safe layout to verify (choose one with --layout)")
-    inv, nodes = _inventory_nodes(args)
-    by_name = {n.name: n for n in nodes}
-    via = args.via or ("srun" if getattr(inv, "slurm", None) else "mpirun")
+    req = live_request(args)  # the same nodes, timeouts and host-key files the collection used
+    by_name = {n.name: n for n in req.nodes}
+    via = args.via or ("srun" if req.slurm else "mpirun")
     tests = verify_tests(cand, p.model, p.options, launcher=via)
-    ssh = SshOptions(known_hosts=tuple(inv.known_hosts) + tuple(args.known_hosts),
-                     accept_new_hostkeys=args.accept_new_hostkeys, ssh_config_path=inv.ssh_config)
+    ssh = req.options.ssh
 
     def runner(node: str, argv: list[str]) -> tuple[int | None, str, str]:
         target = by_name.get(node)
