@@ -352,16 +352,20 @@ def _proc_state(pdir):
     return m.group(1).strip() if m else None
 
 
-def _proc_start_epoch(pdir, proc_root):
+def _boot_time(proc_root):
+    for line in (_read(os.path.join(proc_root, "stat")) or _read("/proc/stat") or "").splitlines():
+        if line.startswith("btime "):
+            return int(line.split()[1])
+    return None
+
+
+def _proc_start_epoch(pdir, btime):
+    if not btime:
+        return None
     try:
         with open(os.path.join(pdir, "stat")) as fh:
             fields = fh.read().rsplit(")", 1)[1].split()
-        ticks = int(fields[19])
-        btime = None
-        for line in (_read(os.path.join(proc_root, "stat")) or _read("/proc/stat") or "").splitlines():
-            if line.startswith("btime "):
-                btime = int(line.split()[1])
-        return round(btime + ticks / os.sysconf("SC_CLK_TCK"), 1) if btime else None
+        return round(btime + int(fields[19]) / os.sysconf("SC_CLK_TCK"), 1)
     except (OSError, ValueError, IndexError):
         return None
 
@@ -438,6 +442,7 @@ def builtin_job_procs(probe, config):
     proc_root = _host_path("/proc")
     mine = {os.getpid(), os.getppid()}
     hostname = socket.gethostname()
+    btime = _boot_time(proc_root)  # once, not per process
     pyspy = shutil.which("py-spy") if job.get("pyspy", True) else None
     found = []
     deadline = time.monotonic() + probe["timeout_s"] * 0.8
@@ -465,7 +470,7 @@ def builtin_job_procs(probe, config):
         uid, ppid = _proc_ids(pdir)
         env = _proc_env(pdir)
         rec = {"pid": pid, "ppid": ppid, "uid": uid, "cmdline": redact_cmdline(cmd[:1024]), "state": _proc_state(pdir),
-               "env": env, "start_epoch": _proc_start_epoch(pdir, proc_root)}
+               "env": env, "start_epoch": _proc_start_epoch(pdir, btime)}
         # py-spy only for ranks (a RANK-like variable), not every matching python process
         is_rank = bool(env) and any(k in env for k in ("RANK", "OMPI_COMM_WORLD_RANK", "SLURM_PROCID"))
         if pyspy and is_rank and time.monotonic() < deadline:
