@@ -49,19 +49,23 @@ def gpu_xid(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
        remediation="Drain the node and reset the GPU; an uncorrectable error that returns after reset, or a row-remap failure, means RMA.",
        thresholds={"max_volatile": 0, "max_aggregate": 0},
        threshold_sources={"max_volatile": "facebookresearch/gcm check_nvidia_smi.py default (uncorrected volatile 0), via shared/reference/thresholds.md",
-                          "max_aggregate": "same rule applied to the lifetime counter (an RMA signal)"})
+                          "max_aggregate": "same rule applied to the lifetime counter (an RMA signal)"},
+       na_when="a GPU has ECC disabled (ecc.mode.current Disabled): that GPU has no counters")
 def ecc_uncorrectable(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
     limit_v, src_v = ctx.threshold("max_volatile")
     limit_a, src_a = ctx.threshold("max_aggregate")
-    if all(g.ecc_uncorrected_volatile is None and g.ecc_uncorrected_aggregate is None for g in node.gpus or ()):
-        yield Finding(check=ctx.spec.id, node=node.name, status=Status.SKIP,
-                      msg="ECC counters not in the collected outputs (nvidia-smi --query-gpu or NVML needed)")
+    if not node.gpus:
+        yield ctx.unknown(node, "no GPUs reported: ECC cannot be judged")
         return
-    for g in node.gpus or ():
+    for g in node.gpus:
         vol, agg = g.ecc_uncorrected_volatile, g.ecc_uncorrected_aggregate
         if vol is None and agg is None:
-            yield Finding(check=ctx.spec.id, node=node.name, status=Status.SKIP, subject=g.ref,
-                          msg="ECC counters not reported by the collected outputs")
+            if g.ecc_mode is False:
+                yield ctx.na(node, f"{g.ref} has ECC disabled (ecc.mode.current): no ECC counters to read",
+                             subject=g.ref, evidence=(g.raw_line,))
+            else:
+                yield ctx.unknown(node, f"{g.ref} ECC counters not in the collected outputs "
+                                        "(nvidia-smi --query-gpu, the table's Uncorr. ECC column, -q or NVML)", subject=g.ref)
             continue
         if (vol or 0) > limit_v or (agg or 0) > limit_a:
             yield Finding(check=ctx.spec.id, node=node.name, status=Status.FAIL, subject=g.ref,
@@ -81,7 +85,7 @@ def persistence_mode(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
     off = [g for g in node.gpus or () if g.persistence_mode is False]
     unknown = all(g.persistence_mode is None for g in node.gpus or ())
     if unknown:
-        yield ctx.skip(node, "persistence mode not reported")
+        yield ctx.unknown(node, "persistence mode not reported by any collected output")
     elif off:
         yield Finding(check=ctx.spec.id, node=node.name, status=Status.WARN, subject=",".join(g.ref for g in off),
                       observed="Off", expected="On", msg=f"persistence mode off on {len(off)} GPU(s)",
@@ -92,13 +96,19 @@ def persistence_mode(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
 
 @check(id="gpu.mig", group="gpu", needs=("gpus",),
        summary="MIG is not enabled on a GPU unless the inventory expects it (MIG slices cannot join NCCL jobs across the full GPU)",
-       remediation="Disable MIG (`nvidia-smi -mig 0` and a GPU reset) or move the node to a MIG inventory group.")
+       remediation="Disable MIG (`nvidia-smi -mig 0` and a GPU reset) or move the node to a MIG inventory group.",
+       na_when="no GPU on the node supports MIG (mig.mode.current N/A)")
 def mig_mode(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
     expected, source = ctx.expected(node, "x_mig")
     want = str(expected).lower() in ("enabled", "true", "1") if expected is not None else False
     known = [g for g in node.gpus or () if g.mig_mode is not None]
+    for g in node.gpus or ():
+        if g.mig_mode is None:
+            yield ctx.unknown(node, f"{g.ref} MIG mode not reported by any collected output", subject=g.ref)
+    known = [g for g in known if g.mig_mode.strip().upper() not in ("N/A", "[N/A]")]  # GPUs without MIG support
     if not known:
-        yield ctx.skip(node, "MIG mode not reported")
+        if node.gpus and all(g.mig_mode is not None for g in node.gpus):
+            yield ctx.na(node, "no GPU on this node supports MIG (mig.mode.current N/A)")
         return
     bad = [g for g in known if (g.mig_mode.strip().lower() == "enabled") != want]
     if not bad:
@@ -121,12 +131,12 @@ _SW_THERMAL = ("SW Thermal Slowdown",)
                    "check fans, inlet temperature and airflow, then `nvidia-smi -q -d PERFORMANCE,TEMPERATURE`. A slowed GPU drags every NCCL collective.")
 def clocks_throttle(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
     gpus = node.gpus or ()
-    if all(g.clock_event_reasons is None for g in gpus):
-        yield Finding(check=ctx.spec.id, node=node.name, status=Status.SKIP,
-                      msg="clock event reasons not in the collected outputs (nvidia-smi -q -d PERFORMANCE)")
-        return
+    if not gpus:
+        yield ctx.unknown(node, "no GPUs reported: clock event reasons cannot be judged")
     for g in gpus:
         if g.clock_event_reasons is None:
+            yield ctx.unknown(node, f"{g.ref} clock event reasons not in the collected outputs "
+                                    "(nvidia-smi -q -d PERFORMANCE)", subject=g.ref)
             continue
         hw = [r for r in g.clock_event_reasons if r in _HW_REASONS]
         sw = [r for r in g.clock_event_reasons if r in _SW_THERMAL]
@@ -151,7 +161,7 @@ def gpu_memory_in_use(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
     procs = list(node.gpu_processes or ())
     busy = [g for g in node.gpus or () if g.memory_used_mib is not None and g.memory_used_mib > int(limit)]
     if all(g.memory_used_mib is None for g in node.gpus or ()) and node.gpu_processes is None:
-        yield ctx.skip(node, "GPU memory use not reported")
+        yield ctx.unknown(node, "GPU memory use not reported by any collected output")
         return
     if busy or procs:
         names = ", ".join(sorted({f"{p.name} (pid {p.pid}, GPU{p.gpu})" for p in procs})) or "unknown processes"
@@ -169,12 +179,19 @@ def gpu_memory_in_use(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
        remediation="Pending remaps apply at the next GPU reset: drain and reset the GPU. A remapping failure, or uncorrectable remaps above the "
                    "threshold, means the GPU has run out of spare rows: RMA.",
        thresholds={"max_uncorrectable": 512},
-       threshold_sources={"max_uncorrectable": "Azure azurehpc-health-checks azure_gpu_ecc.nhc (remap uncorrectable >512 fails), via shared/reference/thresholds.md"})
+       threshold_sources={"max_uncorrectable": "Azure azurehpc-health-checks azure_gpu_ecc.nhc (remap uncorrectable >512 fails), via shared/reference/thresholds.md"},
+       na_when="a GPU's nvidia-smi -q block has no Remapped Rows section (GPUs before Ampere)")
 def row_remap(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
     gpus = [g for g in node.gpus or () if g.remap_pending is not None]
-    if not gpus:
-        yield ctx.skip(node, "row-remapper state not in the collected outputs (nvidia-smi -q)")
-        return
+    for g in node.gpus or ():
+        if g.remap_pending is None and g.q_sections is not None and "Remapped Rows" not in g.q_sections:
+            yield ctx.na(node, f"{g.ref}: its nvidia-smi -q block has no Remapped Rows section (no row remapper)",
+                         subject=g.ref)
+        elif g.remap_pending is None:
+            yield ctx.unknown(node, f"{g.ref} row-remapper state not in the collected outputs (nvidia-smi -q)",
+                              subject=g.ref)
+    if not node.gpus:
+        yield ctx.unknown(node, "no GPUs reported: row remapping cannot be judged")
     limit, source = ctx.threshold("max_uncorrectable")
     for g in gpus:
         observed = f"pending {'yes' if g.remap_pending else 'no'}, failure {'yes' if g.remap_failure else 'no'}, uncorrectable {g.remap_uncorrectable}"
@@ -198,9 +215,12 @@ def row_remap(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
        threshold_sources={"min_margin_c": "preflight default: a few degrees of headroom before thermal slowdown"})
 def temperature(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
     gpus = [g for g in node.gpus or () if g.temp_limit_margin_c is not None]
-    if not gpus:
-        yield ctx.skip(node, "temperature limit margin not in the collected outputs (nvidia-smi -q)")
-        return
+    for g in node.gpus or ():
+        if g.temp_limit_margin_c is None:
+            yield ctx.unknown(node, f"{g.ref} temperature limit margin (GPU T.Limit Temp) not in the collected "
+                                    "outputs (nvidia-smi -q)", subject=g.ref)
+    if not node.gpus:
+        yield ctx.unknown(node, "no GPUs reported: temperature margin cannot be judged")
     limit, source = ctx.threshold("min_margin_c")
     for g in gpus:
         observed = f"{g.temperature_c:g} C, {g.temp_limit_margin_c:g} C below the slowdown limit" if g.temperature_c is not None \

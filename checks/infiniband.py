@@ -29,14 +29,15 @@ def _fleet_rate(fleet: FleetFacts) -> float | None:
 
 @check(id="ib.port.state", group="ib", needs=("ib",),
        summary="Every IB/RoCE port is Active and LinkUp at the expected rate (inventory ib_rate_gbps, else the fleet's most common active rate)",
-       remediation=_HINT)
+       remediation=_HINT,
+       na_when="the node has no IB/RoCE ports")
 def ib_port_state(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
     ports = node.ib or ()
     pinned, source = ctx.expected(node, "ib_rate_gbps")
     rate = float(pinned) if pinned is not None else _fleet_rate(ctx.fleet)
     rate_source = source if pinned is not None else "fleet's most common active port rate"
     if not ports:
-        yield ctx.skip(node, "no IB/RoCE ports on this node")
+        yield ctx.na(node, "no IB/RoCE ports on this node (no ibstat ports, no /sys/class/infiniband)")
         return
     for p in ports:
         problems = []
@@ -64,7 +65,9 @@ def ib_port_state(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
 def ib_port_count(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
     pinned, source = ctx.expected(node, "ib_ports")
     active = sum(1 for p in node.ib or () if p.state == "Active")
-    if pinned is None:
+    if pinned is None and not node.ib:
+        yield ctx.na(node, "no IB/RoCE ports on this node and no ib_ports expectation in the inventory")
+    elif pinned is None:
         yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, observed=active,
                       msg=f"{active} active ports (no ib_ports expectation in the inventory)")
     elif active < int(pinned):
@@ -83,13 +86,17 @@ def ib_port_count(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
        threshold_sources={"link_downed": "Azure azurehpc-health-checks azure_ib_link_flapping.nhc (0 flaps), via shared/reference/thresholds.md",
                           "symbol_error": "preflight default (counters are cumulative since boot; a few errors are common)",
                           "port_rcv_errors": "preflight default (cumulative since boot)",
-                          "link_error_recovery": "preflight default (cumulative since boot)"})
+                          "link_error_recovery": "preflight default (cumulative since boot)"},
+       na_when="the node has no IB/RoCE ports")
 def ib_port_errors(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
     ports = [p for p in node.ib or () if p.counters]
-    if not ports:
-        yield Finding(check=ctx.spec.id, node=node.name, status=Status.SKIP,
-                      msg="no port counters (no /sys/class/infiniband/*/ports/*/counters on this node)")
+    if not node.ib:
+        yield ctx.na(node, "no IB/RoCE ports on this node")
         return
+    for p in node.ib:
+        if not p.counters:
+            yield ctx.unknown(node, f"{p.ref}: no port counters (/sys/class/infiniband/{p.ca}/ports/{p.port}/counters)",
+                              subject=p.ref)
     for p in ports:
         over = []
         for name in ("link_downed", "symbol_error", "port_rcv_errors", "link_error_recovery"):
@@ -109,9 +116,12 @@ def ib_port_errors(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
 
 @check(id="versions.hca_firmware.consistent", group="versions", scope="fleet", needs=("ib",),
        summary="Every node's HCAs run the same firmware as the fleet majority (from ibstat / sysfs fw_ver)",
-       remediation="Update the HCA firmware (mlxfwmanager / mstflint) to the fleet's version; mixed firmware causes subtle RDMA failures.")
+       remediation="Update the HCA firmware (mlxfwmanager / mstflint) to the fleet's version; mixed firmware causes subtle RDMA failures.",
+       na_when="the node has no IB/RoCE ports")
 def hca_firmware(fleet: FleetFacts, ctx: CheckContext) -> Iterator[Finding]:
     from preflight.engine import consistency
 
     values = {n.name: (" + ".join(sorted({p.firmware for p in n.ib or () if p.firmware})) or None) for n in fleet.reachable}
-    yield from consistency(fleet, ctx, "x_hca_firmware", values, label="HCA firmware", hint=ctx.spec.remediation)
+    na = {n.name: "no IB/RoCE ports on this node" for n in fleet.reachable if not n.ib}
+    yield from consistency(fleet, ctx, "x_hca_firmware", values, label="HCA firmware", hint=ctx.spec.remediation,
+                           not_applicable=na)

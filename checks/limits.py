@@ -27,7 +27,7 @@ def shm_size(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
                       msg="/dev/shm does not exist: NCCL's shared-memory transport cannot create its segments",
                       hint=ctx.spec.remediation)
     elif size is None:
-        yield ctx.skip(node, "/dev/shm size not reported")
+        yield ctx.unknown(node, "/dev/shm size not reported (statvfs of /dev/shm failed or was not collected)")
     elif size < float(minimum) * GIB:
         yield Finding(check=ctx.spec.id, node=node.name, status=Status.FAIL, observed=f"{size / GIB:.2f} GiB",
                       expected=f">= {minimum:g} GiB", expected_source=src, msg=f"/dev/shm is only {size / GIB:.2f} GiB",
@@ -45,7 +45,7 @@ def shm_size(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
 def memlock(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
     mem = node.memory
     if mem is None or mem.memlock_unlimited is None:
-        yield ctx.skip(node, "memlock limit not reported")
+        yield ctx.unknown(node, "memlock limit not reported (RLIMIT_MEMLOCK not collected)")
         return
     has_rdma = bool(node.ib)
     if mem.memlock_unlimited:
@@ -62,10 +62,11 @@ def memlock(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
 
 @check(id="ib.gpudirect", group="ib", needs=("ib", "peermem"),
        summary="GPUDirect RDMA is possible on nodes with IB/RoCE ports: the nvidia_peermem module is loaded (or NCCL uses dma-buf, kernel >= 5.12 with the open driver)",
-       remediation="`modprobe nvidia_peermem` (ships with the driver) and add it to /etc/modules-load.d; without it NCCL bounces through host memory (NET/IB without GDRDMA).")
+       remediation="`modprobe nvidia_peermem` (ships with the driver) and add it to /etc/modules-load.d; without it NCCL bounces through host memory (NET/IB without GDRDMA).",
+       na_when="the node has no IB/RoCE ports")
 def gpudirect(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
     if not node.ib:
-        yield ctx.skip(node, "no IB/RoCE ports: GPUDirect RDMA not applicable")
+        yield ctx.na(node, "no IB/RoCE ports on this node: GPUDirect RDMA does not apply")
     elif node.peermem:
         yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, observed="nvidia_peermem loaded")
     else:

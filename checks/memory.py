@@ -28,7 +28,8 @@ def host_memory(fleet: FleetFacts, ctx: CheckContext) -> Iterator[Finding]:
             unpinned.append(n.name)
             continue
         if gib is None:
-            yield Finding(check=ctx.spec.id, node=n.name, status=Status.SKIP, msg="MemTotal not reported")
+            yield Finding(check=ctx.spec.id, node=n.name, status=Status.ERROR,
+                          msg="MemTotal not reported (/proc/meminfo not read)")
         elif float(gib) < float(pinned):  # type: ignore[arg-type]
             yield Finding(check=ctx.spec.id, node=n.name, status=Status.FAIL, observed=f"{gib} GiB",
                           expected=f">= {pinned} GiB", expected_source=source,
@@ -52,7 +53,7 @@ def host_memory(fleet: FleetFacts, ctx: CheckContext) -> Iterator[Finding]:
 def hugepages(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
     mem = node.memory
     if mem is None or mem.hugepages_total is None or not mem.hugepage_size_kib:
-        yield ctx.skip(node, "HugePages_Total / Hugepagesize not reported (/proc/meminfo)")
+        yield ctx.unknown(node, "HugePages_Total / Hugepagesize not reported (/proc/meminfo)")
         return
     gib = mem.hugepages_total * mem.hugepage_size_kib / KIB_PER_GIB
     free = (mem.hugepages_free or 0) * mem.hugepage_size_kib / KIB_PER_GIB

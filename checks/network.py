@@ -53,13 +53,14 @@ def nccl_matches(spec: str, candidates: list[str]) -> list[str]:
 @check(id="network.nccl_interfaces", group="network", needs=("netifs",),
        summary="The interfaces and HCAs the inventory says NCCL uses (expect.nccl_socket_ifname, expect.nccl_ib_hca) exist on the node, and a socket interface is up",
        remediation="Fix NCCL_SOCKET_IFNAME / NCCL_IB_HCA for this node (names differ between images: ib0 vs ibp26s0) or rename the interfaces; "
-                   "a wrong value makes NCCL bootstrap on the wrong network (docker0) or fall back to sockets.")
+                   "a wrong value makes NCCL bootstrap on the wrong network (docker0) or fall back to sockets.",
+       na_when="the inventory names no NCCL interface or HCA (expect.nccl_socket_ifname / nccl_ib_hca)")
 def nccl_interfaces(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
     ifname, if_src = ctx.expected(node, "nccl_socket_ifname")
     hca, hca_src = ctx.expected(node, "nccl_ib_hca")
     if ifname is None and hca is None:
-        yield Finding(check=ctx.spec.id, node=node.name, status=Status.SKIP,
-                      msg="no expect.nccl_socket_ifname / nccl_ib_hca in the inventory")
+        yield ctx.na(node, "does not apply: the inventory names no NCCL interface or HCA "
+                           "(expect.nccl_socket_ifname / nccl_ib_hca)")
         return
     ifs = node.netifs or {}
     if ifname is not None:
@@ -86,7 +87,8 @@ def nccl_interfaces(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
 
 @check(id="network.mtu.consistent", group="network", scope="fleet", needs=("netifs",),
        summary="The interfaces NCCL uses (expect.nccl_socket_ifname) have the same MTU on every node (a mismatch drops large frames or hangs bootstrap)",
-       remediation="Set the same MTU on every node's fabric interfaces (netplan/NetworkManager, or the switch profile for RoCE).")
+       remediation="Set the same MTU on every node's fabric interfaces (netplan/NetworkManager, or the switch profile for RoCE).",
+       na_when="the inventory names no NCCL interface (expect.nccl_socket_ifname)")
 def mtu_consistent(fleet, ctx: CheckContext) -> Iterator[Finding]:
     from preflight.engine import consistency
 
@@ -100,7 +102,8 @@ def mtu_consistent(fleet, ctx: CheckContext) -> Iterator[Finding]:
         values[n.name] = ", ".join(str(m) for m in mtus) or None
     if not values:
         for n in fleet.reachable:
-            yield Finding(check=ctx.spec.id, node=n.name, status=Status.SKIP, msg="no expect.nccl_socket_ifname in the inventory")
+            yield Finding(check=ctx.spec.id, node=n.name, status=Status.SKIP,
+                          msg="does not apply: the inventory names no NCCL interface (expect.nccl_socket_ifname)")
         return
     sub = type(fleet)(nodes=tuple(n for n in fleet.nodes if n.name in values), expect=fleet.expect)
     yield from consistency(sub, ctx, "x_mtu", values, label="MTU", hint=ctx.spec.remediation)

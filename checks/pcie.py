@@ -19,10 +19,12 @@ _HINT = ("A link trained below its width (x8 instead of x16) halves host↔GPU a
        remediation=_HINT)
 def gpu_link(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
     gpus = [g for g in node.gpus or () if g.pcie_width_current is not None and g.pcie_width_max is not None]
-    if not gpus:
-        yield Finding(check=ctx.spec.id, node=node.name, status=Status.SKIP,
-                      msg="PCIe link width not in the collected outputs (nvidia-smi --query-gpu pcie.link.*)")
-        return
+    for g in node.gpus or ():
+        if g not in gpus:
+            yield ctx.unknown(node, f"{g.ref} PCIe link width not in the collected outputs "
+                                    "(nvidia-smi --query-gpu pcie.link.* or -q GPU Link Info)", subject=g.ref)
+    if not node.gpus:
+        yield ctx.unknown(node, "no GPUs reported: PCIe links cannot be judged")
     for g in gpus:
         gen = f"Gen{g.pcie_gen_current}/{g.pcie_gen_max}" if g.pcie_gen_current is not None else "gen unknown"
         observed = f"x{g.pcie_width_current} of x{g.pcie_width_max}, {gen}"
@@ -43,14 +45,18 @@ def _num(value: str | None) -> float | None:
 
 @check(id="pcie.nic.link", group="ib", needs=("ib",),
        summary="Every HCA's PCIe link runs at its maximum speed and width (sysfs current_link_* against max_link_*)",
-       remediation=_HINT)
+       remediation=_HINT,
+       na_when="the node has no IB/RoCE ports")
 def nic_link(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
     seen: dict[str, dict[str, str]] = {}
     for p in node.ib or ():
         if p.pcie and p.ca not in seen:
             seen[p.ca] = p.pcie
     if not seen:
-        yield ctx.skip(node, "no HCA PCIe link information in sysfs")
+        if not node.ib:
+            yield ctx.na(node, "no IB/RoCE ports on this node")
+        else:
+            yield ctx.unknown(node, "no HCA PCIe link information in sysfs (device/current_link_*, max_link_*)")
         return
     for ca, link in sorted(seen.items()):
         cs, ms = _num(link.get("current_link_speed")), _num(link.get("max_link_speed"))

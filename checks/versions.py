@@ -44,16 +44,33 @@ _VERSION_CHECKS = (
 )
 
 
+_GPU_ATTRS = ("driver", "cuda", "nccl")
+
+
+def _not_applicable(fleet: FleetFacts, attr: str) -> dict[str, str]:
+    """Nodes where this version does not exist by evidence: no GPUs declared (driver/CUDA/NCCL), no IB ports (OFED)."""
+    out: dict[str, str] = {}
+    for n in fleet.reachable:
+        if attr in _GPU_ATTRS and "gpus" in n.not_applicable:
+            out[n.name] = n.missing.get("gpus", "no GPUs on this node")
+        elif attr == "ofed" and n.ib == ():
+            out[n.name] = "no IB/RoCE devices on this node"
+    return out
+
+
 def _same(attr: str, key: str, label: str, hint: str):
     def fn(fleet: FleetFacts, ctx: CheckContext) -> Iterator[Finding]:
         values, evidence = _versions(fleet, attr)
-        yield from consistency(fleet, ctx, key, values, label=label, hint=hint, evidence=evidence)
+        yield from consistency(fleet, ctx, key, values, label=label, hint=hint, evidence=evidence,
+                               not_applicable=_not_applicable(fleet, attr))
 
     return fn
 
 
 for _id, _attr, _key, _label, _summary, _fix in _VERSION_CHECKS:
-    check(id=_id, group="versions", scope="fleet", needs=("versions",), summary=_summary, remediation=_fix)(
+    check(id=_id, group="versions", scope="fleet", needs=("versions",), summary=_summary, remediation=_fix,
+          na_when={"driver": "the inventory says gpus_per_node: 0", "cuda": "the inventory says gpus_per_node: 0",
+                   "nccl": "the inventory says gpus_per_node: 0", "ofed": "the node has no IB/RoCE devices"}.get(_attr, ""))(
         _same(_attr, _key, _label, _fix))
 
 

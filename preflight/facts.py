@@ -34,6 +34,7 @@ class GpuFacts:
     remap_uncorrectable: int | None = None  # rows remapped for uncorrectable errors
     temp_limit_margin_c: float | None = None  # `GPU T.Limit Temp`: degrees left before slowdown
     fabric_state: str | None = None  # `Fabric > State / Status` (NVSwitch systems), e.g. "Completed / Success"
+    q_sections: frozenset[str] | None = None  # top-level sections of this GPU's full `nvidia-smi -q` block, if read
     raw_line: str = ""
     evidence: tuple[str, ...] = ()  # extra raw lines (e.g. the -q sections that were judged)
 
@@ -141,6 +142,10 @@ class NodeFacts:
     collect_latency_s: float | None = None  # how long the round trip took: the uncertainty of clock_offset_s  # parsed all_reduce_perf runs (NcclTestResult), first run first
     missing: dict[str, str] = field(default_factory=dict)  # fact key -> why it is None
     unparseable: frozenset[str] = frozenset()  # fact keys whose tool output could not be parsed
+    # fact keys that are None because they provably do not apply here (the reason is in `missing`): a check
+    # needing one is `skip`; any other None fact is a gap in the evidence and the check is `error`
+    not_applicable: frozenset[str] = frozenset()
+    probe_gaps: dict[str, str] = field(default_factory=dict)  # probe id -> why it gave no output (absent/timeout/exit)
     collector_mode: str | None = None
 
     @property

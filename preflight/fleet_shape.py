@@ -13,24 +13,16 @@ from collections.abc import Iterable
 
 from preflight.facts import FleetFacts, NodeFacts
 from preflight.plan.shapes import FleetShape, NodeShape
-from preflight.results import Finding, RunReport, Status
+from preflight.results import RunReport, Status
 
 SMALL_MESSAGES = (8 * 1024, 4 * 1024 * 1024)  # the decode regime (issue 3: 8 KB - 4 MB)
-BAD = (Status.FAIL, Status.ERROR)
+PLANNABLE = (Status.PASS, Status.WARN)  # a warning (a leftover process, a slow run) does not make a node unusable
 
 
 def exclusions(report: RunReport) -> dict[str, str]:
-    """Node -> why it is not planned on (unreachable, or its failing checks)."""
-    out: dict[str, str] = {}
-    for n in report.nodes:
-        if n.outcome != "ok":
-            out[n.name] = f"{n.outcome}: {n.message}".strip(": ")
-            continue
-        bad: list[Finding] = [f for f in n.findings if f.status in BAD]
-        if bad:
-            shown = "; ".join(f"{f.check}{' ' + f.subject if f.subject else ''}: {f.msg}" for f in bad[:2])
-            out[n.name] = shown + (f" (+{len(bad) - 2} more)" if len(bad) > 2 else "")
-    return out
+    """Node -> why it is not planned on: every node whose one verdict (`NodeReport.status`) is not pass or warn,
+    with the same reason text the console, JSON, JUnit, Markdown and TUI show."""
+    return {n.name: n.reason for n in report.nodes if n.outcome != "ok" or n.status not in PLANNABLE}
 
 
 def _degraded_gpus(node: NodeFacts) -> list[int]:

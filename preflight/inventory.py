@@ -106,6 +106,9 @@ class Expectations:
     allreduce_busbw_gbps_min: float | None = None
     nccl_socket_ifname: str | None = None  # NCCL_SOCKET_IFNAME the jobs use: comma list, '^' excludes, '=' exact
     nccl_ib_hca: str | None = None  # NCCL_IB_HCA the jobs use: comma list of HCA[:port], '^' excludes, '=' exact
+    # facts that cannot be had by design, said once: {check id, glob or fact key: why} (e.g. {xid: "no root for dmesg"});
+    # their checks read `accepted`, with who said so, instead of `error` on every run
+    accept: Mapping[str, str] | None = None
     extra: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))  # only ``x_``-prefixed keys
 
     def as_dict(self) -> dict[str, Any]:
@@ -140,6 +143,7 @@ _EXPECT_KINDS = {
     "allreduce_busbw_gbps_min": "number",
     "nccl_socket_ifname": "text",
     "nccl_ib_hca": "text",
+    "accept": "accept",
 }
 assert set(_EXPECT_KINDS) == set(EXPECT_KEYS)
 
@@ -554,7 +558,9 @@ def _expect(ctx: _Ctx, parent: Any, key: Any, path: PathKey) -> dict[str, Any]:
             out[k] = None
             continue
         kind = _EXPECT_KINDS[k]
-        if kind == "count":
+        if kind == "accept":
+            out[k] = _accept(ctx, m, k, kpath)
+        elif kind == "count":
             out[k] = _int(ctx, m, k, kpath, lo=0)
         elif kind == "number":
             out[k] = _number(ctx, m, k, kpath)
@@ -562,6 +568,20 @@ def _expect(ctx: _Ctx, parent: Any, key: Any, path: PathKey) -> dict[str, Any]:
             out[k] = m.raw.get(k, str(value)).strip()
         else:
             out[k] = _text(ctx, m, k, kpath)
+    return out
+
+
+def _accept(ctx: _Ctx, parent: Any, key: Any, path: PathKey) -> dict[str, str]:
+    """``accept: {check-id-or-fact: why}``: a gap accepted by design needs a reason a reader can check."""
+    m = _mapping(ctx, parent, key, path)
+    out: dict[str, str] = {}
+    for k in m:
+        why = m[k]
+        if not isinstance(k, str) or not k.strip():
+            raise ctx.err(_line(m, k), (*path, k), "accept keys are check ids, globs or fact keys (strings)")
+        if not isinstance(why, str) or not why.strip():
+            raise ctx.err(_line(m, k), (*path, k), "say why this gap is accepted (a non-empty string)")
+        out[k.strip()] = why.strip()
     return out
 
 
@@ -673,6 +693,11 @@ def _make_node(ctx: _Ctx, name: str, groups: Sequence[str], layers: Sequence[_La
     for layer in layers:
         conn.update(layer.conn)
         for k, v in layer.expect.items():
+            if k == "accept" and v is not None:  # entries merge across levels, each with its own source
+                expect["accept"] = {**expect.get("accept", {}), **v}
+                sources["accept"] = ctx.source(layer.label)
+                sources.update({f"accept.{a}": ctx.source(layer.label) for a in v})
+                continue
             if v is None:
                 expect.pop(k, None)
                 sources.pop(k, None)
@@ -697,7 +722,8 @@ def _make_node(ctx: _Ctx, name: str, groups: Sequence[str], layers: Sequence[_La
         expect=Expectations(**known, extra=MappingProxyType(extra)),
         thresholds=MappingProxyType({k: MappingProxyType(dict(v)) for k, v in thresholds.items()}),
         labels=MappingProxyType(labels),
-        expect_sources=MappingProxyType({k: sources[k] for k in expect}),
+        expect_sources=MappingProxyType({k: v for k, v in sources.items()
+                                         if k in expect or (k.startswith("accept.") and "accept" in expect)}),
     )
 
 

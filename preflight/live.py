@@ -22,6 +22,9 @@ def _expect_of(node: Any) -> tuple[dict[str, Any], dict[str, str]]:
             sources[key] = node.expect_source(key)
         except Exception:  # an inventory without provenance still works
             sources[key] = "inventory"
+    for key, src in dict(getattr(node, "expect_sources", None) or {}).items():
+        if key.startswith("accept."):  # who accepted each gap
+            sources[key] = src
     return expect, sources
 
 

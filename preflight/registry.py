@@ -18,6 +18,32 @@ KNOWN_FACTS = frozenset(
 )
 GROUPS = ("versions", "gpu", "nvlink", "topology", "ib", "memory", "nccl", "network")
 
+# Where each fact comes from, and the only evidence that makes its absence "does not apply" (`skip`);
+# any other absence (tool missing, timed out, failed, unparseable) makes the checks needing it `error`.
+FACT_DOCS: dict[str, tuple[str, str]] = {
+    "versions": ("nvidia-smi (CSV, table), /proc/driver/nvidia/version, NVML, ldconfig/libnccl, ofed_info, uname, "
+                 "/etc/os-release", "never: each version is judged on its own (see the check)"),
+    "gpus": ("nvidia-smi --query-gpu, else the default table; -q, -q -d ECC/PERFORMANCE add per-GPU sections",
+             "the inventory says gpus_per_node: 0"),
+    "topology": ("nvidia-smi topo -m", "the inventory says gpus_per_node: 0"),
+    "nvlink": ("nvidia-smi nvlink -s", "the inventory says gpus_per_node: 0"),
+    "nvlink_errors": ("nvidia-smi nvlink -e", "the inventory says gpus_per_node: 0"),
+    "p2p": ("nvidia-smi topo -p2p r", "the inventory says gpus_per_node: 0"),
+    "fabricmanager": ("systemctl is-active nvidia-fabricmanager, journalctl -u nvidia-fabricmanager",
+                      "the inventory says gpus_per_node: 0"),
+    "ib": ("ibstat, else /sys/class/infiniband", "neither ibstat ports nor /sys/class/infiniband exist: no IB/RoCE "
+           "devices (then the IB checks say so)"),
+    "memory": ("/proc/meminfo, statvfs(/dev/shm), RLIMIT_MEMLOCK", "never"),
+    "xid": ("dmesg --ctime, else journalctl -k (NVRM/Xid/mlx5 lines only)", "the inventory says gpus_per_node: 0"),
+    "nccl_tests": ("all_reduce_perf, run twice (--nccl)", "--nccl was not given (nothing was measured)"),
+    "peermem": ("/sys/module/nvidia_peermem", "never (absent means not loaded)"),
+    "gpu_processes": ("the nvidia-smi table's Processes section", "the inventory says gpus_per_node: 0"),
+    "clock_offset_s": ("the collector's start time against the controller's", "never"),
+    "acs": ("lspci -vvv (ACSCtl lines)", "lspci lists the devices and none has an ACS capability"),
+    "netifs": ("/sys/class/net", "never"),
+    "resolved": ("getaddrinfo of every peer host name on the node", "the inventory names nodes by address"),
+}
+
 
 @dataclass(frozen=True)
 class CheckSpec:
@@ -30,6 +56,7 @@ class CheckSpec:
     remediation: str = ""
     thresholds: dict[str, Any] = field(default_factory=dict)  # defaults, overridable per inventory group
     threshold_sources: dict[str, str] = field(default_factory=dict)
+    na_when: str = ""  # evidence that makes the check not apply to a node (`skip`), beyond its facts' own
 
 
 _REGISTRY: dict[str, CheckSpec] = {}
@@ -45,6 +72,7 @@ def check(
     remediation: str = "",
     thresholds: dict[str, Any] | None = None,
     threshold_sources: dict[str, str] | None = None,
+    na_when: str = "",
 ) -> Callable[[Callable[..., Iterable[Finding]]], Callable[..., Iterable[Finding]]]:
     """Register a check. A duplicate id or an unknown fact key is an import-time error."""
 
@@ -61,6 +89,7 @@ def check(
         _REGISTRY[id] = CheckSpec(
             id=id, group=group, scope=scope, needs=tuple(needs), summary=summary, fn=fn,
             remediation=remediation, thresholds=dict(thresholds or {}), threshold_sources=dict(threshold_sources or {}),
+            na_when=na_when,
         )
         return fn
 

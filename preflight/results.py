@@ -8,10 +8,21 @@ from typing import Any
 
 
 class Status(str, enum.Enum):
-    """Ordered by `rank`: pass < skip < warn < fail < error ("could not judge")."""
+    """Ordered by `rank`: pass < skip = accepted < warn < error < fail.
+
+    A proven failure outranks "could not judge": a node with both reads FAIL, and its reason names
+    the failure first (its coverage still counts what was unknown).
+
+    - skip: the check does not apply to this node, for a stated reason (no IB ports; MIG off).
+    - accepted: a needed fact cannot be had by design and the operator said so (inventory
+      `accept:` or `--accept`), naming who; neither a pass nor a failure.
+    - error: the check could not judge (its facts are missing, timed out, partial or unparseable,
+      or it crashed). Never read as health: a node with an error is not `pass`.
+    """
 
     PASS = "pass"
     SKIP = "skip"
+    ACCEPTED = "accepted"
     WARN = "warn"
     FAIL = "fail"
     ERROR = "error"
@@ -21,7 +32,9 @@ class Status(str, enum.Enum):
         return _RANK[self]
 
 
-_RANK = {Status.PASS: 0, Status.SKIP: 1, Status.WARN: 2, Status.FAIL: 3, Status.ERROR: 4}
+_RANK = {Status.PASS: 0, Status.SKIP: 1, Status.ACCEPTED: 1, Status.WARN: 2, Status.ERROR: 3, Status.FAIL: 4}
+# Statuses that are not a verdict on the node: the check did not apply, or its gap was accepted.
+NOT_JUDGED = frozenset({Status.SKIP, Status.ACCEPTED})
 
 
 def worst(statuses: Any) -> Status:
@@ -63,7 +76,49 @@ class Finding:
 
 
 @dataclass(frozen=True)
+class Coverage:
+    """How much of what applies to a node was judged: the evidence behind its verdict."""
+
+    judged: int  # checks with a verdict (pass/warn/fail) on every subject they looked at
+    applicable: int  # checks that apply to the node (not every finding a `skip`)
+    accepted: int = 0  # checks whose missing facts the operator accepted
+    unknown: int = 0  # checks that could not judge (an `error` finding)
+
+    @property
+    def full(self) -> bool:
+        return self.judged == self.applicable
+
+    def text(self) -> str:
+        extra = [f"{n} {w}" for n, w in ((self.unknown, "unknown"), (self.accepted, "accepted")) if n]
+        return f"{self.judged}/{self.applicable} judged" + (f" ({', '.join(extra)})" if extra else "")
+
+    def to_dict(self) -> dict[str, int]:
+        return {"judged": self.judged, "applicable": self.applicable, "accepted": self.accepted,
+                "unknown": self.unknown}
+
+
+def coverage_of(findings: tuple[Finding, ...]) -> Coverage:
+    by_check: dict[str, list[Status]] = {}
+    for f in findings:
+        by_check.setdefault(f.check, []).append(f.status)
+    judged = applicable = accepted = unknown = 0
+    for statuses in by_check.values():
+        if all(s == Status.SKIP for s in statuses):
+            continue
+        applicable += 1
+        if Status.ERROR in statuses:
+            unknown += 1
+        elif Status.ACCEPTED in statuses:
+            accepted += 1
+        elif any(s not in NOT_JUDGED for s in statuses):
+            judged += 1
+    return Coverage(judged=judged, applicable=applicable, accepted=accepted, unknown=unknown)
+
+
+@dataclass(frozen=True)
 class NodeReport:
+    """One node's findings and its one verdict (`status`, `reason`), which every surface shows."""
+
     name: str
     address: str
     outcome: str
@@ -73,13 +128,39 @@ class NodeReport:
 
     @property
     def status(self) -> Status:
-        """Worst judged status; a skipped check does not hide the others' verdict (all skipped: skip)."""
+        """Worst judged status. Skipped and accepted checks do not hide the others' verdict; a node
+        with nothing judged is `skip`, never `pass` (pass means proven)."""
         if self.outcome != "ok":
             return Status.ERROR
-        judged = [f.status for f in self.findings if f.status != Status.SKIP]
-        if judged:
-            return worst(judged)
-        return Status.SKIP if self.findings else Status.PASS
+        judged = [f.status for f in self.findings if f.status not in NOT_JUDGED]
+        return worst(judged) if judged else Status.SKIP
+
+    @property
+    def coverage(self) -> Coverage:
+        return coverage_of(self.findings)
+
+    @property
+    def reason(self) -> str:
+        """One line that says why the node has its status; the same text on every surface."""
+        if self.outcome != "ok":
+            return f"{self.outcome}: {self.message}".strip(": ") if self.message else self.outcome
+        status = self.status
+        if status == Status.PASS:
+            cov = self.coverage
+            return f"all {cov.applicable} applicable checks passed" + (
+                f" ({cov.accepted} accepted gaps)" if cov.accepted else "")
+        if status == Status.SKIP:
+            return "nothing judged: no check applies to this node"
+        bad = [f for f in self.findings if f.status == status]
+        checks: list[str] = []
+        for f in bad:
+            if f.check not in checks:
+                checks.append(f.check)
+        first = bad[0]
+        head = f"{first.check}{' ' + first.subject if first.subject else ''}: {first.msg}".rstrip(": ")
+        more = len(checks) - 1
+        return head + (f" (+{more} more {'check' if more == 1 else 'checks'}: {', '.join(checks[1:4])}"
+                       f"{', …' if more > 3 else ''})" if more else "")
 
 
 @dataclass(frozen=True)
@@ -93,6 +174,9 @@ class RunReport:
         for n in self.nodes:
             out.extend(n.findings)
         return out
+
+    def node(self, name: str) -> NodeReport | None:
+        return next((n for n in self.nodes if n.name == name), None)
 
     def counts(self) -> dict[str, int]:
         c = {s.value: 0 for s in Status}

@@ -85,7 +85,7 @@ PROBES: tuple[Probe, ...] = (
         fallback=(("journalctl", "-k", "-b", "--no-pager", "-q"),),
     ),
     Probe("ldconfig", "cmd", ("ldconfig", "-p"), grep=r"nccl|libcuda\.|libnvidia-ml"),
-    Probe("lspci_acs", "cmd", ("lspci", "-vvv"), grep=r"^[0-9a-fA-F]{2,4}:|ACSCtl:", timeout_s=20.0),
+    Probe("lspci_acs", "cmd", ("lspci", "-vvv"), grep=r"^[0-9a-fA-F]{2,4}:|ACSCtl:|access denied", timeout_s=20.0),
     Probe("uname", "cmd", ("uname", "-r")),
     Probe("driver_version_file", "file", path="/proc/driver/nvidia/version"),
     Probe("os_release", "file", path="/etc/os-release"),

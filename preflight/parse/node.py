@@ -38,9 +38,22 @@ class _Ctx:
         self.raw = raw
         self.missing: dict[str, str] = {}
         self.unparseable: set[str] = set()
+        self.not_applicable: set[str] = set()
+        self.probe_gaps: dict[str, str] = {}  # probe id -> why it gave no output ("absent", "timeout", "exit 9: ...")
+
+    def na(self, key: str, why: str) -> None:
+        """Fact `key` does not apply to this node, because `why` (evidence, not silence)."""
+        self.missing[key] = why
+        self.not_applicable.add(key)
 
     def text(self, probe_id: str) -> tuple[str | None, str]:
-        """(stdout, "") when the probe produced output, else (None, why)."""
+        """(stdout, "") when the probe produced output, else (None, why) (also kept in `probe_gaps`)."""
+        text, why = self._text(probe_id)
+        if text is None and self.raw.probe(probe_id) is not None:
+            self.probe_gaps[probe_id] = why
+        return text, why
+
+    def _text(self, probe_id: str) -> tuple[str | None, str]:
         p = self.raw.probe(probe_id)
         if p is None:
             return None, f"{probe_id} not collected"
@@ -98,6 +111,7 @@ def _gpus(c: _Ctx, rows: list[GpuRow] | None, table: SmiTable | None) -> tuple[G
             GpuFacts(index=g.index, name=g.name, bus_id=normalize_bus_id(g.bus_id) if g.bus_id else None, memory_total_mib=g.memory_total_mib,
                      memory_used_mib=g.memory_used_mib, driver_version=table.driver_version,
                      persistence_mode=(g.persistence == "On") if g.persistence else None,
+                     ecc_uncorrected_volatile=g.ecc_uncorrected_volatile, mig_mode=g.mig_mode,
                      temperature_c=float(g.temperature_c) if g.temperature_c is not None else None,
                      raw_line=g.raw_lines[0] if g.raw_lines else "")
             for g in table.gpus
@@ -191,6 +205,7 @@ def _enrich_from_q(c: _Ctx, gpus: tuple[GpuFacts, ...] | None) -> tuple[GpuFacts
                 continue
             done.add(kind)
             if kind == "full":
+                changes["q_sections"] = frozenset(k for k in tree if isinstance(k, str))
                 _merge_full(g, tree, changes, evidence)
                 continue
             if kind == "ecc":
@@ -322,10 +337,14 @@ def _ib(c: _Ctx) -> tuple[IbPortFacts, ...] | None:
     if "ib" in c.unparseable:
         return None
     text, why = c.text("ib_sysfs")
-    if text is None:
-        # neither ibstat nor /sys/class/infiniband: this node has no IB/RoCE devices
+    probe = c.raw.probe("ib_sysfs") or {}
+    if text is None and probe.get("error") == "absent":
+        # no ibstat ports and no /sys/class/infiniband at all: this node has no IB/RoCE devices
         c.missing.pop("ib", None)
         return ()
+    if text is None:  # the listing timed out or failed: that is not "no ports"
+        c.missing["ib"] = f"{c.missing.get('ib', 'ibstat not read')}; /sys/class/infiniband: {why}"
+        return None
     try:
         devices = json.loads(text)
     except ValueError:
@@ -394,7 +413,7 @@ def _nccl(c: _Ctx) -> tuple[Any, ...] | None:
             return None  # missing/unparseable reason recorded by c.parsed
         runs.append(result)
     if not runs:
-        c.missing["nccl_tests"] = "nccl-tests not run (pass --nccl to measure all-reduce bandwidth)"
+        c.na("nccl_tests", "nccl-tests not run (pass --nccl to measure all-reduce bandwidth)")
         return None
     return tuple(runs)
 
@@ -415,7 +434,10 @@ def _fabricmanager(c: _Ctx) -> tuple[str, tuple[str, ...]] | None:
 def _json_probe(c: _Ctx, key: str, probe_id: str) -> Any:
     text, why = c.text(probe_id)
     if text is None:
-        c.missing[key] = why if "not present" not in why else "no peer host names to resolve (inventory uses addresses)"
+        if "not present" in why:
+            c.na(key, "no peer host names to resolve (the inventory uses addresses)")
+        else:
+            c.missing[key] = why
         return None
     try:
         return json.loads(text)
@@ -450,8 +472,13 @@ def _acs(c: _Ctx) -> tuple[Any, ...] | None:
         c.missing["acs"] = why
         return None
     entries = parse_acsctl(text)
-    if isinstance(entries, Unparseable):  # no ACS capability printed (no switches, or lspci without root)
-        c.missing["acs"] = "no ACSCtl lines in lspci -vvv (no PCIe switches with ACS, or lspci ran without root)"
+    if isinstance(entries, Unparseable):
+        if "<access denied>" in text:  # lspci without root hides every capability
+            c.missing["acs"] = "lspci -vvv ran without root: capabilities show <access denied>"
+        elif re.search(r"^[0-9a-fA-F]{2,4}:", text, re.M):
+            c.na("acs", "lspci -vvv lists the PCIe devices and none has an ACS capability (no ACSCtl lines)")
+        else:
+            c.missing["acs"] = "lspci -vvv printed no devices"
         return None
     return tuple(entries)
 
@@ -467,6 +494,8 @@ def build_node_facts(raw: NodeRaw) -> NodeFacts:
     rows = c.parsed("gpus", "smi_query", parse_query_csv)
     table = c.parsed("smi_table", "smi_table", parse_table)
     gpus = _enrich_from_q(c, _gpus(c, rows, table))
+    if gpus is None and table is not None and not table.gpus:
+        c.missing["gpus"] = "nvidia-smi lists no GPUs"
     versions = _versions(c, rows, table)
     kernel_text, why = c.text("kernel_log")
     events = parse_kernel_log(kernel_text) if kernel_text is not None else None
@@ -474,8 +503,7 @@ def build_node_facts(raw: NodeRaw) -> NodeFacts:
         c.missing["xid"] = why
     peer = raw.probe("peermem")
     peermem = None if peer is None else (peer.get("error") is None and bool((peer.get("stdout") or "").strip()))
-    return NodeFacts(
-        **base,  # type: ignore[arg-type]
+    facts = dict(
         versions=versions,
         gpus=gpus,
         nvlink=_nvlink(c),
@@ -496,7 +524,22 @@ def build_node_facts(raw: NodeRaw) -> NodeFacts:
         clock_offset_s=(round(float(raw.collector["started"]) - raw.started, 3)
                         if isinstance(raw.collector.get("started"), (int, float)) and raw.started else None),
         collect_latency_s=raw.duration_s,
-        missing=dict(c.missing),
-        unparseable=frozenset(c.unparseable),
         collector_mode=raw.collector.get("mode"),
     )
+    if gpus is None and _no_gpus_expected(raw):
+        why = f"the inventory says this node has no GPUs (gpus_per_node: 0, {raw.expect_sources.get('gpus_per_node', 'inventory')})"
+        for key in GPU_FACTS:
+            if facts.get(key) is None:
+                c.na(key, why)
+        c.unparseable.difference_update(GPU_FACTS)
+    return NodeFacts(**base, **facts, missing=dict(c.missing), unparseable=frozenset(c.unparseable),  # type: ignore[arg-type]
+                     not_applicable=frozenset(c.not_applicable), probe_gaps=dict(c.probe_gaps))
+
+
+# Facts that exist only where there are NVIDIA GPUs: on a node the inventory declares GPU-less they do not apply.
+GPU_FACTS = ("gpus", "topology", "nvlink", "nvlink_errors", "p2p", "fabricmanager", "gpu_processes", "nccl_tests", "xid")
+
+
+def _no_gpus_expected(raw: NodeRaw) -> bool:
+    value = raw.expect.get("gpus_per_node")
+    return value is not None and str(value).strip() == "0"

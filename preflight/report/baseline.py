@@ -66,7 +66,7 @@ VERSION_LABELS = {
 NVLINK_CHECK = "nvlink.links.active"
 BUSBW_CHECK = "nccl.allreduce.busbw"
 
-_STATUSES = ("pass", "skip", "warn", "fail", "error")
+_STATUSES = ("pass", "skip", "accepted", "warn", "fail", "error")
 _BADNESS = {"pass": 0, "skip": 0, "warn": 1, "fail": 2, "error": 2}
 
 

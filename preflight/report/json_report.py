@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from preflight.collect.bundle import scrub
-from preflight.results import RunReport, exit_code
+from preflight.results import RunReport, Status, exit_code, worst
 
 SCHEMA_ID = "preflight-report"
 SCHEMA_VERSION = 1
@@ -23,10 +23,11 @@ def report_dict(report: RunReport, *, source: dict[str, Any], fail_on: str = "fa
             "message": n.message,
             "duration_s": n.duration_s,
             "status": n.status.value,
+            "reason": n.reason,
+            "coverage": n.coverage.to_dict(),
             "findings": [f.to_dict() for f in n.findings],
         })
-    worst_status = max((n["status"] for n in nodes), key=lambda s: ["pass", "skip", "warn", "fail", "error"].index(s),
-                       default="pass")
+    worst_status = worst(n.status for n in report.nodes).value if report.nodes else Status.SKIP.value
     return {
         "schema": SCHEMA_ID,
         "schema_version": SCHEMA_VERSION,

@@ -9,8 +9,10 @@ rows: GitLab's "Tests" tab shows one row per suite with its counts, GitHub actio
 collapsible section per suite, and ~8 rows named like the console table's columns read at a glance
 where ~45 one-check suites do not. The check is still visible per test: Jenkins splits
 ``classname`` into package/class, GitLab shows it beside the test name, and ``type`` on each
-``<failure>`` is the check id. Nodes that could not be checked at all (outcome other than ``ok``)
-are ``<error>`` testcases in a ``preflight.reachability`` suite, one per node.
+``<failure>`` is the check id. A ``preflight.node`` suite holds one testcase per node: the node's
+one verdict (``NodeReport.status``) with its reason as the message, the same text the console,
+JSON, Markdown and TUI show (fail → ``<failure>``, could not judge → ``<error>``, nothing judged →
+``<skipped>``). Nodes that could not be checked at all are ``<error>`` testcases there.
 
 Statuses: fail → ``<failure>``; error (could not judge) → ``<error>``; skip → ``<skipped>``;
 warn passes (its text in ``<system-out>``) unless ``fail_on == "warn"``, then ``<failure>``.
@@ -37,11 +39,11 @@ import xml.etree.ElementTree as ET
 from typing import Any, Iterable
 
 from preflight.collect.bundle import scrub
-from preflight.results import Finding, RunReport, Status
+from preflight.results import Finding, NodeReport, RunReport, Status
 
 MAX_EVIDENCE_LINES = 60
 MAX_MESSAGE_CHARS = 500
-REACHABILITY = "reachability"
+REACHABILITY = "node"  # one testcase per node: its verdict (unreachable nodes are errors here)
 
 # Everything outside XML 1.0's Char production: #x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF]
 _ILLEGAL_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -126,11 +128,34 @@ def _finding_case(f: Finding, fail_on: str) -> ET.Element:
     elif status == Status.ERROR:
         el = ET.SubElement(case, "error", {"message": xml_safe(_message(f)), "type": xml_safe(f.check)})
         el.text = xml_safe(finding_body(f))
-    elif status == Status.SKIP:
+    elif status in (Status.SKIP, Status.ACCEPTED):  # accepted: not judged, by the operator's word (in the message)
         ET.SubElement(case, "skipped", {"message": xml_safe(_message(f))})
     elif status == Status.WARN:
         out = ET.SubElement(case, "system-out")
         out.text = xml_safe(finding_body(f))
+    return case
+
+
+def _node_case(n: NodeReport, fail_on: str) -> ET.Element:
+    """One testcase per node: its verdict (`NodeReport.status`) and reason; unreachable nodes are errors."""
+    case = ET.Element("testcase", {"classname": f"preflight.{REACHABILITY}", "name": xml_safe(n.name),
+                                   "time": f"{max(n.duration_s, 0.0):.3f}"})
+    if n.outcome != "ok":
+        msg = f"{n.outcome}: {n.message}" if n.message else n.outcome
+        err = ET.SubElement(case, "error", {"message": xml_safe(msg.splitlines()[0] if msg.strip() else n.outcome),
+                                            "type": xml_safe(n.outcome)})
+        err.text = xml_safe(f"{n.name} ({n.address}) could not be checked: {n.outcome}\n{n.message}\n"
+                            "No check ran on this node.\n")
+        return case
+    status, body = n.status, f"{n.name}: {n.status.value}: {n.reason}\ncoverage: {n.coverage.text()}\n"
+    if status == Status.FAIL or (status == Status.WARN and fail_on == "warn"):
+        ET.SubElement(case, "failure", {"message": xml_safe(n.reason), "type": "node"}).text = xml_safe(body)
+    elif status == Status.ERROR:
+        ET.SubElement(case, "error", {"message": xml_safe(n.reason), "type": "node"}).text = xml_safe(body)
+    elif status in (Status.SKIP, Status.ACCEPTED):
+        ET.SubElement(case, "skipped", {"message": xml_safe(n.reason)})
+    else:
+        ET.SubElement(case, "system-out").text = xml_safe(body)
     return case
 
 
@@ -178,17 +203,8 @@ def junit_suites(report: RunReport, *, fail_on: str = "fail") -> ET.Element:
     findings: Iterable[Finding] = sorted(report.all_findings(), key=lambda f: f.check)
     for f in findings:
         suite(_group(f.check, groups_of)).add(_finding_case(f, fail_on))
-    for n in report.nodes:
-        if n.outcome == "ok":
-            continue
-        case = ET.Element("testcase", {"classname": f"preflight.{REACHABILITY}", "name": xml_safe(n.name),
-                                       "time": f"{max(n.duration_s, 0.0):.3f}"})
-        msg = f"{n.outcome}: {n.message}" if n.message else n.outcome
-        err = ET.SubElement(case, "error", {"message": xml_safe(msg.splitlines()[0] if msg.strip() else n.outcome),
-                                            "type": xml_safe(n.outcome)})
-        err.text = xml_safe(f"{n.name} ({n.address}) could not be checked: {n.outcome}\n{n.message}\n"
-                            "No check ran on this node.\n")
-        suite(REACHABILITY).add(case, seconds=max(n.duration_s, 0.0))
+    for n in report.nodes:  # each node's one verdict, with the reason text every surface shows
+        suite(REACHABILITY).add(_node_case(n, fail_on), seconds=max(n.duration_s, 0.0))
 
     order = {g: i for i, g in enumerate((REACHABILITY,) + tuple(_group_order()))}
     ordered = sorted(suites.values(), key=lambda s: (order.get(s.name, len(order)), s.name))

@@ -35,6 +35,7 @@ CELL = {
     Status.FAIL: "✖ FAIL",
     Status.ERROR: "? error",
     Status.SKIP: "– skip",
+    Status.ACCEPTED: "◇ accepted",
 }
 UNREACHABLE = "⨯ unreachable"
 NOT_RUN = "·"

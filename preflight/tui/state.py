@@ -36,13 +36,11 @@ def cell_status(report: NodeReport, group: str, groups_of: dict[str, str]) -> St
 
 
 def node_verdict(report: NodeReport) -> str:
-    """pass | warn | fail | unreachable (skip counts as pass; error as fail)."""
+    """pass | warn | fail | error | skip | unreachable: the node's one verdict (`NodeReport.status`), as counted."""
     if report.outcome != "ok":
         return "unreachable"
     s = report.status
-    if s in (Status.FAIL, Status.ERROR):
-        return "fail"
-    return "warn" if s == Status.WARN else "pass"
+    return "skip" if s == Status.ACCEPTED else s.value
 
 
 @dataclass
@@ -150,7 +148,7 @@ class RunState:
                           expect=dict(self.template.inventory.get("expect") or {}))
 
     def counts(self) -> dict[str, int]:
-        c = {"pass": 0, "warn": 0, "fail": 0, "unreachable": 0, "waiting": 0}
+        c = {"pass": 0, "warn": 0, "fail": 0, "error": 0, "skip": 0, "unreachable": 0, "waiting": 0}
         for n in self.order:
             if n in self.reports:
                 c[node_verdict(self.reports[n])] += 1

@@ -6,9 +6,9 @@ from rich.text import Text
 
 from preflight.results import Status
 
-SYMBOL = {Status.PASS: "✔", Status.SKIP: "–", Status.WARN: "▲", Status.FAIL: "✖", Status.ERROR: "?"}
-WORD = {Status.PASS: "ok", Status.SKIP: "skip", Status.WARN: "warn", Status.FAIL: "FAIL", Status.ERROR: "error"}
-STYLE = {Status.PASS: "green", Status.SKIP: "dim", Status.WARN: "bold yellow", Status.FAIL: "bold red",
+SYMBOL = {Status.PASS: "✔", Status.SKIP: "–", Status.ACCEPTED: "◇", Status.WARN: "▲", Status.FAIL: "✖", Status.ERROR: "?"}
+WORD = {Status.PASS: "ok", Status.SKIP: "skip", Status.ACCEPTED: "accepted", Status.WARN: "warn", Status.FAIL: "FAIL", Status.ERROR: "error"}
+STYLE = {Status.PASS: "green", Status.SKIP: "dim", Status.ACCEPTED: "cyan", Status.WARN: "bold yellow", Status.FAIL: "bold red",
          Status.ERROR: "bold magenta"}
 UNREACH = "⨯ unreach"
 UNREACH_STYLE = "bold magenta"

@@ -16,7 +16,8 @@ def _rep(statuses: list[Status], outcomes: tuple[str, ...] = ("ok",)) -> RunRepo
 def test_rank_order() -> None:
     assert worst([Status.PASS, Status.SKIP]) == Status.SKIP
     assert worst([Status.WARN, Status.FAIL, Status.SKIP]) == Status.FAIL
-    assert worst([Status.FAIL, Status.ERROR]) == Status.ERROR
+    assert worst([Status.FAIL, Status.ERROR]) == Status.FAIL  # a proven failure outranks "could not judge"
+    assert worst([Status.PASS, Status.ACCEPTED]) == Status.ACCEPTED
     assert worst([]) == Status.PASS
 
 

@@ -16,7 +16,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
 from preflight.registry import GROUPS
-from preflight.results import Status, worst
+from preflight.results import Status
 from preflight.tui.state import cell_status, node_verdict
 from preflight.tui.status import STYLE, SYMBOL, UNREACH_STYLE
 
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 SHORT = {"versions": "ver", "gpu": "gpu", "nvlink": "nvl", "topology": "topo", "ib": "ib", "memory": "mem",
          "nccl": "nccl", "network": "net"}
-GRID_WORD = {Status.PASS: "ok", Status.SKIP: "skip", Status.WARN: "warn", Status.FAIL: "FAIL", Status.ERROR: "err"}
+GRID_WORD = {Status.PASS: "ok", Status.SKIP: "skip", Status.ACCEPTED: "acc", Status.WARN: "warn", Status.FAIL: "FAIL", Status.ERROR: "err"}
 GROUP_WIDTH = 7  # " ✖ FAIL": 8 groups fit an 80-column terminal with the node and state columns
 STATE_WIDTH = 11
 
@@ -87,9 +87,7 @@ class FleetScreen(Screen[None]):
             word = "unreach" if rep.outcome == "unreachable" else rep.outcome.replace("_", " ")[:8]
             cells["state"] = Text(f" ⨯ {word}", style=UNREACH_STYLE)
         else:
-            judged = [f.status for f in rep.findings if f.status != Status.SKIP]
-            s = worst(judged) if judged else (Status.SKIP if rep.findings else Status.PASS)
-            cells["state"] = _cell(s)
+            cells["state"] = _cell(rep.status)  # the node's one verdict (NodeReport.status), as on every surface
         for g in GROUPS:
             if rep is None:
                 cells[g] = Text(" ", style="dim")
@@ -103,7 +101,7 @@ class FleetScreen(Screen[None]):
         st = self.papp.state
         if self.failures_only:
             rep = st.reports.get(name)
-            if rep is None or node_verdict(rep) not in ("fail", "unreachable"):
+            if rep is None or node_verdict(rep) not in ("fail", "error", "unreachable"):
                 return False
         q = self.query_text.strip().lower()
         if q:
@@ -184,6 +182,7 @@ class FleetScreen(Screen[None]):
             (f"✔ {c['pass']} passed", STYLE[Status.PASS]), "  ",
             (f"▲ {c['warn']} warned", STYLE[Status.WARN] if c["warn"] else ""), "  ",
             (f"✖ {c['fail']} failed", STYLE[Status.FAIL] if c["fail"] else ""), "  ",
+            *(((f"? {c['error']} unknown", STYLE[Status.ERROR]), "  ") if c["error"] else ()),
             (f"⨯ {c['unreachable']} unreachable", UNREACH_STYLE if c["unreachable"] else ""),
             *((("  ", ""), (f"… {c['waiting']} waiting", "italic")) if c["waiting"] else ()),
         )

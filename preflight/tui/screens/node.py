@@ -76,10 +76,11 @@ class NodeScreen(Screen[None]):
                 title.append_text(unreachable_text(rep.outcome))
             else:
                 title.append(label(rep.status), style=STYLE[rep.status])
-            bad = sum(1 for f in rep.findings if f.status.rank >= Status.WARN.rank)
-            title.append(f" · {len(rep.findings)} findings, {bad} to look at · answered in {rep.duration_s:.1f} s")
+            title.append(f" · {rep.coverage.text()} · answered in {rep.duration_s:.1f} s")
             if self.group:
                 title.append(f" · {self.group} first", style="dim")
+            if rep.status != Status.PASS or rep.outcome != "ok":
+                title.append("\n" + rep.reason, style=STYLE[rep.status])  # the node's one verdict, as on every surface
         self.query_one("#node-title", Static).update(title)
         table = self.query_one("#findings", DataTable)
         keep = table.cursor_row

@@ -45,9 +45,15 @@ def test_xid_without_number_fallen_off_bus_fails() -> None:
     assert [f.subject for f in fs if f.status.value == "fail"] == ["fallen_off_bus"]
 
 
-def test_xid_skips_when_the_kernel_log_is_unreadable() -> None:
+def test_xid_is_unknown_when_the_kernel_log_is_unreadable_and_accepted_when_said_so() -> None:
+    # was `skip` (read as healthy by the node verdict): a missing dmesg is a gap in the evidence
     fs = findings([node("n1", {"kernel_log": None})], "gpu.xid")
-    assert [f.status.value for f in fs] == ["skip"] and "not found" in fs[0].msg
+    assert [f.status.value for f in fs] == ["error"] and "not found" in fs[0].msg
+    accepted = node("n2", {"kernel_log": None}, expect={"accept": {"xid": "no root for dmesg on this fleet"}},
+                    expect_sources={"accept.xid": "inventory:fleet.yaml group gpu"})
+    fs = findings([accepted], "gpu.xid")
+    assert [f.status.value for f in fs] == ["accepted"]
+    assert fs[0].expected_source == "inventory:fleet.yaml group gpu" and "no root for dmesg" in fs[0].msg
 
 
 def test_ecc_from_query_sections() -> None:
@@ -55,8 +61,10 @@ def test_ecc_from_query_sections() -> None:
     clean = node("n1", {"smi_table": table, "smi_q_ecc": rec("smi/a100-pcie-x2-q-d-ecc-clean.txt")})
     fs = findings([clean], "gpu.ecc.*")
     assert {f.status.value for f in fs} == {"pass"} and len(fs) == 2
-    missing = findings([node("n2", {"smi_table": table, "smi_q_ecc": None})], "gpu.ecc.*")
-    assert [f.status.value for f in missing] == ["skip"]
+    # without -q the table's "Volatile Uncorr. ECC" column still gives the volatile counter of each GPU
+    table_only = findings([node("n2", {"smi_table": table, "smi_q_ecc": None})], "gpu.ecc.*")
+    assert [f.status.value for f in table_only] == ["pass", "pass"]
+    assert table_only[0].observed == "volatile 0, aggregate None"
 
 
 def test_clock_reasons_from_recording_are_healthy() -> None:
@@ -362,9 +370,9 @@ def test_hugepages_below_the_inventory_minimum_fails() -> None:
     assert f.status.value == "fail" and "4" in f.expected and "inventory" in (f.expected_source or "")
 
 
-def test_hugepages_skip_without_meminfo() -> None:
+def test_hugepages_unknown_without_meminfo() -> None:
     fs = findings([node("n1", {"meminfo": None, "memlock": '{"unlimited_soft": true}'})], "memory.hugepages")
-    assert [f.status.value for f in fs] == ["skip"]
+    assert [f.status.value for f in fs] == ["error"]
 
 
 def test_shm_absent_fails_and_small_shm_fails() -> None:

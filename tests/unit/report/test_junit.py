@@ -50,20 +50,23 @@ def test_counts_match_findings(mixed_report: RunReport, fail_on: str) -> None:
     by = {s: sum(1 for f in findings if f.status == s) for s in Status}
     unreachable = sum(1 for n in mixed_report.nodes if n.outcome != "ok")
     assert by[Status.WARN] == 1 and by[Status.ERROR] == 1 and by[Status.FAIL] == 3 and unreachable == 1
+    verdicts = [n.status for n in mixed_report.nodes if n.outcome == "ok"]  # one node-verdict testcase each
+    node_failures = sum(1 for v in verdicts if v == Status.FAIL or (v == Status.WARN and fail_on == "warn"))
+    node_skips = sum(1 for v in verdicts if v in (Status.SKIP, Status.ACCEPTED))
     expect = {
-        "tests": len(findings) + unreachable,
-        "failures": by[Status.FAIL] + (by[Status.WARN] if fail_on == "warn" else 0),
-        "errors": by[Status.ERROR] + unreachable,
+        "tests": len(findings) + len(mixed_report.nodes),
+        "failures": by[Status.FAIL] + (by[Status.WARN] if fail_on == "warn" else 0) + node_failures,
+        "errors": by[Status.ERROR] + unreachable + sum(1 for v in verdicts if v == Status.ERROR),
     }
     for attr, n in expect.items():
         assert int(root.get(attr)) == n, attr
         assert sum(int(s.get(attr)) for s in root.findall("testsuite")) == n, attr
-    assert sum(int(s.get("skipped")) for s in root.findall("testsuite")) == by[Status.SKIP]
+    assert sum(int(s.get("skipped")) for s in root.findall("testsuite")) == by[Status.SKIP] + node_skips
     cases = _cases(root)
     assert len(cases) == expect["tests"]
     assert sum(1 for c in cases if c.find("failure") is not None) == expect["failures"]
     assert sum(1 for c in cases if c.find("error") is not None) == expect["errors"]
-    assert sum(1 for c in cases if c.find("skipped") is not None) == by[Status.SKIP]
+    assert sum(1 for c in cases if c.find("skipped") is not None) == by[Status.SKIP] + node_skips
     for s in root.findall("testsuite"):  # each suite's own counts are its testcases'
         sc = s.findall("testcase")
         assert int(s.get("tests")) == len(sc)
@@ -108,12 +111,18 @@ def test_warn_passes_unless_fail_on_warn_and_text_is_xml_safe(mixed_report: RunR
 
 def test_unreachable_node_is_an_error_case(mixed_report: RunReport) -> None:
     root = ET.fromstring(junit_xml(mixed_report))
-    suite = root.find("testsuite[@name='preflight.reachability']")
-    (case,) = suite.findall("testcase")
-    assert case.get("name") == "gpu-05" and float(case.get("time")) == pytest.approx(10.25)
+    suite = root.find("testsuite[@name='preflight.node']")
+    cases = {c.get("name"): c for c in suite.findall("testcase")}
+    assert set(cases) == {n.name for n in mixed_report.nodes}  # every node's verdict, with its reason
+    for n in mixed_report.nodes:
+        if n.outcome == "ok" and n.status != Status.PASS:
+            el = next(iter(cases[n.name]))
+            assert el.get("message") == n.reason
+    case = cases["gpu-05"]
+    assert float(case.get("time")) == pytest.approx(10.25)
     err = case.find("error")
     assert err.get("type") == "timeout" and "connect timed out after 10 s <&>" in err.get("message")
-    assert float(suite.get("time")) == pytest.approx(10.25)
+    assert float(suite.get("time")) == pytest.approx(sum(max(n.duration_s, 0.0) for n in mixed_report.nodes), abs=1e-3)
     assert float(root.get("time")) >= 10.25
 
 
