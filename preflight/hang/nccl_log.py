@@ -4,6 +4,7 @@ Accepted line shapes (after launcher prefixes, see lines.strip_launcher):
   host:pid:tid [dev] NCCL INFO <msg>            host:pid:tid [dev] file.cc:123 NCCL WARN <msg>
   NCCL version 2.4.7+cuda10.0                   (bare, printed by the process of the previous line)
   init.cc:1247 NCCL WARN <msg>                  (quoted without prefix: unattributed)
+  Ring 00 : 15 -> 0 [send] via NET/Socket/0     (2.3/2.4 connection lines: no [busid]/[dev] after the ranks)
   RuntimeError: NCCL error in: ..., NCCL version 2.10.3   (PyTorch exceptions, flattened paragraphs)
 """
 
@@ -32,8 +33,11 @@ _NET_OLD = re.compile(r"^NET ?: Using interface (?P<if>[^:\s]+)(?::(?P<ip>\S+))?
 _SIDEBAND = re.compile(r"^NET/IB : Using interface (?P<if>\S+) for sideband")  # NCCL 2.3
 _USING_NET = re.compile(r"^Using network (?P<net>\w+)")
 _INTERNAL_NET = re.compile(r"^Using (?:internal|external) Network (?P<net>\w+)")  # NCCL 2.3: IB init failed -> Socket
-_VIA = re.compile(r"^(?:Channel|Ring) \d+(?:/\d+)? : (?P<a>\d+)\[[0-9a-fA-F]+\] -> (?P<b>\d+)\[[0-9a-fA-F]+\]"
+# 'Channel 00/0 : 0[90000] -> 1[1000] [send] via NET/Socket/3'; NCCL 2.3/2.4 'Ring 00 : 15 -> 0 [send] via NET/Socket/0'
+_VIA = re.compile(r"^(?:Channel|Ring) \d+(?:/\d+)? : (?P<a>\d+)(?:\[[0-9a-fA-F]+\])? -> (?P<b>\d+)(?:\[[0-9a-fA-F]+\])?"
                   r"(?: \[(?P<dir>send|receive)\])? via (?P<via>.+?)\s*$")
+_IBVERBS = re.compile(r"Failed to open libibverbs\.so")  # WARN (<= 2.1x, 'misc/ibvwrap.cc:63') or INFO (newer)
+_IB_DISABLE = re.compile(r"^NCCL_IB_DISABLE set by environment to (?P<v>\d+)")
 _TREE_SELF = re.compile(r"^Trees \[0\] [\d/\-]+->(?P<me>\d+)->")
 _RETCODE = re.compile(r"^(?P<src>[\w./\-]+:\d+) -> (?P<code>\d+)\b")
 _ERROR = re.compile(
@@ -70,6 +74,16 @@ class NcclRank:
     net_evidence: Evidence | None = None  # the line that chose the network
     version_evidence: Evidence | None = None
     init_evidence: Evidence | None = None
+    # socket fallback: 'Failed to open libibverbs.so[.1]' (no RDMA verbs library), then a 'NET/Socket : Using' list
+    ibverbs_failure: Evidence | None = None
+    socket_evidence: Evidence | None = None  # the first 'NET/Socket : Using [0]ib0:...' line
+    socket_via_evidence: Evidence | None = None  # the first '... via NET/Socket/N' connection line
+    ib_disabled: Evidence | None = None  # 'NCCL_IB_DISABLE set by environment to 1'
+
+    @property
+    def socket_fallback(self) -> bool:
+        """NCCL could not load libibverbs and carried its traffic over sockets (TCP, e.g. IPoIB): no RDMA."""
+        return self.ibverbs_failure is not None and self.transport == "Socket"
 
     @property
     def key(self) -> tuple[str, int, int]:
@@ -113,7 +127,8 @@ class _Acc:
     """Mutable per-process accumulator, frozen into NcclRank at the end."""
 
     __slots__ = ("host", "pid", "dev", "rank", "nranks", "rank_hint", "version", "complete", "transport", "via",
-                 "devices", "ifaces", "bus", "comms", "warns", "errs", "codes", "first", "net_ev", "ver_ev", "init_ev")
+                 "devices", "ifaces", "bus", "comms", "warns", "errs", "codes", "first", "net_ev", "ver_ev", "init_ev",
+                 "ibv_fail", "sock_ev", "sock_via_ev", "ib_off")
 
     def __init__(self, host: str, pid: int, dev: int, first: Evidence) -> None:
         self.host, self.pid, self.dev = host, pid, dev
@@ -135,15 +150,28 @@ class _Acc:
         self.net_ev: Evidence | None = None
         self.ver_ev: Evidence | None = None
         self.init_ev: Evidence | None = None
+        self.ibv_fail: Evidence | None = None
+        self.sock_ev: Evidence | None = None
+        self.sock_via_ev: Evidence | None = None
+        self.ib_off: Evidence | None = None
 
     def freeze(self) -> NcclRank:
         transport = self.transport or self.via
         if transport is None and self.devices:
             transport = "IB"
+        warns = self.warns
+        net_ev = self.net_ev
+        if self.ibv_fail is not None and self.sock_ev is not None and transport in (None, "Socket"):
+            # no verbs library, a socket list: sockets are the only network this process has (2.4 prints no
+            # 'Using network'); the failure line is that fact, not a loose warning
+            transport = "Socket"
+            warns = [w for w in warns if w is not self.ibv_fail]
+            net_ev = self.sock_via_ev or net_ev
         rank = self.rank if self.rank is not None else self.rank_hint
         return NcclRank(self.host, self.pid, self.dev, rank, self.nranks, self.version, self.complete, transport,
-                        tuple(self.devices), tuple(self.ifaces), self.bus, tuple(self.comms), tuple(self.warns),
-                        tuple(self.errs), tuple(self.codes), self.first, self.net_ev, self.ver_ev, self.init_ev)
+                        tuple(self.devices), tuple(self.ifaces), self.bus, tuple(self.comms), tuple(warns),
+                        tuple(self.errs), tuple(self.codes), self.first, net_ev, self.ver_ev, self.init_ev,
+                        self.ibv_fail, self.sock_ev, self.sock_via_ev, self.ib_off)
 
 
 def _info(acc: _Acc, msg: str, ev: Evidence) -> None:
@@ -178,6 +206,8 @@ def _info(acc: _Acc, msg: str, ev: Evidence) -> None:
             acc.via = via.split("/")[1]
             if acc.net_ev is None:
                 acc.net_ev = ev
+            if acc.via == "Socket" and acc.sock_via_ev is None:
+                acc.sock_via_ev = ev
         return
     m = _NET_IB.match(msg)
     if m:
@@ -193,6 +223,16 @@ def _info(acc: _Acc, msg: str, ev: Evidence) -> None:
             acc.ifaces[i] = None
         if acc.net_ev is None:
             acc.net_ev = ev
+        if acc.sock_ev is None:
+            acc.sock_ev = ev
+        return
+    if _IBVERBS.search(msg):
+        acc.ibv_fail = acc.ibv_fail or ev
+        return
+    m = _IB_DISABLE.match(msg)
+    if m:
+        if m.group("v") != "0":
+            acc.ib_off = ev
         return
     m = _BOOTSTRAP.match(msg) or _NET_OLD.match(msg) or _SIDEBAND.match(msg)
     if m:
@@ -265,6 +305,8 @@ def parse_nccl_log(text: str, source: str = "") -> NcclLog | Unparseable:
         w = _WARN.match(rest)
         if w:
             acc.warns.append(ev)
+            if _IBVERBS.search(w.group("msg")):
+                acc.ibv_fail = acc.ibv_fail or ev
             continue
         i = _INFO.match(rest)
         if i:

@@ -36,7 +36,7 @@ class Cause:
     evidence: tuple[str, ...]  # real lines, 'file:line: text'
     next_command: str
     kind: str = ""  # watchdog_missing | watchdog_behind | op_mismatch | fr_missing | fr_mismatch | fr_stuck | xid |
-    #                 network | version | init | nccl_error
+    #                 network | socket_fallback | ras_mismatch | ras_dead | ras_incomplete | version | init | nccl_error
     ranks: tuple[int, ...] = ()  # every rank the cause covers (rank is the first)
 
 
@@ -347,7 +347,41 @@ def _node_values(ranks: list[NcclRank], attr: str) -> dict[str, Counter]:
     return out
 
 
-def _network_causes(world: _World) -> list[Cause]:
+def _fallback_causes(world: _World) -> list[Cause]:
+    """Per node: libibverbs could not be loaded and NCCL carried the job over sockets (IPoIB or Ethernet), no RDMA."""
+    by_node: dict[str, list[NcclRank]] = defaultdict(list)
+    for r in world.nccl:
+        if r.socket_fallback:
+            by_node[r.host].append(r)
+    others_ib = {r.host for r in world.nccl if r.transport == "IB"} - set(by_node)
+    out: list[Cause] = []
+    for host, rs in sorted(by_node.items()):
+        ranks = sorted({r.rank for r in rs if r.rank is not None})
+        ifs = tuple(dict.fromkeys(i for r in rs for i in r.interfaces))
+        ipoib = [i for i in ifs if i.startswith("ib")]
+        over = f"IPoIB ({', '.join(ipoib)})" if ipoib else (f"TCP on {', '.join(ifs)}" if ifs else "TCP")
+        who = f"{_ranks_text(ranks)} on {host}" if ranks else host
+        title = f"{who}: NCCL could not load libibverbs and fell back to sockets over {over}: no RDMA"
+        if others_ib:
+            title += f" ({len(others_ib)} other node(s) use NET/IB)"
+        off = next((r.ib_disabled for r in rs if r.ib_disabled is not None), None)
+        if off is not None:
+            title += "; NCCL_IB_DISABLE is set as well"
+        r0 = rs[0]
+        evid = (_ev(r0.ibverbs_failure) + _ev(r0.socket_evidence) + _ev(r0.socket_via_evidence) + _ev(off)
+                + [str(e) for r in rs[1:3] for e in (r.ibverbs_failure,) if e is not None])
+        out.append(Cause(0.84 if others_ib else 0.78, title, ranks[0] if ranks else None, host, _uniq(evid),
+                         f"ssh {host} 'ldconfig -p | grep libibverbs; ls /etc/libibverbs.d; ibv_devinfo -l'  "
+                         f"(install rdma-core/libibverbs (MOFED/DOCA) on the node or in the job's container image, "
+                         f"with /dev/infiniband passed in; then the log shows 'NET/IB : Using [0]mlx5_...')",
+                         "socket_fallback", tuple(ranks)))
+    return out
+
+
+def _network_causes(world: _World, covered: set[str] | None = None) -> list[Cause]:
+    """Nodes whose network differs from the majority's, or a whole job on sockets; `covered` nodes already have a
+    socket-fallback cause (not named twice)."""
+    covered = covered or set()
     per_node: dict[str, tuple[str | None, tuple[str, ...], tuple[str, ...]]] = {}
     first: dict[str, NcclRank] = {}
     tr = _node_values(world.nccl, "transport")
@@ -374,6 +408,8 @@ def _network_causes(world: _World) -> list[Cause]:
         return s + (f" on {', '.join(i)}" if i else "")
 
     for host, (t, i, d) in sorted(per_node.items()):
+        if host in covered:
+            continue
         diff_t = maj_t and t and t != maj_t[0] and maj_t[1] > n / 2
         diff_i = maj_i and i and i != maj_i[0] and maj_i[1] > n / 2
         diff_d = maj_d and d and t == "IB" and d != maj_d[0] and maj_d[1] > n / 2
@@ -393,10 +429,11 @@ def _network_causes(world: _World) -> list[Cause]:
             nxt = (f"ssh {host} 'ip -br addr; ibdev2netdev; env | grep -e NCCL_SOCKET_IFNAME -e NCCL_IB_HCA'"
                    f"  (set the same NCCL_SOCKET_IFNAME / NCCL_IB_HCA on every node)")
         out.append(Cause(score, title, ranks[0] if ranks else None, host, _uniq(evid), nxt, "network", tuple(ranks)))
-    if not out and maj_t and maj_t[0] == "Socket" and maj_t[1] == n:
+    if not out and maj_t and maj_t[0] == "Socket" and maj_t[1] == n and not set(per_node) <= covered:
         r = next(iter(first.values()), None)
+        evid = [str(x.net_evidence) for x in first.values() if x.net_evidence is not None]  # one line per node
         out.append(Cause(0.45, f"the job runs NCCL over NET/Socket (TCP) on all {n} node(s): InfiniBand is not used",
-                         r.rank if r else None, r.host if r else None, _uniq(_ev(r.net_evidence if r else None)),
+                         r.rank if r else None, r.host if r else None, _uniq(evid),
                          "on a node: ibstat; ibv_devinfo -l; ldconfig -p | grep libibverbs; env | grep NCCL_IB",
                          "network"))
     return out
@@ -568,7 +605,9 @@ def analyze(paths: list[Path]) -> HangVerdict:
                             f"drain {x.node or 'the node'}; ssh {x.node or '<node>'} 'nvidia-smi -q"
                             + (f" -i {x.pci}" if x.pci else "") + "; dmesg -T | grep -i xid'", "xid",
                             (x.rank,) if x.rank is not None else ()))
-    causes += _network_causes(world) + _version_causes(world, versions_seen) + _init_causes(world) + _error_causes(world)
+    fallback = _fallback_causes(world)
+    causes += fallback + _network_causes(world, {c.node for c in fallback if c.node})
+    causes += _version_causes(world, versions_seen) + _init_causes(world) + _error_causes(world)
     causes = _dedupe_xid(causes)
     causes.sort(key=lambda c: (-c.score, c.title))
     hosts = {r.host for r in world.nccl}

@@ -19,8 +19,8 @@ FILES = sorted([*CORPUS.glob("nccl_logs/*.txt"), *CORPUS.glob("flight_recorder/*
 PARSERS = [parse_nccl_log, parse_watchdog, parse_dump_text, parse_frtrace, parse_text]
 
 
-def test_the_30_files_are_there() -> None:
-    assert len(FILES) == 30
+def test_the_corpus_files_are_there() -> None:
+    assert len(FILES) >= 30  # the corpus grows (copies of shared recordings, samples added here)
 
 
 @pytest.mark.parametrize("path", FILES, ids=[p.name for p in FILES])
