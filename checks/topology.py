@@ -5,47 +5,112 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from preflight.engine import CheckContext, consistency
-from preflight.facts import FleetFacts, NodeFacts
+from preflight.facts import FleetFacts, GpuFacts, NodeFacts, TopologyFacts
+from preflight.parse.fabricmanager import health_verdict
 from preflight.reference import gpu_spec_for
 from preflight.registry import check
 from preflight.results import Finding, Status
 
 
+def _nvlink_isolated(topo: TopologyFacts) -> list[tuple[int, str]]:
+    """GPUs whose every GPU↔GPU cell shown is a PCIe/SMP path while other pairs show NV#: their NVLinks are gone.
+
+    (index, what its cells show) per GPU; a partial matrix counts only the cells it printed.
+    """
+    nv = {p: k for p, k in topo.links.items() if k.startswith("NV")}
+    out = []
+    for g in sorted({i for p in topo.links for i in p}):
+        mine = {p: k for p, k in topo.links.items() if g in p}
+        peers_nv = [k for p, k in nv.items() if g not in p]
+        if mine and peers_nv and not any(k.startswith("NV") for k in mine.values()):
+            kinds = ", ".join(sorted(set(mine.values())))
+            out.append((g, f"{kinds} to {len(mine)} peer GPU(s), while other pairs show {', '.join(sorted(set(peers_nv)))}"))
+    return out
+
+
 @check(id="topology.read", group="topology", needs=("topology",),
-       summary="`nvidia-smi topo -m` was read: GPU count, NVLink domain size, GPU↔GPU link types",
-       remediation="Run `nvidia-smi topo -m` by hand; a missing matrix usually means the driver is not loaded.")
+       summary="`nvidia-smi topo -m` was read whole: GPU count, NVLink domain size, GPU↔GPU link types; "
+               "no GPU has lost all its NVLinks while its peers keep theirs",
+       remediation="Run `nvidia-smi topo -m` by hand; a missing matrix usually means the driver is not loaded. A GPU "
+                   "showing SYS/NODE/PIX where its peers show NV# has lost its NVLink/NVSwitch path: reseat or RMA the "
+                   "GPU/baseboard and keep tensor parallelism off this node.")
 def topology_read(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
     topo = node.topology
     assert topo is not None
     kinds = sorted(set(topo.links.values()))
     msg = f"{topo.gpu_count} GPUs, NVLink domain of {topo.nvlink_domain}, GPU↔GPU links: {', '.join(kinds) or 'none'}"
+    rows = topo.matrix.raw_rows if topo.matrix is not None else {}
+    isolated = _nvlink_isolated(topo)
+    for g, seen in isolated:
+        yield Finding(check=ctx.spec.id, node=node.name, status=Status.FAIL, subject=f"GPU{g}",
+                      observed=f"GPU{g}: {seen}", expected="NV# to its peers, as the other GPUs have",
+                      expected_source="the other GPU pairs of the same matrix",
+                      msg=f"GPU{g} has no NVLink to any other GPU ({seen}): its NVLinks are gone",
+                      evidence=tuple(r for r in (rows.get(f"GPU{g}"),) if r) or topo.evidence[:3],
+                      hint=ctx.spec.remediation)
+    if topo.partial:
+        yield ctx.unknown(node, f"topology only partly shown: {topo.partial}; what was seen: {msg}",
+                          observed=msg, evidence=topo.evidence[:3])
+        return
     gpus = len(node.gpus) if node.gpus is not None else None
-    if gpus is not None and gpus != topo.gpu_count and not topo.fragment:
+    if gpus is not None and gpus != topo.gpu_count:
         yield Finding(check=ctx.spec.id, node=node.name, status=Status.FAIL, observed=topo.gpu_count, expected=gpus,
                       expected_source="GPUs listed by nvidia-smi --query-gpu on the same node",
                       msg=f"topology shows {topo.gpu_count} GPUs but nvidia-smi lists {gpus}", evidence=topo.evidence,
                       hint=ctx.spec.remediation)
         return
-    status = Status.WARN if topo.fragment else Status.PASS
-    yield Finding(check=ctx.spec.id, node=node.name, status=status, observed=msg,
-                  msg=msg + (" (matrix incomplete: columns inferred)" if topo.fragment else ""), evidence=topo.evidence[:3])
+    if not isolated:
+        yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, observed=msg, msg=msg,
+                      evidence=topo.evidence[:3])
+
+
+def _signature_pairs(signature: str) -> dict[str, str]:
+    """`0-1:NV18;0-2:NV18` -> {"0-1": "NV18", ...}."""
+    return dict(part.split(":", 1) for part in signature.split(";") if ":" in part)
 
 
 @check(id="topology.consistent", group="topology", scope="fleet", needs=("topology",),
-       summary="Every node has the same GPU↔GPU topology (link type of every GPU pair) as the fleet majority",
+       summary="Every node has the same GPU↔GPU topology (link type of every GPU pair) as the fleet majority; "
+               "a partial matrix is compared on the pairs it shows and never passes",
        remediation="A node whose matrix differs has a degraded or missing NVLink/NVSwitch path or a GPU in another slot: "
                    "compare `nvidia-smi topo -m` with a good node and reseat, or exclude it from multi-node jobs.")
 def topology_consistent(fleet: FleetFacts, ctx: CheckContext) -> Iterator[Finding]:
-    values = {n.name: (n.topology.signature if n.topology else None) for n in fleet.reachable}
+    nodes = {n.name: n for n in fleet.reachable}
+    partial = {name: n.topology for name, n in nodes.items() if n.topology is not None and n.topology.partial}
+    values = {name: (n.topology.signature if n.topology and name not in partial else None) for name, n in nodes.items()}
     evidence = {n.name: n.topology.evidence[:9] for n in fleet.reachable if n.topology}
     for f in consistency(fleet, ctx, "topology_signature", values, label="topology", evidence=evidence,
                          hint=ctx.spec.remediation):
+        topo = partial.get(f.node or "")
+        if topo is not None:
+            yield _partial_against(f, topo, evidence.get(f.node or "", ()), ctx)
+            continue
         if f.status == Status.FAIL:  # the signature is long: keep the message readable
             f = Finding(check=f.check, node=f.node, status=f.status, observed=f.observed, expected=f.expected,
                         expected_source=f.expected_source,
                         msg=f"GPU↔GPU topology differs from the fleet majority ({f.expected_source})",
                         evidence=f.evidence, hint=f.hint)
         yield f
+
+
+def _partial_against(f: Finding, topo: TopologyFacts, evidence: tuple[str, ...], ctx: CheckContext) -> Finding:
+    """A partial matrix: `fail` when a pair it shows differs from the expected topology, else `error` (not compared)."""
+    seen = _signature_pairs(topo.signature)
+    expected = _signature_pairs(str(f.expected)) if f.expected else {}
+    differ = sorted(p for p, k in seen.items() if p in expected and expected[p] != k)
+    if differ:
+        shown = "; ".join(f"GPU{p.replace('-', '↔GPU')}: {seen[p]} (expected {expected[p]})" for p in differ[:6])
+        return Finding(check=f.check, node=f.node, status=Status.FAIL, observed=shown, expected=f.expected,
+                       expected_source=f.expected_source,
+                       msg=f"GPU↔GPU topology differs from {f.expected_source} on {len(differ)} pair(s) the partial "
+                           f"matrix shows: {shown}", evidence=evidence, hint=ctx.spec.remediation)
+    compared = sum(1 for p in seen if p in expected)
+    why = f"topology only partly shown ({topo.partial})"
+    what = (f"the {compared} GPU pair(s) it shows match {f.expected_source}; the others were not seen" if expected
+            else "no fleet topology to compare it with")
+    return Finding(check=f.check, node=f.node, status=Status.ERROR, observed=topo.signature or None,
+                   expected=f.expected, expected_source=f.expected_source, msg=f"{why}: {what}", evidence=evidence,
+                   hint=f.hint or ctx.spec.remediation)
 
 
 def _expected_links(node: NodeFacts, ctx: CheckContext) -> tuple[int | None, str | None]:
@@ -74,6 +139,10 @@ def nvlink_active(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
         yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, observed=0, expected=0,
                       expected_source=source, msg="no NVLink on this node (PCIe only)")
         return
+    listed = {l.gpu_index for l in links}
+    for g in node.gpus or ():  # a GPU nvlink -s does not list (output cut short) is unseen, not healthy
+        if g.index not in listed:
+            yield ctx.unknown(node, f"{g.ref} is not in the nvidia-smi nvlink -s output (cut short?)", subject=g.ref)
     for l in links:
         subject = f"GPU{l.gpu_index}"
         if l.active >= expected:
@@ -90,25 +159,40 @@ def nvlink_active(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
 @check(id="topology.gpu_nic_affinity", group="topology", needs=("topology",),
        summary="Every GPU has a NIC close to it in the topology matrix (PIX/PXB best; PHB/NODE warn; SYS, across the CPU interconnect, warns) when the node has NICs",
        remediation="GPUDirect RDMA between a GPU and a NIC across the SMP interconnect is slow; check NIC placement and NCCL_IB_HCA, "
-                   "or accept it on PCIe servers where that is the design.")
+                   "or accept it on PCIe servers where that is the design.",
+       na_when="the whole matrix was shown and it has no NIC columns")
 def gpu_nic_affinity(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
     topo = node.topology
     assert topo is not None
-    if not topo.nic_affinity:
-        yield ctx.skip(node, "no NIC columns in the topology matrix")
+    matrix = topo.matrix
+    nics = matrix.nics if matrix is not None else tuple(sorted({v[0] for v in topo.nic_affinity.values()}))
+    if not nics:
+        if topo.partial:
+            yield ctx.unknown(node, f"no NIC columns known: the topology was only partly shown ({topo.partial})")
+        else:
+            yield ctx.na(node, "the topology matrix has no NIC columns (nvidia-smi sees no NIC on this node)")
         return
-    rows = topo.matrix.raw_rows if topo.matrix is not None else {}
-    far = {g: v for g, v in topo.nic_affinity.items() if v[1] not in ("PIX", "PXB")}
-    for g, (nic, kind) in sorted(topo.nic_affinity.items()):
-        if g in far:
-            yield Finding(check=ctx.spec.id, node=node.name, status=Status.WARN, subject=f"GPU{g}",
+    rows = matrix.raw_rows if matrix is not None else {}
+    gpus = sorted({int(g[3:]) for g in matrix.gpus} if matrix is not None else set(topo.nic_affinity))
+    for g in gpus:
+        subject = f"GPU{g}"
+        unseen = matrix.unknown_nic_cells(subject) if matrix is not None else ()
+        nearest = topo.nic_affinity.get(g)
+        if nearest is not None and nearest[1] in ("PIX", "PXB"):
+            yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, subject=subject,
+                          observed=f"{nearest[0]} via {nearest[1]}")
+        elif unseen:
+            seen = f"nearest NIC shown is {nearest[0]} via {nearest[1]}" if nearest else "no GPU↔NIC cell shown"
+            yield ctx.unknown(node, f"{subject}: {seen}; its cells to {', '.join(unseen[:6])}"
+                                    f"{' …' if len(unseen) > 6 else ''} are not in the output ({topo.partial})",
+                              subject=subject, observed=seen, evidence=tuple(r for r in (rows.get(subject),) if r))
+        elif nearest is not None:
+            nic, kind = nearest
+            yield Finding(check=ctx.spec.id, node=node.name, status=Status.WARN, subject=subject,
                           observed=f"nearest NIC {nic} via {kind}", expected="a NIC at PIX or PXB",
                           expected_source="nvidia-smi topo -m legend (PIX/PXB: same PCIe switch)",
-                          msg=f"GPU{g}'s nearest NIC is {nic} via {kind}", evidence=(rows.get(f"GPU{g}", ""),),
+                          msg=f"{subject}'s nearest NIC is {nic} via {kind}", evidence=(rows.get(subject, ""),),
                           hint=ctx.spec.remediation)
-        else:
-            yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, subject=f"GPU{g}",
-                          observed=f"{nic} via {kind}")
 
 
 @check(id="topology.p2p", group="topology", needs=("p2p",),
@@ -190,18 +274,55 @@ def nvlink_errors(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
                           observed=f"{len(links)} links, no errors")
 
 
+_FABRIC_ABSENT = ("N/A", "Not Supported")
+
+
 @check(id="nvlink.fabric_state", group="nvlink", needs=("gpus",),
-       summary="On NVSwitch systems every GPU's fabric registration completed successfully (`nvidia-smi -q` Fabric State Completed, Status Success)",
+       summary="On NVLink-fabric systems every GPU's fabric registration completed successfully and its fabric health "
+               "is not Unhealthy (`nvidia-smi -q` Fabric State Completed, Status Success, Health Summary)",
        remediation="A GPU whose fabric state is not Completed/Success is not part of the NVLink fabric: check nvidia-fabricmanager's journal "
-                   "(version mismatch, 'Insufficient Resources'), then restart the fabric manager or reset the GPUs.")
+                   "(version mismatch, 'Insufficient Resources'), then restart the fabric manager or reset the GPUs. A Health Summary "
+                   "'Unhealthy' (GB200/GB300 multi-node NVLink) means degraded bandwidth or routes under recovery: drain the node and "
+                   "check the NVLink switch trays (NMX) before scheduling multi-node NVLink jobs on it.",
+       na_when="`nvidia-smi -q` was read for every GPU and shows no Fabric section, or Fabric State N/A / Not Supported")
 def fabric_state(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
-    gpus = [g for g in node.gpus or () if g.fabric_state and not g.fabric_state.startswith("N/A")]
+    gpus = tuple(node.gpus or ())
     if not gpus:
-        yield ctx.skip(node, "no fabric state reported (not an NVSwitch system, or no nvidia-smi -q)")
+        yield ctx.unknown(node, "no GPUs reported: fabric state cannot be judged")
+        return
+    fabric = [g for g in gpus if g.fabric_state and not g.fabric_state.startswith(_FABRIC_ABSENT)]
+    unread = [g for g in gpus if g.q_sections is None]
+    if not fabric and not unread:
+        shown = sorted({g.fabric_state.split(" / ")[0] for g in gpus if g.fabric_state})
+        why = (f"Fabric State {', '.join(shown)}" if shown else "no Fabric section") + " in `nvidia-smi -q` for every GPU"
+        yield ctx.na(node, f"{why}: not an NVLink-fabric (NVSwitch / multi-node NVLink) system")
         return
     for g in gpus:
-        ok = g.fabric_state == "Completed / Success"
-        yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS if ok else Status.FAIL, subject=g.ref,
-                      observed=g.fabric_state, expected="Completed / Success", expected_source="nvidia-smi -q Fabric section",
-                      msg=f"{g.ref} fabric {g.fabric_state}",
-                      evidence=tuple(e for e in g.evidence if "Fabric" in e), hint=None if ok else ctx.spec.remediation)
+        if g in fabric:
+            yield _judge_fabric(node, g, ctx)
+        elif g in unread:
+            why = node.missing.get("smi_q") or "nvidia-smi -q has no block for this GPU"
+            yield ctx.unknown(node, f"{g.ref}: fabric state not read ({why})", subject=g.ref)
+        elif fabric:  # -q read, no fabric for this GPU while its peers have one
+            yield ctx.unknown(node, f"{g.ref}: no fabric state ({g.fabric_state or 'no Fabric section'}) while other "
+                                    "GPUs of this node report one", subject=g.ref)
+
+
+def _judge_fabric(node: NodeFacts, g: GpuFacts, ctx: CheckContext) -> Finding:
+    """State/Status first (registration), then the Health block (GB200/GB300); an unknown Health value is `error`."""
+    evidence = tuple(e for e in g.evidence if "Fabric" in e)
+    base = dict(check=ctx.spec.id, node=node.name, subject=g.ref, expected="Completed / Success, Health not Unhealthy",
+                expected_source="nvidia-smi -q Fabric section", evidence=evidence)
+    if g.fabric_state != "Completed / Success":
+        return Finding(**base, status=Status.FAIL, observed=g.fabric_state, msg=f"{g.ref} fabric {g.fabric_state}",
+                       hint=ctx.spec.remediation)
+    verdict, rows = health_verdict(dict(g.fabric_health_fields))
+    if verdict == "unhealthy":
+        return Finding(**base, status=Status.FAIL, observed=f"{g.fabric_state}; Health {'; '.join(rows)}",
+                       msg=f"{g.ref} fabric registered but unhealthy: {'; '.join(rows)}", hint=ctx.spec.remediation)
+    if verdict == "unknown":
+        return ctx.unknown(node, f"{g.ref} fabric {g.fabric_state}, but its Health rows are not values preflight knows "
+                                 f"({'; '.join(rows)}): not judged healthy", subject=g.ref, evidence=evidence,
+                           observed=f"{g.fabric_state}; Health {'; '.join(rows)}")
+    health = "Health Summary Healthy" if verdict == "healthy" else "no Health summary reported"
+    return Finding(**base, status=Status.PASS, observed=f"{g.fabric_state}; {health}", msg=f"{g.ref} fabric {g.fabric_state}, {health}")

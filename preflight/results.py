@@ -147,8 +147,10 @@ class NodeReport:
         status = self.status
         if status == Status.PASS:
             cov = self.coverage
-            return f"all {cov.applicable} applicable checks passed" + (
-                f" ({cov.accepted} accepted gaps)" if cov.accepted else "")
+            if not cov.accepted:
+                return f"all {cov.applicable} applicable checks passed"
+            accepted = sorted({f.check for f in self.findings if f.status == Status.ACCEPTED})
+            return f"{cov.judged} of {cov.applicable} applicable checks passed; accepted unjudged: {', '.join(accepted)}"
         if status == Status.SKIP:
             return "nothing judged: no check applies to this node"
         bad = [f for f in self.findings if f.status == status]

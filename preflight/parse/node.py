@@ -151,6 +151,12 @@ def _merge_full(g: GpuFacts, tree: dict[str, Any], changes: dict[str, Any], evid
     if isinstance(fabric, dict) and fabric.get("State"):
         changes["fabric_state"] = f"{fabric.get('State')} / {fabric.get('Status')}"
         evidence.append(f"GPU {g.bus_id} Fabric: State {fabric.get('State')}, Status {fabric.get('Status')}")
+        health = fabric.get("Health")
+        if isinstance(health, dict) and health:  # GB200/GB300: Summary, Bandwidth, Route Recovery in progress...
+            rows = tuple((str(k), str(v)) for k, v in health.items() if not isinstance(v, dict))
+            changes["fabric_health"] = health.get("Summary") if isinstance(health.get("Summary"), str) else None
+            changes["fabric_health_fields"] = rows
+            evidence.append(f"GPU {g.bus_id} Fabric Health: " + ", ".join(f"{k} {v}" for k, v in rows))
     if g.vbios_version is None and tree.get("VBIOS Version"):
         changes["vbios_version"] = str(tree["VBIOS Version"])
     if g.persistence_mode is None and tree.get("Persistence Mode"):
@@ -315,7 +321,8 @@ def _topology(c: _Ctx) -> TopologyFacts | None:
     aff = {int(g[3:]): v for g, v in m.gpu_nic_affinity().items()}
     evidence = tuple(m.raw_rows[g] for g in m.gpus if g in m.raw_rows)
     return TopologyFacts(gpu_count=len(m.gpus), links=pairs, nvlink_domain=m.nvlink_domain_size(),
-                         signature=signature, nic_affinity=aff, fragment=m.fragment, evidence=evidence, matrix=m)
+                         signature=signature, nic_affinity=aff, fragment=m.fragment, evidence=evidence, matrix=m,
+                         partial=m.partial)
 
 
 _SYSFS_STATE = {"1": "Down", "2": "Initializing", "3": "Armed", "4": "Active", "5": "Active Defer"}
@@ -324,16 +331,22 @@ _SYSFS_PHYS = {"1": "Sleep", "2": "Polling", "3": "Disabled", "4": "PortConfigur
 
 
 def _ib(c: _Ctx) -> tuple[IbPortFacts, ...] | None:
+    """ibstat's ports, plus any port sysfs lists that ibstat did not print (an ibstat cut short is not
+    "fewer ports"); sysfs alone when ibstat is absent. No devices only when /sys/class/infiniband is absent."""
     stat: IbStat | None = c.parsed("ib", "ibstat", parse_ibstat)
     sysfs = _ib_sysfs_doc(c)
     if stat is not None:
-        return tuple(
-            IbPortFacts(ca=ca.name, port=p.number, state=p.state, phys_state=p.phys_state, rate_gbps=p.rate_gbps,
-                        link_layer=p.link_layer, firmware=ca.firmware, evidence=p.raw_lines,
-                        counters=_counters(sysfs, ca.name, p.number),
-                        pcie=dict((sysfs.get(ca.name) or {}).get("pcie") or {}))
-            for ca in stat.cas for p in ca.ports
-        )
+        ports = [IbPortFacts(ca=ca.name, port=p.number, state=p.state, phys_state=p.phys_state, rate_gbps=p.rate_gbps,
+                             link_layer=p.link_layer, firmware=ca.firmware, evidence=p.raw_lines,
+                             counters=_counters(sysfs, ca.name, p.number),
+                             pcie=dict((sysfs.get(ca.name) or {}).get("pcie") or {}))
+                 for ca in stat.cas for p in ca.ports]
+        seen = {(p.ca, p.port) for p in ports}
+        extra = [p for p in _sysfs_ports(sysfs) if (p.ca, p.port) not in seen]
+        if not ports and not extra and c.raw.probe("ib_sysfs") and (c.raw.probe("ib_sysfs") or {}).get("error") != "absent":
+            c.missing["ib"] = "ibstat printed no ports and /sys/class/infiniband was not read"
+            return None
+        return tuple(ports + extra)
     if "ib" in c.unparseable:
         return None
     text, why = c.text("ib_sysfs")
@@ -352,9 +365,17 @@ def _ib(c: _Ctx) -> tuple[IbPortFacts, ...] | None:
         c.unparseable.add("ib")
         return None
     c.missing.pop("ib", None)
+    return tuple(_sysfs_ports(devices if isinstance(devices, dict) else {}))
+
+
+def _sysfs_ports(devices: dict[str, Any]) -> list[IbPortFacts]:
     ports = []
     for dev, entry in sorted(devices.items()):
-        for port, attrs in sorted(entry.get("ports", {}).items()):
+        if not isinstance(entry, dict):
+            continue
+        for port, attrs in sorted((entry.get("ports") or {}).items()):
+            if not isinstance(attrs, dict):
+                continue
             state = str(attrs.get("state") or "")
             phys = str(attrs.get("phys_state") or "")
             rate = re.match(r"\s*([\d.]+)", str(attrs.get("rate") or ""))
@@ -367,7 +388,7 @@ def _ib(c: _Ctx) -> tuple[IbPortFacts, ...] | None:
                 pcie=dict(entry.get("pcie") or {}),
                 evidence=(f"/sys/class/infiniband/{dev}/ports/{port}: state={state} phys_state={phys} rate={attrs.get('rate')}",),
             ))
-    return tuple(ports)
+    return ports
 
 
 def _ib_sysfs_doc(c: _Ctx) -> dict[str, Any]:
@@ -388,8 +409,7 @@ def _memory(c: _Ctx) -> MemoryFacts | None:
     mem: MemInfo | None = c.parsed("memory", "meminfo", parse_meminfo)
     shm_text, _ = c.text("shm")
     lock_text, _ = c.text("memlock")
-    shm = json.loads(shm_text) if shm_text and shm_text.strip().startswith("{") else {}
-    lock = json.loads(lock_text) if lock_text and lock_text.strip().startswith("{") else {}
+    shm, lock = _json_object(c, "shm", shm_text), _json_object(c, "memlock", lock_text)
     shm_probe = c.raw.probe("shm") or {}
     shm_absent = "No such file" in str(shm_probe.get("error") or "") or "Errno 2]" in str(shm_probe.get("error") or "")
     if mem is None and not shm and not lock and not shm_absent:
@@ -401,6 +421,18 @@ def _memory(c: _Ctx) -> MemoryFacts | None:
                        shm_size_bytes=shm.get("size_bytes"), shm_absent=shm_absent,
                        memlock_unlimited=lock.get("unlimited_soft"),
                        memlock_bytes=lock.get("soft"))
+
+
+def _json_object(c: _Ctx, probe_id: str, text: str | None) -> dict[str, Any]:
+    """A builtin probe's JSON object; {} (and the reason kept) when it is missing or cut short."""
+    if not text:
+        return {}
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        c.probe_gaps[probe_id] = f"unparseable {probe_id} output (cut short?)"
+        return {}
+    return doc if isinstance(doc, dict) else {}
 
 
 def _nccl(c: _Ctx) -> tuple[Any, ...] | None:

@@ -101,21 +101,23 @@ def _table(report: RunReport, groups_of: dict[str, str]) -> list[str]:
     findings = report.all_findings()
     used = [g for g in GROUPS if any(groups_of.get(f.check) == g for f in findings)]
     used += sorted({groups_of.get(f.check, f.check.split(".", 1)[0]) for f in findings} - set(used))
-    out = ["| node | " + " | ".join(used) + " |", "|---|" + "---|" * len(used)]
+    out = ["| node | verdict | " + " | ".join(used) + " | why |", "|---|---|" + "---|" * len(used) + "---|"]
     rows: list[tuple[bool, str]] = []
     for n in report.nodes:
         if n.outcome != "ok":
-            cells = [f"{UNREACHABLE} ({cell(n.outcome)})"] + [NOT_RUN] * max(len(used) - 1, 0)
-            rows.append((True, f"| {cell(n.name)} | " + " | ".join(cells or [UNREACHABLE]) + " |"))
+            cells = [f"{UNREACHABLE} ({cell(n.outcome)})"] + [NOT_RUN] * len(used)
+            rows.append((True, f"| {cell(n.name)} | " + " | ".join(cells) + f" | {cell(_clip(n.reason, 160))} |"))
             continue
-        cells = [_cell_status([f.status for f in n.findings if groups_of.get(f.check, f.check.split('.', 1)[0]) == g])
-                 for g in used]
-        bad = any(f.status in (Status.WARN, Status.FAIL, Status.ERROR) for f in n.findings)
-        rows.append((bad, f"| {cell(n.name)} | " + " | ".join(cells) + " |"))
+        cells = [CELL[n.status]] + [
+            _cell_status([f.status for f in n.findings if groups_of.get(f.check, f.check.split('.', 1)[0]) == g])
+            for g in used]
+        bad = n.status != Status.PASS
+        why = f"{n.reason} [{n.coverage.text()}]" if bad else n.coverage.text()
+        rows.append((bad, f"| {cell(n.name)} | " + " | ".join(cells) + f" | {cell(_clip(why, 160))} |"))
     if report.fleet_findings:
         cells = [_cell_status([f.status for f in report.fleet_findings
                                if groups_of.get(f.check, f.check.split('.', 1)[0]) == g]) for g in used]
-        rows.append((True, "| *(fleet)* | " + " | ".join(cells) + " |"))
+        rows.append((True, "| *(fleet)* | " + NOT_RUN + " | " + " | ".join(cells) + " | |"))
     hidden = 0
     if len(rows) > MAX_TABLE_ROWS:  # a large fleet: list the nodes with something to look at first
         keep = [r for bad, r in rows if bad][:MAX_TABLE_ROWS]
@@ -178,7 +180,8 @@ def markdown_summary(report: RunReport, *, fail_on: str = "fail", title: str = "
     c = report.counts()
     out = [f"## {_prose(title)}: {VERDICT.get(code_, str(code_))} (exit code {code_})", ""]
     out.append(f"**{len(report.nodes)} nodes**, {report.reachable} reached · {c['pass']} passed · "
-               f"{c['warn']} warnings · {c['fail']} failed · {c['error']} errors · {c['skip']} skipped · "
+               f"{c['warn']} warnings · {c['fail']} failed · {c['error']} could not judge · "
+               f"{c['accepted']} accepted · {c['skip']} not applicable · "
                f"{c['unreachable']} unreachable · `--fail-on {fail_on}`")
     out.append("")
     out += _table(report, groups_of)

@@ -106,6 +106,8 @@ def load_profile(name: str) -> dict[str, Any]:
     for key in ("host", "limits"):
         for k, v in (data.get(key) or {}).items():
             merged[key][k] = v
+    for tool in data.get("remove_tools") or []:  # parent tools this profile takes away (the node lacks them)
+        merged["tools"].pop(str(tool), None)
     for tool, mapping in (data.get("tools") or {}).items():
         merged["tools"].setdefault(tool, {})
         for argv, answer in mapping.items():
