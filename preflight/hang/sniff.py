@@ -1,4 +1,5 @@
-"""What a hang-analysis input is (NCCL log, watchdog, flight recorder, kernel log with Xid), parsed once per kind."""
+"""What a hang-analysis input is (NCCL log, NCCL RAS report, watchdog, flight recorder, kernel log with Xid), parsed
+once per kind."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 from preflight.hang.flight_recorder import FrDump, FrTrace, load_dump, parse_dump_text, parse_frtrace
 from preflight.hang.nccl_log import NcclLog, parse_nccl_log
+from preflight.hang.ncclras import RasReport, looks_like_ras, parse_ras
 from preflight.hang.watchdog import WatchdogLog, parse_watchdog
 from preflight.parse.common import Unparseable, is_probably_text, strip_corpus_header
 from preflight.parse.xid import KernelLogEvents, parse_kernel_log
@@ -28,11 +30,12 @@ class HangFile:
     kernel: KernelLogEvents | None = None
     kernel_host: str | None = None  # the syslog host field of a kernel log, when it has one
     kernel_lines: dict[str, int] = field(default_factory=dict)  # stripped NVRM line -> its 1-based line number
+    ras: RasReport | None = None  # an `ncclras` status report (NCCL >= 2.24)
 
     @property
     def kinds(self) -> tuple[str, ...]:
         names = (("nccl_log", self.nccl), ("watchdog", self.watchdog), ("flight_recorder", self.dump),
-                 ("frtrace", self.frtrace), ("kernel_log", self.kernel))
+                 ("frtrace", self.frtrace), ("kernel_log", self.kernel), ("ncclras", self.ras))
         return tuple(n for n, v in names if v is not None)
 
 
@@ -45,7 +48,7 @@ def parse_text(text: str, source: str = "") -> HangFile | Unparseable:
     if text.startswith("# source:"):  # a corpus recording: blank its header (keeps file line numbers)
         body = strip_corpus_header(text)[1]
         text = "\n" * text[: len(text) - len(body)].count("\n") + body
-    nccl = wd = dump = trace = kern = None
+    nccl = wd = dump = trace = kern = ras = None
     host = None
     klines: dict[str, int] = {}
     head = text.lstrip()[:1]
@@ -59,6 +62,9 @@ def parse_text(text: str, source: str = "") -> HangFile | Unparseable:
         if "atchdog" in text:
             w = parse_watchdog(text, source)
             wd = w if isinstance(w, WatchdogLog) else None
+        if looks_like_ras(text):
+            r = parse_ras(text, source)
+            ras = r if isinstance(r, RasReport) else None
         if "NCCL" in text or "nccl" in text:
             n = parse_nccl_log(text, source)
             nccl = n if isinstance(n, NcclLog) else None
@@ -71,9 +77,10 @@ def parse_text(text: str, source: str = "") -> HangFile | Unparseable:
                 for i, line in enumerate(text.split("\n"), 1):
                     if "NVRM" in line:
                         klines.setdefault(line.strip(), i)
-    f = HangFile(source, nccl, wd, dump, trace, kern, host, klines)
+    f = HangFile(source, nccl, wd, dump, trace, kern, host, klines, ras)
     if not f.kinds:
-        return Unparseable.of("not an NCCL log, watchdog log, flight-recorder dump or kernel log with Xid", text)
+        return Unparseable.of("not an NCCL log, NCCL RAS report, watchdog log, flight-recorder dump or kernel log "
+                              "with Xid", text)
     return f
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from preflight.hang.flight_recorder import parse_dump_text, parse_frtrace, safe_unpickle
 from preflight.hang.nccl_log import parse_nccl_log
+from preflight.hang.ncclras import parse_ras
 from preflight.hang.sniff import HangFile, parse_path, parse_text
 from preflight.hang.verdict import analyze
 from preflight.hang.watchdog import parse_watchdog
@@ -16,7 +17,7 @@ from preflight.parse.common import Unparseable, strip_corpus_header
 
 CORPUS = Path(__file__).resolve().parents[2] / "fixtures" / "corpus"
 FILES = sorted([*CORPUS.glob("nccl_logs/*.txt"), *CORPUS.glob("flight_recorder/*.txt")])
-PARSERS = [parse_nccl_log, parse_watchdog, parse_dump_text, parse_frtrace, parse_text]
+PARSERS = [parse_nccl_log, parse_watchdog, parse_dump_text, parse_frtrace, parse_text, parse_ras]
 
 
 def test_the_corpus_files_are_there() -> None:
