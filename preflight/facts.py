@@ -34,6 +34,8 @@ class GpuFacts:
     remap_uncorrectable: int | None = None  # rows remapped for uncorrectable errors
     temp_limit_margin_c: float | None = None  # `GPU T.Limit Temp`: degrees left before slowdown
     fabric_state: str | None = None  # `Fabric > State / Status` (NVSwitch systems), e.g. "Completed / Success"
+    fabric_health: str | None = None  # `Fabric > Health > Summary` as printed (Healthy / Unhealthy / N/A), if any
+    fabric_health_fields: tuple[tuple[str, str], ...] = ()  # every `Fabric > Health` row: Bandwidth, Route Unhealthy...
     q_sections: frozenset[str] | None = None  # top-level sections of this GPU's full `nvidia-smi -q` block, if read
     raw_line: str = ""
     evidence: tuple[str, ...] = ()  # extra raw lines (e.g. the -q sections that were judged)
@@ -97,6 +99,7 @@ class TopologyFacts:
     fragment: bool = False
     evidence: tuple[str, ...] = ()
     matrix: Any = None
+    partial: str | None = None  # what `topo -m` did not show (rows cut off, no header): pairs not in `links` are unknown
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Parsers for NVLink fabric state: the `nvidia-smi -q` Fabric block and nvidia-fabricmanager journal lines."""
+"""Parsers for NVLink fabric state: the `nvidia-smi -q` Fabric block (with its Health sub-block) and
+nvidia-fabricmanager journal lines; `health_verdict` says what a Health block proves."""
 
 from __future__ import annotations
 
@@ -19,13 +20,48 @@ class FabricBlock:
     cluster_uuid: str | None
     missing: dict[str, str] = field(default_factory=dict)
     raw_lines: tuple[str, ...] = ()
+    health: dict[str, str] = field(default_factory=dict)  # `Health` rows as printed: Summary, Bandwidth, ...
 
     @property
     def ok(self) -> bool | None:
-        """Registered with the fabric; None when the block says nothing about it."""
+        """Registered with the fabric and not reported unhealthy; None when the block says nothing about it.
+
+        A Health block whose verdict is not known (a Summary value never seen) leaves this None: not proven.
+        """
         if self.state is None and self.status is None:
             return None
-        return self.state == "Completed" and self.status == "Success"
+        if not (self.state == "Completed" and self.status == "Success"):
+            return False
+        verdict, _ = health_verdict(self.health)
+        return {"unhealthy": False, "unknown": None}.get(verdict, True)
+
+
+# `Fabric > Health` (driver 550+ on NVLink-fabric GPUs; GB200/GB300 fill it in). NVML's health summary is
+# Not Supported / Healthy / Unhealthy / Limited Capacity; nvidia-smi prints N/A when nothing was reported.
+_NOT_REPORTED = {"", "n/a", "not supported", "[n/a]", "[not supported]"}
+_CONDITION_OK = {"false", "none", "no", "full"} | _NOT_REPORTED
+_CONDITION_BAD = {"true", "yes", "degraded"}
+_INFO_ONLY = {"summary", "partition assigned"}
+
+
+def health_verdict(health: dict[str, str]) -> tuple[str, tuple[str, ...]]:
+    """What a Health block proves: (`healthy` | `unhealthy` | `unknown` | `not_reported`, the rows that say so).
+
+    `unhealthy` when the Summary says so or a condition row is set (Route Unhealthy: True, Bandwidth: Degraded);
+    `unknown` for a Summary or condition value not listed here (e.g. Limited Capacity): never read as healthy.
+    """
+    summary = (health.get("Summary") or "").strip()
+    bad = tuple(f"{k}: {v}" for k, v in health.items()
+                if k.lower() not in _INFO_ONLY and v.strip().lower() in _CONDITION_BAD)
+    odd = tuple(f"{k}: {v}" for k, v in health.items()
+                if k.lower() not in _INFO_ONLY and v.strip().lower() not in _CONDITION_OK | _CONDITION_BAD)
+    if summary.lower() == "unhealthy" or bad:
+        return "unhealthy", ((f"Summary: {summary}",) if summary.lower() == "unhealthy" else ()) + bad
+    if odd or summary.lower() not in {"healthy"} | _NOT_REPORTED:
+        return "unknown", ((f"Summary: {summary}",) if summary.lower() not in {"healthy"} | _NOT_REPORTED else ()) + odd
+    if summary.lower() == "healthy":
+        return "healthy", (f"Summary: {summary}",)
+    return "not_reported", ()
 
 
 @dataclass(frozen=True)
@@ -65,8 +101,22 @@ def parse_fabric_block(text: str) -> FabricBlock | Unparseable:
     if not isinstance(text, str) or not is_probably_text(text):
         return Unparseable.of("empty or binary output", text if isinstance(text, str) else "")
     vals: dict[str, str] = {}
+    health: dict[str, str] = {}
     raw: list[str] = []
-    for line in text.splitlines():
+    health_indent: int | None = None  # indentation of the `Health` line while inside its sub-block
+    for line in text.replace("\r", "").expandtabs(8).splitlines():
+        indent = len(line) - len(line.lstrip())
+        if health_indent is not None and line.strip() and indent <= health_indent:
+            health_indent = None
+        if re.match(r"^\s*Health\s*$", line):
+            health_indent = indent
+            raw.append(line)
+            continue
+        kv = re.match(r"^\s*(\S.*?)\s*:\s*(.*?)\s*$", line)
+        if health_indent is not None and kv:
+            health.setdefault(kv.group(1), kv.group(2))
+            raw.append(line)
+            continue
         m = re.match(r"^\s*(State|Status|CliqueId|ClusterUUID)\s*:\s*(.*?)\s*$", line)
         if m and m.group(1) not in vals:
             vals[m.group(1)] = m.group(2)
@@ -88,7 +138,7 @@ def parse_fabric_block(text: str) -> FabricBlock | Unparseable:
                        status=vals.get("Status") if "Status" not in missing else None,
                        clique_id=int(clique) if clique.isdigit() else None,
                        cluster_uuid=uuid if uuid and "ClusterUUID" not in missing else None,
-                       missing=missing, raw_lines=tuple(raw))
+                       missing=missing, raw_lines=tuple(raw), health=health)
 
 
 def parse_fabricmanager_log(text: str) -> FabricManagerLog | Unparseable:
@@ -139,7 +189,8 @@ def parse_fabric(text: str) -> FabricBlock | FabricManagerLog | Unparseable:
 def as_dict(result: Any) -> dict[str, Any]:
     """A small summary for reports."""
     if isinstance(result, FabricBlock):
-        return {"state": result.state, "status": result.status, "clique_id": result.clique_id}
+        return {"state": result.state, "status": result.status, "clique_id": result.clique_id,
+                "health": health_verdict(result.health)[0]}
     if isinstance(result, FabricManagerLog):
         return {"status": result.status, "kinds": sorted({m.kind for m in result.messages})}
     return {}

@@ -1,4 +1,4 @@
-"""Parsers for InfiniBand/RoCE tools: `ibstat`, `ibv_devinfo [-v]`, `ibdev2netdev`, dotted perfquery/ibportstate."""
+"""Parsers for InfiniBand/RoCE tools: `ibstat`, `ibstatus`, `ibv_devinfo [-v]`, `ibdev2netdev`, dotted perfquery/ibportstate."""
 
 from __future__ import annotations
 
@@ -146,6 +146,81 @@ def parse_ibstat(text: str) -> IbStat | Unparseable:
     if not cas:
         return Unparseable.of("no \"CA '<name>'\" blocks" + (f"; tool said: {errors[0]}" if errors else ""), text)
     return IbStat(cas=tuple(cas), errors=tuple(errors), elided=elided)
+
+
+# ---------------------------------------------------------------- ibstatus
+
+# `ibstatus` prints the sysfs words (`4: ACTIVE`); ibstat's spelling of the same states, so both read alike
+_IBSTATUS_STATE = {"DOWN": "Down", "INIT": "Initializing", "ARMED": "Armed", "ACTIVE": "Active",
+                   "ACTIVE_DEFER": "Active Defer"}
+_IBSTATUS_KEYS = {"state": "state", "phys state": "phys_state", "rate": "rate_gbps", "base lid": "base_lid",
+                  "sm lid": "sm_lid", "link_layer": "link_layer"}
+
+
+def _ibstatus_value(attr: str, value: str, missing: dict[str, str]) -> Any:
+    """One `ibstatus` value in ibstat's typed form; a word it does not know is kept as printed (never 'Active')."""
+    if attr == "state":
+        word = value.split(":", 1)[-1].strip()
+        return _IBSTATUS_STATE.get(word.upper(), word or None)
+    if attr == "phys_state":
+        return value.split(":", 1)[-1].strip() or None
+    if attr == "rate_gbps":
+        m = re.match(r"\s*([\d.]+)\s*Gb/sec", value)
+        if not m:
+            missing[attr] = "unparseable"
+            return None
+        return float(m.group(1))
+    return _value(attr, value, missing)
+
+
+def parse_ibstatus(text: str) -> IbStat | Unparseable:
+    """`ibstatus` (infiniband-diags): `Infiniband device 'mlx5_0' port 1 status:` blocks, typed as `parse_ibstat`.
+
+    States read `4: ACTIVE` -> Active, `1: DOWN` -> Down; phys `5: LinkUp` -> LinkUp; rate `100 Gb/sec (4X EDR)` ->
+    100.0. The default GID stays in `raw_lines` only (it is not the port GUID on RoCE). A row not printed stays
+    None with `missing[...] = "not_in_output"`, so a cut-off block never reads as an Active port.
+    """
+    refused = _guard(text)
+    if refused:
+        return refused
+    cas: dict[str, list[IbPort]] = {}
+    port: dict[str, Any] | None = None
+    errors: list[str] = []
+
+    def close() -> None:
+        nonlocal port
+        if port is not None:
+            raw = port.pop("raw")
+            for attr in ("state", "phys_state", "rate_gbps", "link_layer"):
+                if attr not in port:
+                    port["missing"].setdefault(attr, "not_in_output")
+            cas[port.pop("ca")].append(IbPort(**port, raw_lines=tuple(raw)))
+        port = None
+
+    for line in text.replace("\r", "").splitlines():
+        m = re.match(r"^\s*Infiniband device\s+'([^']+)'\s+port\s+(\d+)\s+status:\s*$", line, re.I)
+        if m:
+            close()
+            cas.setdefault(m.group(1), [])
+            port = {"ca": m.group(1), "number": int(m.group(2)), "raw": [line], "missing": {}}
+            continue
+        if re.match(r"^\s*(ibpanic|ibwarn|ibstatus:)", line) or re.search(r"\bfailed\b|No such file", line):
+            errors.append(line.strip())
+            continue
+        kv = re.match(r"^\s*([a-z_ ]+?)\s*:\s*(.*?)\s*$", line)
+        if port is None or not kv:
+            continue
+        port["raw"].append(line)
+        attr = _IBSTATUS_KEYS.get(kv.group(1))
+        if attr is not None and attr not in port:
+            port[attr] = _ibstatus_value(attr, kv.group(2), port["missing"])
+    close()
+    if not cas:
+        return Unparseable.of("no \"Infiniband device '<name>' port N status:\" blocks"
+                              + (f"; tool said: {errors[0]}" if errors else ""), text)
+    return IbStat(cas=tuple(IbCa(name=name, ports=tuple(ports), num_ports=None,
+                                 missing={"firmware": "not printed by ibstatus"}) for name, ports in cas.items()),
+                  errors=tuple(errors))
 
 
 # ---------------------------------------------------------------- ibv_devinfo

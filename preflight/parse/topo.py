@@ -2,8 +2,10 @@
 
 Real outputs vary: tabs or spaces, indented (pasted through a pager), cells glued together
 (`SYSSYS`, `NODEPXB`, header `NIC8NIC9`), named NIC columns (`mlx5_10`) on older drivers,
-fragments without a header row, and a `topo -p2p` matrix appended. All are read; a matrix whose
-columns had to be inferred is marked `fragment`.
+fragments without a header row, and a `topo -p2p` matrix appended. Nothing is guessed: a headerless
+fragment's GPU/NIC split is read from a `NICn` row's `X` cell (the only cell that proves it), else only the
+columns proven to be GPUs are kept; what the output did not show is named in `partial`. A matrix that
+contradicts itself (an `X` off its own column, an NV# cell between a GPU and a NIC) is refused.
 """
 
 from __future__ import annotations
@@ -25,7 +27,11 @@ LINK_RANK = {"X": 0, "PIX": 1, "PXB": 2, "PHB": 3, "NODE": 4, "SYS": 5, "SOC": 5
 
 @dataclass(frozen=True)
 class TopoMatrix:
-    """`nvidia-smi topo -m`: link type per device pair, affinities, NIC legend; `fragment` when columns were inferred."""
+    """`nvidia-smi topo -m`: link type per device pair, affinities, NIC legend.
+
+    `partial` names what the output did not show (no header row, rows cut off, GPU rows missing): a pair
+    absent from `links` is then unknown, never "no link". `fragment` is `partial is not None`.
+    """
     columns: tuple[str, ...]
     rows: tuple[str, ...]
     links: dict[tuple[str, str], str]  # (row device, column device) -> "NV18" / "PIX" / ...
@@ -37,6 +43,7 @@ class TopoMatrix:
     notes: tuple[str, ...] = ()
     raw_rows: dict[str, str] = field(default_factory=dict)
     missing: dict[str, str] = field(default_factory=dict)  # "GPU0 NUMA Affinity" -> "na"
+    partial: str | None = None  # what could not be seen, e.g. "no rows for GPU6, GPU7"
 
     @property
     def gpus(self) -> tuple[str, ...]:
@@ -92,6 +99,10 @@ class TopoMatrix:
                 best = sorted(clique)
         return best
 
+    def unknown_nic_cells(self, gpu: str) -> tuple[str, ...]:
+        """NIC columns whose link to `gpu` the output did not show (a cut-off row, a missing GPU row)."""
+        return tuple(self.nic_names.get(n, n) for n in self.nics if self.link(gpu, n) is None)
+
     def gpu_nic_affinity(self) -> dict[str, tuple[str, str]]:
         """Nearest NIC of each GPU and the link type to it (PIX best, SYS worst)."""
         out: dict[str, tuple[str, str]] = {}
@@ -133,26 +144,50 @@ def _is_header(line: str) -> bool:
     return bool(re.match(rf"^(?:{_DEVICE})", tokens[1])) or tokens[1] in ("CPU", "NUMA")
 
 
-def _infer_columns(pending: list[tuple[str, list[str], str]]) -> list[str]:
-    """Columns of a headerless fragment: the `X` cell sits at a device's own column (GPUs first, then NICs)."""
-    width = max(len(_split_cells(t, None)[0]) for _, t, _ in pending)
-    ngpu = 0
-    for label, toks, _ in pending:
-        cells = _split_cells(toks, None)[0]
-        if "X" not in cells:
-            continue
-        pos = cells.index("X")
-        num = int(re.sub(r"\D", "", label.split("_")[-1]) or 0)
+def _device_number(label: str) -> int:
+    return int(re.sub(r"\D", "", label))
+
+
+def _headerless_columns(pending: list[tuple[str, list[str], str]]) -> tuple[list[str], str] | Unparseable:
+    """Columns of a headerless fragment, from what the rows prove, and the note that says how.
+
+    A `NICj` row's `X` cell sits in column `ngpu + j`: that fixes the GPU/NIC split. Without such a row only
+    a lower bound is known (a GPU row's own `X`, its last NV# cell: NVLink joins GPUs only); the columns
+    past it may be GPUs or NICs, so they are not read.
+    """
+    cells = {label: _split_cells(toks, None)[0] for label, toks, _ in pending}
+    width = max(len(c) for c in cells.values())
+    lower, splits = 0, {}
+    for label, row in cells.items():
+        nv = [i for i, c in enumerate(row) if c.startswith("NV")]
         if label.startswith("GPU"):
-            ngpu = max(ngpu, pos + 1)
-            k = 0
-            while k < len(cells) and (cells[k].startswith("NV") or cells[k] == "X"):
-                k += 1
-            ngpu = max(ngpu, k)
-        elif label.startswith("NIC") and pos - num >= 0:
-            ngpu = max(ngpu, pos - num)
-    ngpu = min(ngpu, width)
-    return [f"GPU{i}" for i in range(ngpu)] + [f"NIC{i}" for i in range(width - ngpu)]
+            own = _device_number(label)
+            if "X" in row and row.index("X") != own:
+                return Unparseable.of(f"row {label} has its X cell in column {row.index('X')}, not {own}: "
+                                      "columns misaligned", "\n".join(line for _, _, line in pending))
+            lower = max([lower, own + 1] + [i + 1 for i in nv])
+        elif nv:
+            return Unparseable.of(f"row {label} has an {row[nv[0]]} cell: NVLink joins GPUs only, "
+                                  "columns misaligned", "\n".join(line for _, _, line in pending))
+        elif label.startswith("NIC") and "X" in row:
+            splits[label] = row.index("X") - _device_number(label)
+    if len(set(splits.values())) > 1:
+        told = ", ".join(f"{k} -> {v}" for k, v in sorted(splits.items()))
+        return Unparseable.of(f"no header row and the NIC rows disagree on the number of GPU columns ({told})",
+                              "\n".join(line for _, _, line in pending))
+    if splits:
+        ngpu = next(iter(splits.values()))
+        if ngpu < lower or ngpu > width:
+            return Unparseable.of(f"no header row: the X of {min(splits)} puts {ngpu} GPU columns, but the GPU rows "
+                                  f"show at least {lower} (of {width} cells)", "\n".join(line for _, _, line in pending))
+        how = f"no header row: {ngpu} GPUs and {width - ngpu} NICs, from the X cell of {min(splits)}"
+        return [f"GPU{i}" for i in range(ngpu)] + [f"NIC{i}" for i in range(width - ngpu)], how
+    if lower == 0:
+        return Unparseable.of("no header row and no GPU or NICn row: which columns are GPUs is unknown",
+                              "\n".join(line for _, _, line in pending))
+    how = (f"no header row and no NICn row: only the first {lower} columns are proven GPUs; the other "
+           f"{width - lower} columns may be GPUs or NICs and were not read")
+    return [f"GPU{i}" for i in range(lower)], how
 
 
 def _affinity_cells(rest: list[str], names: list[str]) -> dict[str, str]:
@@ -207,22 +242,42 @@ def parse_topo_matrix(text: str) -> TopoMatrix | Unparseable:
         pending.append((label, tokens, line))
     if not pending:
         return Unparseable.of("no matrix rows (GPUn/NICn lines) found", text)
-    fragment = not columns
-    if fragment:
-        columns = _infer_columns(pending)
-        ngpu = sum(1 for c in columns if c.startswith("GPU"))
-        notes.append(f"no header row: columns inferred as {ngpu} GPUs and {len(columns) - ngpu} NICs")
+    gaps: list[str] = []  # what the output did not show: becomes `partial`
+    if not columns:
+        inferred = _headerless_columns(pending)
+        if isinstance(inferred, Unparseable):
+            return inferred
+        columns, how = inferred
+        gaps.append(how)
     for label, tokens, line in pending:
         cells, rest = _split_cells(tokens, len(columns))
-        if len(cells) < len(columns) and not fragment:
-            notes.append(f"row {label} has {len(cells)} cells for {len(columns)} columns")
         if label in raw_rows:
             continue
+        if not cells and rest and rest[0] in P2P_STATUS:
+            return Unparseable.of(f"row {label} holds P2P status codes ({rest[0]}): a `topo -p2p` matrix, "
+                                  "not `topo -m`", line)
+        if label in columns:
+            own = columns.index(label)
+            if "X" in cells and cells.index("X") != own:
+                return Unparseable.of(f"row {label} has its X cell under {columns[cells.index('X')]}, not its own "
+                                      "column: columns misaligned", line)
+            if "X" not in cells and len(cells) > own:
+                return Unparseable.of(f"row {label} has no X cell in its own column: columns misaligned", line)
+        elif not label.startswith("GPU") and len(cells) > 0 and gaps:
+            pass  # a named NIC row of a headerless fragment: its cells are read against the proven columns
+        else:
+            return Unparseable.of(f"row {label} is not a column of the matrix header", line)
+        full_width = len(_split_cells(tokens, None)[0])
+        if len(cells) < len(columns):
+            gaps.append(f"row {label} shows {len(cells)} of {len(columns)} cells")
         rows.append(label)
         raw_rows[label] = line
         for col, cell in zip(columns, cells):
+            if cell.startswith("NV") and not (label.startswith("GPU") and col.startswith("GPU")):
+                return Unparseable.of(f"{cell} between {label} and {col}: NVLink joins GPUs only, so the columns "
+                                      "are misaligned", line)
             links[(label, col)] = cell
-        if label.startswith("GPU") and rest:
+        if label.startswith("GPU") and rest and full_width <= len(columns):
             rest = _affinity_cells(rest, has_affinity)
             for key, store in (("CPU Affinity", cpu), ("NUMA Affinity", numa), ("GPU NUMA ID", gnuma)):
                 value = rest.get(key)
@@ -233,18 +288,18 @@ def parse_topo_matrix(text: str) -> TopoMatrix | Unparseable:
                 else:
                     store[label] = value
     absent = [c for c in columns if c.startswith("GPU") and c not in raw_rows]
-    if absent:
-        fragment = True
-        notes.append(f"matrix truncated: no rows for {', '.join(absent)}")
     if not links:
         return Unparseable.of("matrix rows have no link cells (X/NV#/PIX/PXB/PHB/NODE/SYS)", text)
     if not any(a.startswith("GPU") and b.startswith("GPU") for a, b in links):
-        fragment = True
-        notes.append("no GPU rows: only GPU↔NIC links from NIC rows are known")
+        gaps.append("no GPU rows: only GPU↔NIC links from NIC rows are known")
+    elif absent:
+        gaps.append(f"no rows for {', '.join(absent)}")
+    notes.extend(gaps)
+    partial = "; ".join(gaps) or None
     return TopoMatrix(
         columns=tuple(columns), rows=tuple(rows), links=links, cpu_affinity=cpu, numa_affinity=numa,
-        gpu_numa_id=gnuma, nic_names=nic_names, fragment=fragment, notes=tuple(notes), raw_rows=raw_rows,
-        missing=missing,
+        gpu_numa_id=gnuma, nic_names=nic_names, fragment=partial is not None, notes=tuple(notes), raw_rows=raw_rows,
+        missing=missing, partial=partial,
     )
 
 

@@ -29,6 +29,9 @@ _OTHER = (
     ("reset_required", re.compile(r"GPU marked for reset|NV_ERR_RESET_REQUIRED|Reset required", re.I)),
     ("peermem_error", re.compile(r"nvidia.peermem.*(?:error|fail)", re.I)),
 )
+# NVSwitch errors: `nvidia-nvswitchN: SXid (PCI:0000:04:00.0): 22013, Non-fatal, Link 44 ...`; one event prints
+# several lines with the same code (`Data {...}`, the severity text, `Severity 0 Engine instance ...`)
+_SXID = re.compile(r"SXid\s*\((?:PCI:)?(?P<dev>[^)]*)\):\s*(?P<code>\d+)\s*,\s*(?P<msg>.*)$")
 _BANNER = re.compile(r"NVRM: loading NVIDIA UNIX (?:Open )?(?:x86_64 |aarch64 )?Kernel Module(?: for \S+)?\s+(\d+\.\d+(?:\.\d+)?)")
 _GPU_UUID = re.compile(r"NVRM: GPU at (?:PCI:)?([0-9a-fA-F:.]+):\s*(GPU-[0-9a-fA-F-]+)")
 
@@ -57,11 +60,12 @@ class XidEvent:
 class KernelEvent:
     """A fatal or notable GPU kernel message without an Xid (multi-line messages joined in `raw_line`)."""
 
-    kind: str  # fallen_off_bus | gsp_timeout | reset_required | peermem_error
+    kind: str  # fallen_off_bus | gsp_timeout | reset_required | peermem_error | nvswitch_sxid
     raw_line: str
     timestamp: str | None = None
     device: str | None = None  # PCI address or driver GPU index ('GPU6') when the message names one
     raw_lines: tuple[str, ...] = ()
+    code: int | None = None  # the SXid code of an nvswitch_sxid event (its lines say Fatal / Non-fatal)
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,17 @@ def parse_kernel_log(text: str) -> KernelLogEvents:
         u = _GPU_UUID.search(line)
         if u:
             uuids[u.group(1)] = u.group(2)
+        sx = _SXID.search(line)
+        if sx:
+            dev, code = sx.group("dev").strip(), int(sx.group("code"))
+            last = others[-1] if others else None
+            if (last is not None and last.kind == "nvswitch_sxid" and (last.device, last.code) == (dev, code)
+                    and not sx.group("msg").startswith("Data {")):
+                others[-1] = KernelEvent("nvswitch_sxid", last.raw_line + "\n" + line, last.timestamp, dev,
+                                         last.raw_lines + (line,), code)
+            else:
+                others.append(KernelEvent("nvswitch_sxid", line, _timestamp(line), dev, (line,), code))
+            continue
         m = _XID.search(line)
         if m:
             missing: dict[str, str] = {}
