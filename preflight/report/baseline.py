@@ -67,7 +67,7 @@ NVLINK_CHECK = "nvlink.links.active"
 BUSBW_CHECK = "nccl.allreduce.busbw"
 
 _STATUSES = ("pass", "skip", "accepted", "warn", "fail", "error")
-_BADNESS = {"pass": 0, "skip": 0, "warn": 1, "fail": 2, "error": 2}
+_BADNESS = {"pass": 0, "skip": 0, "accepted": 0, "warn": 1, "fail": 2, "error": 2}
 
 
 class BaselineError(ValueError):
@@ -271,8 +271,8 @@ def _status_note(sb: str, sa: str) -> str:
 def _compare_finding(node: str | None, b: dict[str, Any], a: dict[str, Any], pct: float) -> DriftItem | None:
     check, subject = a["check"], a.get("subject")
     sb, sa = b["status"], a["status"]
-    if sa == "skip":
-        return None  # not judged now (tool missing, check not applicable): nothing to compare
+    if sa in ("skip", "accepted"):
+        return None  # not judged now (check not applicable, or its gap accepted): nothing to compare
     worse = _BADNESS[sa] > _BADNESS[sb]
     better = _BADNESS[sa] < _BADNESS[sb]
     where = node or "the fleet"

@@ -1,7 +1,7 @@
 """The plan on the bundled demo fleet (recorded 8x H100 outputs), checked against hand-worked numbers.
 
 Demo fleet: gpu-01/02 healthy, gpu-03 runs another driver, gpu-04 has two NVLinks of GPU5 down;
-every node's nccl-tests all-reduce is the recorded 470.7 GB/s single-node H100 run.
+every node's nccl-tests all-reduce is the recorded 479.7 GB/s (8 GB) single-node H100 run.
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ def test_measured_facts_feed_the_shape(judged) -> None:
     shape = fleet_shape(report, facts, source="demo")
     n = shape.nodes[0]
     assert (n.gpus, n.nvlink_domain, n.gpu_memory_mib, n.ib_gbps) == (8, 8, 81559, 800.0)
-    assert n.intra_busbw_gbps == pytest.approx(470.73) and "nccl-tests all_reduce_perf" in n.intra_busbw_source
-    assert n.small_msg_latency_us is None  # the recording starts at 256 MB: no decode-sized rows
+    assert n.intra_busbw_gbps == pytest.approx(479.72) and "nccl-tests all_reduce_perf" in n.intra_busbw_source
+    assert n.small_msg_latency_us == pytest.approx(33.09)  # the recorded 8 KB row: 33.09 us out of place
     degraded = next(f for f in facts.nodes if f.name == "gpu-04")
     size, why = nvlink_domain(degraded)
     assert size == 7 and "GPU5" in why  # 8 in topo -m, minus the GPU with links down
@@ -70,7 +70,7 @@ def test_llama_70b_memory_math_and_recommendation(judged) -> None:
     assert r.plan.recommend_latency[0].label.startswith("TP8")
     # the TP all-reduce estimate uses the measured bus bandwidth and says where it came from
     est = next(e for e in c.estimates if e.name == "tp_allreduce_ms_per_step")
-    assert "470.73 GB/s" in est.formula and "gpu-01: nccl-tests" in est.formula
+    assert "479.72 GB/s" in est.formula and "gpu-01: nccl-tests" in est.formula
 
 
 def test_mla_cache_is_replicated_under_tp(judged) -> None:

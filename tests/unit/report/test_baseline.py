@@ -58,12 +58,12 @@ def test_a_lost_nvlink(demo_doc: dict[str, Any]) -> None:
 
 def test_busbw_down_20_percent_is_drift_5_percent_is_not(demo_doc: dict[str, Any]) -> None:
     base = json.loads(json.dumps(demo_doc))
-    assert edit(base, "gpu-02", "nccl.allreduce.busbw")["observed"] == "470.7 / 470.7 GB/s at 2G (spread 0.0%)"
-    edit(demo_doc, "gpu-02", "nccl.allreduce.busbw", observed="376.6 / 376.5 GB/s at 2G (spread 0.0%)")  # -20%
-    edit(demo_doc, "gpu-01", "nccl.allreduce.busbw", observed="447.2 / 447.1 GB/s at 2G (spread 0.0%)")  # -5%
+    assert edit(base, "gpu-02", "nccl.allreduce.busbw")["observed"] == "479.7 / 479.7 GB/s at 8G (spread 0.0%)"
+    edit(demo_doc, "gpu-02", "nccl.allreduce.busbw", observed="383.8 / 383.7 GB/s at 8G (spread 0.0%)")  # -20%
+    edit(demo_doc, "gpu-01", "nccl.allreduce.busbw", observed="455.7 / 455.6 GB/s at 8G (spread 0.0%)")  # -5%
     drift = compare(base, demo_doc)
     assert kinds(drift) == {("busbw_drop", "gpu-02", "nccl.allreduce.busbw", None)}
-    assert "470.7 → 376.6" in drift.items[0].text and "20.0%" in drift.items[0].text
+    assert "479.7 → 383.8" in drift.items[0].text and "20.0%" in drift.items[0].text
     strict = compare(base, demo_doc, bandwidth_drop_pct=4)
     assert kinds(strict) == {("busbw_drop", "gpu-02", "nccl.allreduce.busbw", None),
                              ("busbw_drop", "gpu-01", "nccl.allreduce.busbw", None)}
@@ -85,8 +85,8 @@ def test_every_drift_at_once(demo_doc: dict[str, Any]) -> None:
     base = json.loads(json.dumps(demo_doc))
     edit(demo_doc, "gpu-02", "versions.driver.consistent", observed="550.54.15", status="fail")
     edit(demo_doc, "gpu-01", "nvlink.links.active", "GPU2", observed="17 of 18", status="fail")
-    edit(demo_doc, "gpu-02", "nccl.allreduce.busbw", observed="376.6 / 376.5 GB/s at 2G (spread 0.0%)")
-    edit(demo_doc, "gpu-01", "nccl.allreduce.busbw", observed="447.2 / 447.1 GB/s at 2G (spread 0.0%)")
+    edit(demo_doc, "gpu-02", "nccl.allreduce.busbw", observed="383.8 / 383.7 GB/s at 8G (spread 0.0%)")
+    edit(demo_doc, "gpu-01", "nccl.allreduce.busbw", observed="455.7 / 455.6 GB/s at 8G (spread 0.0%)")
     demo_doc["nodes"] = [n for n in demo_doc["nodes"] if n["name"] != "gpu-04"]
     drift = compare(base, demo_doc)
     assert kinds(drift) == {
