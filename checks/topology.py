@@ -24,7 +24,8 @@ def _nvlink_isolated(topo: TopologyFacts) -> list[tuple[int, str]]:
         peers_nv = [k for p, k in nv.items() if g not in p]
         if mine and peers_nv and not any(k.startswith("NV") for k in mine.values()):
             kinds = ", ".join(sorted(set(mine.values())))
-            out.append((g, f"{kinds} to {len(mine)} peer GPU(s), while other pairs show {', '.join(sorted(set(peers_nv)))}"))
+            others = ", ".join(sorted(set(peers_nv)))
+            out.append((g, f"{kinds} to {len(mine)} peer GPU(s), while other pairs show {others}"))
     return out
 
 
@@ -280,10 +281,11 @@ _FABRIC_ABSENT = ("N/A", "Not Supported")
 @check(id="nvlink.fabric_state", group="nvlink", needs=("gpus",),
        summary="On NVLink-fabric systems every GPU's fabric registration completed successfully and its fabric health "
                "is not Unhealthy (`nvidia-smi -q` Fabric State Completed, Status Success, Health Summary)",
-       remediation="A GPU whose fabric state is not Completed/Success is not part of the NVLink fabric: check nvidia-fabricmanager's journal "
-                   "(version mismatch, 'Insufficient Resources'), then restart the fabric manager or reset the GPUs. A Health Summary "
-                   "'Unhealthy' (GB200/GB300 multi-node NVLink) means degraded bandwidth or routes under recovery: drain the node and "
-                   "check the NVLink switch trays (NMX) before scheduling multi-node NVLink jobs on it.",
+       remediation="A GPU whose fabric state is not Completed/Success is not part of the NVLink fabric: check "
+                   "nvidia-fabricmanager's journal (version mismatch, 'Insufficient Resources'), then restart the fabric "
+                   "manager or reset the GPUs. A Health Summary 'Unhealthy' (GB200/GB300 multi-node NVLink) means degraded "
+                   "bandwidth or routes under recovery: drain the node and check the NVLink switch trays (NMX) before "
+                   "scheduling multi-node NVLink jobs on it.",
        na_when="`nvidia-smi -q` was read for every GPU and shows no Fabric section, or Fabric State N/A / Not Supported")
 def fabric_state(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
     gpus = tuple(node.gpus or ())
@@ -294,7 +296,8 @@ def fabric_state(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
     unread = [g for g in gpus if g.q_sections is None]
     if not fabric and not unread:
         shown = sorted({g.fabric_state.split(" / ")[0] for g in gpus if g.fabric_state})
-        why = (f"Fabric State {', '.join(shown)}" if shown else "no Fabric section") + " in `nvidia-smi -q` for every GPU"
+        why = (f"Fabric State {', '.join(shown)}" if shown else "no Fabric section")
+        why += " in `nvidia-smi -q` for every GPU"
         yield ctx.na(node, f"{why}: not an NVLink-fabric (NVSwitch / multi-node NVLink) system")
         return
     for g in gpus:
@@ -325,4 +328,5 @@ def _judge_fabric(node: NodeFacts, g: GpuFacts, ctx: CheckContext) -> Finding:
                                  f"({'; '.join(rows)}): not judged healthy", subject=g.ref, evidence=evidence,
                            observed=f"{g.fabric_state}; Health {'; '.join(rows)}")
     health = "Health Summary Healthy" if verdict == "healthy" else "no Health summary reported"
-    return Finding(**base, status=Status.PASS, observed=f"{g.fabric_state}; {health}", msg=f"{g.ref} fabric {g.fabric_state}, {health}")
+    return Finding(**base, status=Status.PASS, observed=f"{g.fabric_state}; {health}",
+                   msg=f"{g.ref} fabric {g.fabric_state}, {health}")

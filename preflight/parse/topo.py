@@ -179,7 +179,8 @@ def _headerless_columns(pending: list[tuple[str, list[str], str]]) -> tuple[list
         ngpu = next(iter(splits.values()))
         if ngpu < lower or ngpu > width:
             return Unparseable.of(f"no header row: the X of {min(splits)} puts {ngpu} GPU columns, but the GPU rows "
-                                  f"show at least {lower} (of {width} cells)", "\n".join(line for _, _, line in pending))
+                                  f"show at least {lower} (of {width} cells)",
+                                  "\n".join(line for _, _, line in pending))
         how = f"no header row: {ngpu} GPUs and {width - ngpu} NICs, from the X cell of {min(splits)}"
         return [f"GPU{i}" for i in range(ngpu)] + [f"NIC{i}" for i in range(width - ngpu)], how
     if lower == 0:

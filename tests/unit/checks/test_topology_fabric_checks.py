@@ -83,7 +83,8 @@ def test_consistency_compares_a_partial_matrix_on_the_pairs_it_shows() -> None:
 
 
 def test_nic_affinity_judges_what_the_partial_matrix_shows_and_errors_on_the_rest() -> None:
-    fs = findings([node("n1", {"topo": rec(CORPUS / "topo/8xh100-nv18-6nic-fragment.txt")})], "topology.gpu_nic_affinity")
+    six_nics = rec(CORPUS / "topo/8xh100-nv18-6nic-fragment.txt")
+    fs = findings([node("n1", {"topo": six_nics})], "topology.gpu_nic_affinity")
     status = {f.subject: f.status.value for f in fs}
     assert status["GPU0"] == "pass" and status["GPU2"] == "pass"
     assert status["GPU1"] == "warn"  # its row is whole: NODE is its nearest NIC (the recording's note says so)
@@ -92,7 +93,8 @@ def test_nic_affinity_judges_what_the_partial_matrix_shows_and_errors_on_the_res
                          if line.startswith("GPU"))
     fs = findings([node("n2", {"topo": gpu_rows})], "topology.gpu_nic_affinity")
     assert [f.status.value for f in fs] == ["error"] and "no NIC columns known" in fs[0].msg
-    fs = findings([node("n3", {"topo": rec(CORPUS / "topo/2x1080ti-phb-numa-na-desktop.txt")})], "topology.gpu_nic_affinity")
+    desktop = rec(CORPUS / "topo/2x1080ti-phb-numa-na-desktop.txt")
+    fs = findings([node("n3", {"topo": desktop})], "topology.gpu_nic_affinity")
     assert [f.status.value for f in fs] == ["skip"] and "no NIC columns" in fs[0].msg
 
 
@@ -118,7 +120,8 @@ def test_fabric_in_progress_from_a_recorded_block_fails() -> None:
 
 
 def test_an_unknown_health_summary_is_not_pass() -> None:
-    q = Q_HEALTHY.replace("        Health\n", "        Health\n            Summary                       : Limited Capacity\n", 1)
+    summary = "            Summary                       : Limited Capacity\n"
+    q = Q_HEALTHY.replace("        Health\n", "        Health\n" + summary, 1)
     gpu0 = next(f for f in fabric({"smi_q": q}) if f.subject == "GPU0")
     assert gpu0.status.value == "error" and "Limited Capacity" in gpu0.msg
 

@@ -180,7 +180,8 @@ def test_every_later_format_in_the_corpus_is_listed_with_why() -> None:
 
 def test_nvswitch_sxid_lines_are_events_not_a_clean_log() -> None:
     # before: parse_kernel_log returned no events for SXid lines, i.e. "no errors" on an NVSwitch fault
-    body = strip_corpus_header((CORPUS / "xid/nvswitch-sxid-22013-minion-dlreq-nonfatal-h100-tdx-570.txt").read_text())[1]
+    path = CORPUS / "xid/nvswitch-sxid-22013-minion-dlreq-nonfatal-h100-tdx-570.txt"
+    body = strip_corpus_header(path.read_text())[1]
     events = xid.parse_kernel_log(body)
     sxids = [e for e in events.others if e.kind == "nvswitch_sxid"]
     assert [(e.device, e.code) for e in sxids] == [("0000:04:00.0", 22013)] * 3

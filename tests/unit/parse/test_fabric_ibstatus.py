@@ -37,7 +37,8 @@ def test_in_progress_with_an_all_na_health_block() -> None:
 
 def test_health_verdicts_never_read_an_unknown_value_as_healthy() -> None:
     assert health_verdict({"Summary": "Healthy", "Bandwidth": "Full"})[0] == "healthy"
-    assert health_verdict({"Summary": "Healthy", "Route Unhealthy": "True"}) == ("unhealthy", ("Route Unhealthy: True",))
+    flagged = health_verdict({"Summary": "Healthy", "Route Unhealthy": "True"})
+    assert flagged == ("unhealthy", ("Route Unhealthy: True",))
     assert health_verdict({"Summary": "Limited Capacity"}) == ("unknown", ("Summary: Limited Capacity",))
     assert health_verdict({"Bandwidth": "N/A"}) == ("not_reported", ())  # H100, driver 565
     assert health_verdict({"Summary": "Healthy", "Incorrect Configuration": "Wrong Topology"})[0] == "unknown"

@@ -42,8 +42,8 @@ def test_headerless_split_comes_from_a_nic_rows_x_cell() -> None:
 
 
 def test_complete_recordings_are_not_partial() -> None:
-    for rel in ("topo/dgx-h100-nv18-12nic-tabs.txt", "topo/4xh100-nv6-4nic-legend.txt", "topo/8x4090-pcie-all-sys-2nic.txt",
-                "topo/dgx-a100-2gpu-slurm-subset-10nic.txt"):
+    for rel in ("topo/dgx-h100-nv18-12nic-tabs.txt", "topo/4xh100-nv6-4nic-legend.txt",
+                "topo/8x4090-pcie-all-sys-2nic.txt", "topo/dgx-a100-2gpu-slurm-subset-10nic.txt"):
         assert matrix(body(rel)).partial is None, rel
 
 
