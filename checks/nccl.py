@@ -62,6 +62,12 @@ def allreduce_correct(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
        summary="All-reduce bus bandwidth at the largest message size reaches the inventory's allreduce_busbw_gbps_min, else the platform's reference value (both runs below: fail; one: warn; spread reported)",
        remediation=_HINT)
 def allreduce_busbw(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
+    independent = [r for r in node.nccl_tests or () if r.independent_note]
+    if independent:  # N separate processes each measured alone: their busbw is not this run's
+        yield Finding(check=ctx.spec.id, node=node.name, status=Status.ERROR, msg=str(independent[0].independent_note),
+                      evidence=independent[0].independent_evidence,
+                      hint="Rebuild nccl-tests with `make MPI=1 MPI_HOME=...` (after `make clean`) and rerun.")
+        return
     runs = [r for r in node.nccl_tests or () if r.busbw_at_largest() is not None]
     if not runs:
         yield Finding(check=ctx.spec.id, node=node.name, status=Status.ERROR,

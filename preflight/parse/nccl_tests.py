@@ -8,6 +8,7 @@ A row is read from the right: the last 8 numbers are out-of-place and in-place
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,6 +71,24 @@ class NcclTestResult:
     error_column: bool = False  # old format: float `error` instead of an integer `#wrong`
     runs: int = 1  # sequential repeats of the size sweep in one log
     avg_busbw_all: tuple[float, ...] = ()
+    # N >= 2: the log holds N separate nccl-tests jobs that started together (each printed its own header and its
+    # own Rank 0, or their rows interleave): a binary built without MPI=1 under mpirun/srun. 0: not seen.
+    independent_runs: int = 0
+    ranks_per_run: int | None = None  # devices each of those jobs listed (1: single-rank jobs)
+    independent_why: tuple[str, ...] = ()  # what showed it: 'headers', 'rank0', 'interleaved'
+    independent_evidence: tuple[str, ...] = ()  # the repeated header / Rank 0 lines, as printed
+
+    @property
+    def independent_note(self) -> str | None:
+        """The one-line refusal for a multi-node reading of such a log, or None."""
+        if self.independent_runs < 2:
+            return None
+        kind = "single-rank" if self.ranks_per_run == 1 else "single-process"
+        why = {"headers": "each printed its own header", "rank0": "'Rank 0' printed by each",
+               "interleaved": "their result rows interleave"}
+        seen = "; ".join(why[w] for w in self.independent_why)
+        return (f"nccl-tests ran {self.independent_runs} independent {kind} jobs: built without MPI? "
+                f"({seen}; rebuild with `make MPI=1`)")
 
     @property
     def nthreads(self) -> int | None:
@@ -144,6 +163,10 @@ def parse_nccl_tests(text: str) -> NcclTestResult | Unparseable:
     oob = None
     version = nccl_version = None
     seen_header = error_column = ancient = False
+    starts: list[str] = []  # '# nThread' headers printed before the first result row: one per job that started
+    rank0: dict[tuple[str | None, int | None], int] = {}  # (host, pid) of each 'Rank 0' line -> devices it listed
+    rank0_lines: list[str] = []
+    last_rank0: tuple[str | None, int | None] | None = None
     for raw in text.replace("\r", "").splitlines():
         line = _TAG.sub(" ", raw)
         if re.search(r"\bsize\b.*\bcount\b|\bbytes\b.*\bN\b.*\btype\b", line):
@@ -161,6 +184,8 @@ def parse_nccl_tests(text: str) -> NcclTestResult | Unparseable:
         if m:
             nccl_version = m.group(1)
         if re.search(r"\bnThread\s+\d+", line):
+            if not rows:
+                starts.append(raw)
             params.update(re.findall(r"(\w+(?: iters)?):?\s+(\d+(?:\(\w+\))?)", line.replace("#", " ")))
             continue
         m = re.search(r"Avg bus bandwidth\s*:\s*(" + _NUM + ")", line)
@@ -177,6 +202,13 @@ def parse_nccl_tests(text: str) -> NcclTestResult | Unparseable:
         if m:
             devices.append(NcclDevice(rank=int(m.group(1)), host=m.group(3), device=int(m.group(4)), bus_id=m.group(5),
                                       name=m.group(6).strip(), pid=_int(m.group(2)), raw_line=raw))
+            if not rows:
+                if devices[-1].rank == 0:
+                    rank0_lines.append(raw)
+                    last_rank0 = (devices[-1].host, devices[-1].pid)
+                    rank0[last_rank0] = rank0.get(last_rank0, 0)
+                if last_rank0 is not None:
+                    rank0[last_rank0] += 1
             continue
         if line.lstrip().startswith("#"):
             continue
@@ -213,10 +245,22 @@ def parse_nccl_tests(text: str) -> NcclTestResult | Unparseable:
         notes.append("old format: float 'error' column instead of '#wrong' counts")
     if avgs and avgs[-1] == 0 and rows:
         notes.append("'Avg bus bandwidth' is 0 although rows were printed")
-    return NcclTestResult(rows=tuple(rows), avg_busbw=avgs[-1] if avgs else None, out_of_bounds=oob, version=version,
-                          ranks=len(devices), devices=info, notes=tuple(notes), interleaved=interleaved,
-                          nccl_version=nccl_version, params=params, device_info=tuple(devices),
-                          error_column=error_column, runs=max(runs, 1), avg_busbw_all=tuple(avgs))
+    why = tuple(w for w, hit in (("headers", len(starts) >= 2), ("rank0", len(rank0) >= 2),
+                                 ("interleaved", interleaved)) if hit)
+    independent = max(len(starts), len(rank0), 2 if interleaved else 0) if why else 0
+    shown = (starts if len(starts) >= 2 else []) + (rank0_lines if len(rank0) >= 2 else [])
+    blocks = list(rank0.values())  # devices listed after each Rank 0 line; the last block may be cut short
+    same = len(blocks) >= 2 and all(b == blocks[0] for b in blocks[:-1]) and blocks[-1] <= blocks[0]
+    per_run = blocks[0] if same else None
+    result = NcclTestResult(rows=tuple(rows), avg_busbw=avgs[-1] if avgs else None, out_of_bounds=oob,
+                            version=version, ranks=len(devices), devices=info, notes=tuple(notes),
+                            interleaved=interleaved, nccl_version=nccl_version, params=params,
+                            device_info=tuple(devices), error_column=error_column, runs=max(runs, 1),
+                            avg_busbw_all=tuple(avgs), independent_runs=independent, ranks_per_run=per_run,
+                            independent_why=why, independent_evidence=tuple(x.strip() for x in shown[:6]))
+    if result.independent_note:
+        result = dataclasses.replace(result, notes=result.notes + (result.independent_note,))
+    return result
 
 
 def summary(result: NcclTestResult) -> dict[str, Any]:
