@@ -628,8 +628,10 @@ def cmd_checks(args: argparse.Namespace) -> int:
 
 
 def cmd_nccl_multinode(args: argparse.Namespace) -> int:
+    from rich.markup import escape
+
     from preflight.inventory import InventoryError, load_inventory
-    from preflight.multinode import LaunchSpec, locate_slow_nodes, run_test
+    from preflight.multinode import LaunchSpec, judge_run, locate_slow_nodes, run_test
     from preflight.transport.fanout import run_command
     from preflight.transport.ssh import SshOptions
 
@@ -663,9 +665,16 @@ def cmd_nccl_multinode(args: argparse.Namespace) -> int:
     else:
         console.print(f"{len(hosts)} nodes × {gpus} GPUs: busbw {whole.busbw} GB/s at the largest size"
                       + (f" (expected >= {threshold:g})" if threshold else ""))
+    judged = judge_run(whole, threshold, launcher.expect.get("nccl_net"))
+    style = {"pass": "green", "warn": "yellow", "fail": "bold red"}[judged.status]
+    console.print(f"[{style}]{judged.status}[/]: " + escape("; ".join(judged.reasons)), soft_wrap=True)
+    for line in judged.evidence:
+        console.print("  " + escape(line), soft_wrap=True)
     doc: dict[str, Any] = {"launcher": launcher.name, "via": via, "command": whole.command, "busbw": whole.busbw,
-                           "error": whole.error, "threshold": threshold}
-    low = whole.busbw is None or (threshold is not None and whole.busbw < threshold)
+                           "error": whole.error, "threshold": threshold, "status": judged.status,
+                           "reasons": list(judged.reasons), "transport": list(whole.net.transports),
+                           "evidence": list(judged.evidence)}
+    low = whole.busbw is None or (threshold is not None and whole.busbw < threshold) or judged.status == "fail"
     if args.pairs and threshold is not None and len(hosts) >= 2:
         verdict, outcomes = locate_slow_nodes(hosts, gpus, threshold, runner, launcher=via)
         for a, b, bw in verdict.pairs:

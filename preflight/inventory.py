@@ -106,6 +106,7 @@ class Expectations:
     allreduce_busbw_gbps_min: float | None = None
     nccl_socket_ifname: str | None = None  # NCCL_SOCKET_IFNAME the jobs use: comma list, '^' excludes, '=' exact
     nccl_ib_hca: str | None = None  # NCCL_IB_HCA the jobs use: comma list of HCA[:port], '^' excludes, '=' exact
+    nccl_net: str | None = None  # the inter-node NCCL network the fabric is meant to carry: ib (default) | socket
     # facts that cannot be had by design, said once: {check id, glob or fact key: why} (e.g. {xid: "no root for dmesg"});
     # their checks read `accepted`, with who said so, instead of `error` on every run
     accept: Mapping[str, str] | None = None
@@ -143,6 +144,7 @@ _EXPECT_KINDS = {
     "allreduce_busbw_gbps_min": "number",
     "nccl_socket_ifname": "text",
     "nccl_ib_hca": "text",
+    "nccl_net": "text",
     "accept": "accept",
 }
 assert set(_EXPECT_KINDS) == set(EXPECT_KEYS)

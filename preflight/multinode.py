@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from preflight.hang.nccl_log import NcclLog, parse_nccl_log
 from preflight.parse.common import Unparseable
 from preflight.parse.nccl_tests import NcclTestResult, parse_nccl_tests
 
@@ -28,6 +29,12 @@ class LaunchSpec:
     binary: str = "all_reduce_perf"
     test_args: tuple[str, ...] = NCCL_TEST_ARGS
     extra_env: dict[str, str] = field(default_factory=dict)  # NCCL_* settings to pass to every rank
+    # NCCL_DEBUG level every rank gets (None: the launcher's own, forwarded); run_test asks for INFO, whose
+    # 'via NET/IB' / 'via NET/Socket' lines show which network carried the run
+    nccl_debug: str | None = None
+
+
+NCCL_DEBUG_LEVEL = "INFO"
 
 
 def build_command(spec: LaunchSpec) -> list[str]:
@@ -41,15 +48,19 @@ def build_command(spec: LaunchSpec) -> list[str]:
         argv = ["mpirun", "--allow-run-as-root", "-np", str(nranks),
                 "-H", ",".join(f"{h}:{spec.gpus_per_node}" for h in spec.hosts),
                 "--bind-to", "none", "--map-by", "slot"]
+        debug = spec.nccl_debug if "NCCL_DEBUG" not in spec.extra_env else None
         for name in FORWARDED_ENV:
-            argv += ["-x", name]
+            argv += ["-x", f"{name}={debug}" if name == "NCCL_DEBUG" and debug else name]
         for key, value in sorted(spec.extra_env.items()):
             argv += ["-x", f"{key}={value}"]
     elif spec.launcher == "srun":
         argv = ["srun", f"--nodes={len(spec.hosts)}", f"--ntasks-per-node={spec.gpus_per_node}",
                 f"--gpus-per-node={spec.gpus_per_node}", f"--nodelist={','.join(spec.hosts)}", "--mpi=pmix"]
-        if spec.extra_env:
-            argv.append("--export=ALL," + ",".join(f"{k}={v}" for k, v in sorted(spec.extra_env.items())))
+        env = dict(spec.extra_env)
+        if spec.nccl_debug:
+            env.setdefault("NCCL_DEBUG", spec.nccl_debug)
+        if env:
+            argv.append("--export=ALL," + ",".join(f"{k}={v}" for k, v in sorted(env.items())))
     else:
         raise ValueError(f"unknown launcher {spec.launcher!r} (mpirun or srun)")
     return argv + [spec.binary, *spec.test_args]
@@ -61,12 +72,38 @@ def shell_line(argv: Sequence[str]) -> str:
 
 
 @dataclass(frozen=True)
+class NetSeen:
+    """The inter-node network the ranks' NCCL INFO lines name: IB, Socket, a plugin's name; () = not shown."""
+
+    transports: tuple[str, ...] = ()
+    evidence: tuple[str, ...] = ()  # the line that shows it, one per host ('launcher output:LINE: text')
+    fallback: tuple[str, ...] = ()  # 'Failed to open libibverbs.so[.1]' lines of ranks that fell back to sockets
+    nccl_lines: int = 0  # NCCL lines in the output at all (0: NCCL_DEBUG was not INFO)
+
+
+def net_seen(text: str, source: str = "launcher output") -> NetSeen:
+    """Which network NCCL used, from the INFO lines mixed into a run's output (a pure function of the text)."""
+    log = parse_nccl_log(text, source) if "NCCL" in text else None
+    if not isinstance(log, NcclLog):
+        return NetSeen()
+    transports = tuple(dict.fromkeys(r.transport for r in log.ranks if r.transport))
+    evidence: dict[str, str] = {}
+    for r in log.ranks:
+        if r.transport and r.net_evidence is not None and r.host not in evidence:
+            evidence[r.host] = str(r.net_evidence)
+    fallback = tuple(dict.fromkeys(str(r.ibverbs_failure) for r in log.ranks
+                                   if r.socket_fallback and r.ibverbs_failure is not None))
+    return NetSeen(transports, tuple(evidence.values())[:8], fallback[:4], log.nccl_lines)
+
+
+@dataclass(frozen=True)
 class RunOutcome:
     hosts: tuple[str, ...]
     command: str
     rc: int | None
     result: NcclTestResult | None
     error: str = ""
+    net: NetSeen = field(default_factory=NetSeen)
 
     @property
     def busbw(self) -> float | None:
@@ -80,12 +117,74 @@ Runner = Callable[[list[str]], tuple[int | None, str, str]]  # argv -> (rc, stdo
 
 
 def run_test(spec: LaunchSpec, runner: Runner) -> RunOutcome:
-    argv = build_command(spec)
+    """One launch with NCCL_DEBUG=INFO (unless the spec sets a level), its nccl-tests table and its network."""
+    argv = build_command(spec if spec.nccl_debug else replace(spec, nccl_debug=NCCL_DEBUG_LEVEL))
     rc, out, err = runner(argv)
+    net = net_seen(out + ("\n" + err if err else ""))
     parsed = parse_nccl_tests(out)
     if isinstance(parsed, Unparseable):
-        return RunOutcome(spec.hosts, shell_line(argv), rc, None, f"{parsed.reason}; {err.strip()[-300:]}".strip("; "))
-    return RunOutcome(spec.hosts, shell_line(argv), rc, parsed)
+        return RunOutcome(spec.hosts, shell_line(argv), rc, None, f"{parsed.reason}; {err.strip()[-300:]}".strip("; "),
+                          net)
+    return RunOutcome(spec.hosts, shell_line(argv), rc, parsed, net=net)
+
+
+@dataclass(frozen=True)
+class RunVerdict:
+    """A multi-node run judged: `pass` only when it measured one job across the nodes over the expected network."""
+
+    status: str  # pass | warn | fail
+    reasons: tuple[str, ...]
+    evidence: tuple[str, ...] = ()
+
+
+def judge_run(outcome: RunOutcome, threshold: float | None, expect_net: str | None = None) -> RunVerdict:
+    """Pure: what a run proves. Sockets between nodes fail unless the inventory says sockets are intended
+    (expect.nccl_net: socket); a network that cannot be seen is a warning, never a plain pass."""
+    fail: list[str] = []
+    warn: list[str] = []
+    ok: list[str] = []
+    evidence: list[str] = []
+    r = outcome.result
+    if r is None:
+        fail.append(f"no nccl-tests result: {outcome.error or 'nothing printed'}")
+    elif outcome.rc != 0:
+        fail.append("the launcher timed out" if outcome.rc is None else f"the launcher exited with status {outcome.rc}")
+    if r is not None and r.independent_note:
+        fail.append(r.independent_note)
+        evidence += r.independent_evidence
+    big = r.busbw_at_largest() if r is not None else None
+    if r is not None and big is None:
+        fail.append("nccl-tests printed no result rows")
+    net = outcome.net
+    want = (expect_net or "").strip().lower() or None
+    if "Socket" in net.transports:
+        if want == "socket":
+            ok.append("NCCL ran over NET/Socket between the nodes, as the inventory expects (expect.nccl_net: socket)")
+        else:
+            why = " after failing to open libibverbs" if net.fallback else ""
+            fail.append(f"NCCL ran over NET/Socket (TCP, no RDMA) between the nodes{why}"
+                        + (f"; the inventory expects {want}" if want else ""))
+            evidence += net.fallback
+        evidence += net.evidence
+    elif net.transports:
+        seen = ", ".join(f"NET/{t}" for t in net.transports)
+        if want and want not in {t.lower() for t in net.transports}:
+            fail.append(f"NCCL ran over {seen}; the inventory expects {want} (expect.nccl_net)")
+        else:
+            ok.append(f"inter-node transport {seen}")
+        evidence += net.evidence[:2]
+    elif len(outcome.hosts) > 1:
+        warn.append("transport not shown (NCCL_DEBUG=INFO lines absent)" if net.nccl_lines == 0 else
+                    "transport not shown (NCCL printed no 'Using network' / 'via NET/...' line)")
+    if big is not None:
+        if threshold is not None and big[1] < threshold:
+            fail.append(f"busbw {big[1]:g} GB/s at the largest size, below {threshold:g}")
+        elif threshold is None:
+            ok.append(f"busbw {big[1]:g} GB/s, not judged (no --min-busbw or expect.allreduce_busbw_gbps_min)")
+        else:
+            ok.append(f"busbw {big[1]:g} GB/s >= {threshold:g}")
+    status = "fail" if fail else "warn" if warn else "pass"
+    return RunVerdict(status, tuple(fail + warn + ok), tuple(dict.fromkeys(evidence))[:10])
 
 
 def ring_pairs(hosts: Sequence[str]) -> list[tuple[str, str]]:

@@ -109,7 +109,7 @@ def test_expectations_fields_are_the_expect_keys() -> None:
     assert EXPECT_KEYS == (
         "gpus_per_node", "gpu_model", "driver_version", "cuda_version", "nccl_version", "ib_ports",
         "ib_rate_gbps", "nvlinks_per_gpu", "host_memory_gib_min", "shm_gib_min", "hugepages_gib_min", "allreduce_busbw_gbps_min",
-        "nccl_socket_ifname", "nccl_ib_hca", "accept",
+        "nccl_socket_ifname", "nccl_ib_hca", "nccl_net", "accept",
     )
     assert Expectations().as_dict() == {}
     assert Expectations(ib_ports=4).as_dict() == {"ib_ports": 4}

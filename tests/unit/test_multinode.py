@@ -71,3 +71,65 @@ def test_unparseable_output_counts_as_a_failed_pair() -> None:
     verdict, outcomes = locate_slow_nodes(["a", "b"], 8, threshold=50.0,
                                           runner=lambda argv: (1, "", "mpirun: command not found"))
     assert verdict.slow == ("a", "b") and "mpirun: command not found" in outcomes[0].error
+
+
+# ---- what a run proves: one job across the nodes, over the network the fabric is meant to carry -------------
+
+GB10 = "nccl_tests/allreduce-2node-dgx-spark-gb10-version-header.txt"  # 2 hosts, one MPI job, no NCCL INFO lines
+SOCKET_LOG = "nccl_logs/nccl-2.4.8-2node-ibverbs-missing-socket-legacy-ring.txt"
+IB_LOG = "nccl_logs/nccl-aks-p2p-cumem-read-net-ib-gdrdma.txt"
+
+
+def outcome(stdout: str, rc: int | None = 0, hosts: tuple[str, ...] = ("a", "b")):
+    from preflight.multinode import run_test
+    return run_test(LaunchSpec(hosts=hosts, gpus_per_node=1), lambda argv: (rc, stdout, ""))
+
+
+def test_run_test_asks_every_rank_for_nccl_info() -> None:
+    seen: list[list[str]] = []
+    from preflight.multinode import run_test
+    run_test(LaunchSpec(hosts=("a", "b"), gpus_per_node=1), lambda argv: (seen.append(argv), (0, "", ""))[1])
+    assert "NCCL_DEBUG=INFO" in seen[0] and "NCCL_DEBUG" not in seen[0]
+    srun = build_command(LaunchSpec(hosts=("a",), gpus_per_node=1, launcher="srun", nccl_debug="INFO"))
+    assert "--export=ALL,NCCL_DEBUG=INFO" in srun
+    mine = build_command(LaunchSpec(hosts=("a",), gpus_per_node=1, nccl_debug="INFO", extra_env={"NCCL_DEBUG": "WARN"}))
+    assert "NCCL_DEBUG=WARN" in mine and "NCCL_DEBUG=INFO" not in mine  # the user's level wins
+    assert "NCCL_DEBUG" in build_command(LaunchSpec(hosts=("a",), gpus_per_node=1))  # plan --verify: forwarded as is
+
+
+def test_sockets_between_nodes_fail_with_the_lines_as_evidence() -> None:
+    from preflight.multinode import judge_run
+    # constructed for the test: a recorded nccl-tests table followed by a recorded 2-node socket-fallback NCCL log
+    o = outcome(rec(GB10) + "\n" + rec(SOCKET_LOG))
+    assert o.net.transports == ("Socket",)
+    v = judge_run(o, threshold=None)
+    assert v.status == "fail"
+    assert v.reasons[0] == ("NCCL ran over NET/Socket (TCP, no RDMA) between the nodes after failing to open "
+                            "libibverbs")
+    assert any("Failed to open libibverbs.so[.1]" in e for e in v.evidence)
+    assert any("Ring 00 : 1 -> 0 [receive] via NET/Socket/0" in e for e in v.evidence)
+    ok = judge_run(o, threshold=None, expect_net="socket")
+    assert ok.status == "pass" and "as the inventory expects (expect.nccl_net: socket)" in ok.reasons[0]
+
+
+def test_ib_between_nodes_passes_and_unseen_transport_warns() -> None:
+    from preflight.multinode import judge_run
+    ib = judge_run(outcome(rec(GB10) + "\n" + rec(IB_LOG)), threshold=0.5)
+    assert ib.status == "pass" and "inter-node transport NET/IB" in ib.reasons
+    unseen = judge_run(outcome(rec(GB10)), threshold=0.5)
+    assert unseen.status == "warn" and unseen.reasons[0] == "transport not shown (NCCL_DEBUG=INFO lines absent)"
+    wrong = judge_run(outcome(rec(GB10) + "\n" + rec(IB_LOG)), threshold=None, expect_net="socket")
+    assert wrong.status == "fail" and "expects socket" in wrong.reasons[0]
+
+
+def test_non_mpi_runs_and_failed_launches_are_not_a_pass() -> None:
+    from preflight.multinode import judge_run
+    inter = judge_run(outcome(rec("nccl_tests/allreduce-interleaved-rows-two-independent-runs.txt")), threshold=None)
+    assert inter.status == "fail" and inter.reasons[0].startswith("nccl-tests ran 2 independent")
+    v100 = judge_run(outcome(rec("nccl_tests/allreduce-2node-1gpu-non-mpi-rank0-on-both-hosts-v100.txt")), None)
+    assert v100.status == "fail" and "built without MPI?" in " ".join(v100.reasons)
+    assert any("Rank  0 Pid   2066 on ip-172-31-22-230" in e for e in v100.evidence)
+    assert judge_run(outcome(rec(GB10), rc=1), None).reasons[0] == "the launcher exited with status 1"
+    assert judge_run(outcome(rec(GB10), rc=None), None).status == "fail"
+    low = judge_run(outcome(rec(GB10) + "\n" + rec(IB_LOG)), threshold=100.0)
+    assert low.status == "fail" and "below 100" in low.reasons[0]
