@@ -37,3 +37,46 @@ def test_whole_fleet_below_threshold_exits_2(sim_fleet_factory, tmp_path) -> Non
     proc = _run(inv, tmp_path / "mn.json", 100.0)
     assert proc.returncode == 2
     assert json.loads((tmp_path / "mn.json").read_text())["slow"] == ["gpu-01", "gpu-02", "gpu-03"]
+
+
+def _run_plain(inv, out):
+    """No --min-busbw and no --pairs: what a run proves on its own (the old code passed both runs below)."""
+    return subprocess.run([sys.executable, "-m", "preflight", "nccl-multinode", "-i", str(inv), "--gpus-per-node", "1",
+                           "--json", str(out), "--timeout", "30"], capture_output=True, text=True, timeout=120)
+
+
+def test_mpi_launcher_recordings_do_not_show_their_network(sim_fleet_factory, tmp_path) -> None:
+    fleet = sim_fleet_factory([("gpu-01", "mpi-launcher"), ("gpu-02", "h100-healthy"), ("gpu-03", "h100-healthy")])
+    proc = _run_plain(fleet.write_inventory(tmp_path / "inv.yaml"), tmp_path / "mn.json")
+    doc = json.loads((tmp_path / "mn.json").read_text())
+    assert " -x NCCL_DEBUG=INFO " in doc["command"]
+    assert doc["status"] == "warn" and doc["reasons"][0] == "transport not shown (NCCL_DEBUG=INFO lines absent)"
+    assert proc.returncode == 0, proc.stdout + proc.stderr  # a warning, not a failure: and not a plain pass
+
+
+def test_socket_fallback_fails_with_the_nccl_lines(sim_fleet_factory, tmp_path) -> None:
+    fleet = sim_fleet_factory([("gpu-01", "nccl-socket-fallback"), ("gpu-02", "h100-healthy")])
+    proc = _run_plain(fleet.write_inventory(tmp_path / "inv.yaml"), tmp_path / "mn.json")
+    doc = json.loads((tmp_path / "mn.json").read_text())
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert doc["status"] == "fail" and doc["transport"] == ["Socket"] and doc["busbw"] == 1.01
+    assert doc["reasons"][0] == ("NCCL ran over NET/Socket (TCP, no RDMA) between the nodes after failing to open "
+                                 "libibverbs")
+    assert any("misc/ibvwrap.cc:63 NCCL WARN Failed to open libibverbs.so[.1]" in e for e in doc["evidence"])
+    assert any("Ring 00 : 1 -> 0 [receive] via NET/Socket/0" in e for e in doc["evidence"])
+    assert "fail" in proc.stdout and "NET/Socket" in proc.stdout
+    # the same run where the inventory says sockets are the fabric: a pass that says so
+    inv2 = fleet.write_inventory(tmp_path / "inv2.yaml", expectations={"nccl_net": "socket"})
+    ok = _run_plain(inv2, tmp_path / "ok.json")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "expect.nccl_net: socket" in json.loads((tmp_path / "ok.json").read_text())["reasons"][0]
+
+
+def test_nccl_tests_without_mpi_fails(sim_fleet_factory, tmp_path) -> None:
+    fleet = sim_fleet_factory([("gpu-01", "nccl-no-mpi"), ("gpu-02", "h100-healthy")])
+    proc = _run_plain(fleet.write_inventory(tmp_path / "inv.yaml"), tmp_path / "mn.json")
+    doc = json.loads((tmp_path / "mn.json").read_text())
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert doc["status"] == "fail"
+    assert doc["reasons"][0].startswith("nccl-tests ran 2 independent single-rank jobs: built without MPI?")
+    assert any("Rank  0 Pid   2066 on ip-172-31-22-230" in e for e in doc["evidence"])
