@@ -218,9 +218,11 @@ def _enrich_from_q(c: _Ctx, gpus: tuple[GpuFacts, ...] | None) -> tuple[GpuFacts
                 errors = tree.get("ECC Errors", {})
                 vol = _sum_uncorrectable(errors.get("Volatile"))
                 agg = _sum_uncorrectable(errors.get("Aggregate"))
-                if g.ecc_uncorrected_volatile is None and vol is not None:
+                # sources disagreeing on an error counter: an error any source saw is real (the table's
+                # "Volatile Uncorr. ECC" column can lag the -q section, or show only part of it)
+                if vol is not None and (g.ecc_uncorrected_volatile is None or vol > g.ecc_uncorrected_volatile):
                     changes["ecc_uncorrected_volatile"] = vol
-                if g.ecc_uncorrected_aggregate is None and agg is not None:
+                if agg is not None and (g.ecc_uncorrected_aggregate is None or agg > g.ecc_uncorrected_aggregate):
                     changes["ecc_uncorrected_aggregate"] = agg
                 mode = tree.get("ECC Mode", {})
                 if g.ecc_mode is None and isinstance(mode, dict) and mode.get("Current"):
