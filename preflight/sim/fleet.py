@@ -356,7 +356,7 @@ class SimFleet:
         doc: dict[str, Any] = {
             "defaults": {"user": self.user, "identity_file": str(self.client_key)},
             "known_hosts": str(self.known_hosts),
-            "groups": {"sim": {"hosts": {n.name: {"address": "127.0.0.1", "port": n.port} for n in self.nodes.values()}}},
+            "groups": {"sim": {"hosts": {n.name: self._host_entry(n) for n in self.nodes.values()}}},
         }
         if expectations:
             doc["expect"] = dict(expectations)
@@ -366,6 +366,15 @@ class SimFleet:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("# simulated fleet (preflight.sim.fleet)\n" + yaml.safe_dump(doc, sort_keys=False))
         return path
+
+    @staticmethod
+    def _host_entry(node: SimNode) -> dict[str, Any]:
+        """A sim node's inventory entry. A profile that records no kernel log says so once, as an operator
+        would (`expect.accept`): gpu.xid then reads `accepted` with this reason instead of `error`."""
+        entry: dict[str, Any] = {"address": "127.0.0.1", "port": node.port}
+        if "dmesg" not in load_profile(node.profile)["tools"]:
+            entry["expect"] = {"accept": {"xid": f"sim profile {node.profile} records no kernel log (dmesg)"}}
+        return entry
 
     # internals -----------------------------------------------------------------------------
     def _prepare(self, node: SimNode) -> None:

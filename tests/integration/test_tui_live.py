@@ -68,7 +68,8 @@ async def test_live_tui_fills_as_nodes_answer(sim_fleet_factory, tmp_path):
             await pilot.pause()
             assert cell(app, "node-02", "nvlink") == "✔ ok"
             assert cell(app, "node-02", "versions") == "✔ ok"  # fleet checks ran once every node answered
-            assert st.counts() == {"pass": 2, "warn": 0, "fail": 1, "unreachable": 1, "waiting": 0}
+            assert st.counts() == {"pass": 2, "warn": 0, "fail": 1, "error": 0, "skip": 0, "unreachable": 1,
+                                   "waiting": 0}
             judged_order = [m.raw.name for m in seen if isinstance(m, NodeJudged)]
             assert judged_order[-1] == "node-02" and sorted(judged_order) == sorted(n for n, _ in FLEET)
             assert [i for i, m in enumerate(seen) if isinstance(m, RunFinished)][0] > max(

@@ -440,4 +440,4 @@ def test_docs_examples_load(tmp_path: Path) -> None:
     blocks = re.findall(r"```yaml\n(.*?)```", (ROOT / "docs" / "inventory.md").read_text(), re.S)
     assert len(blocks) >= 2
     formats = [load_inventory(write(tmp_path, block, f"doc{i}.yaml")).format for i, block in enumerate(blocks)]
-    assert formats[:2] == ["preflight", "ansible"]
+    assert formats[0] == "preflight" and "ansible" in formats  # every example loads: the native one first
