@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from preflight.engine import CheckContext
@@ -39,7 +40,21 @@ def gpu_xid(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
                           observed=ev.kind.replace("_", " "), expected="no fatal GPU kernel messages",
                           msg=f"kernel reports {ev.kind.replace('_', ' ')} (no Xid printed)", evidence=(ev.raw_line,),
                           hint="A GPU that fell off the bus or whose GSP stopped answering needs a node reboot; drain first.")
-    if not by_code and not any(e.kind in ("fallen_off_bus", "gsp_timeout") for e in node.kernel_events):
+    sxids: dict[tuple[str | None, int | None], list] = {}
+    for ev in node.kernel_events:
+        if ev.kind == "nvswitch_sxid":
+            sxids.setdefault((ev.device, ev.code), []).append(ev)
+    for (dev, code), evs in sorted(sxids.items(), key=lambda kv: (str(kv[0][0]), kv[0][1] or 0)):
+        text = "\n".join(e.raw_line for e in evs)
+        fatal = bool(re.search(r"\bfatal\b", text, re.I)) and not re.search(r"non-?fatal", text, re.I)
+        yield Finding(check=ctx.spec.id, node=node.name, status=Status.FAIL if fatal else Status.WARN,
+                      subject=f"SXid {code}", observed=f"{len(evs)}× NVSwitch SXid {code} on {dev}",
+                      expected="no SXid", expected_source="NVIDIA NVSwitch SXid errors (the message says Fatal / Non-fatal)",
+                      msg=f"NVSwitch {dev} reports {'fatal' if fatal else 'non-fatal'} SXid {code}",
+                      evidence=tuple(e.raw_line for e in evs[:8]),
+                      hint="A fatal SXid needs the NVSwitch tray/baseboard reset (drain first); repeated non-fatal SXids on one "
+                           "link point at a marginal NVLink: check `nvidia-smi nvlink -e` and fabric manager logs.")
+    if not by_code and not sxids and not any(e.kind in ("fallen_off_bus", "gsp_timeout") for e in node.kernel_events):
         yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, observed="no Xid lines",
                       msg="no Xid or fatal GPU messages in the kernel log")
 
