@@ -1,19 +1,24 @@
 """Facts bundles: the raw collection of a run, saved and replayed bit for bit.
 
 A bundle stores only raw outputs (plus what the inventory expected of each node), so a
-parser fixed later applies to old bundles on replay. Secrets are scrubbed before anything
-is written: private keys, tokens and passwords never reach a bundle.
+parser fixed later applies to old bundles on replay. A `NodeRaw` is where node text enters the
+model: whatever builds one (the SSH, local and Slurm transports, the hang gather, a bundle loaded
+from disk, a test) gets its message, collector document, expectations and thresholds back through
+`preflight.textsafe.clean` (inert and secrets scrubbed), so nothing downstream, a saved bundle
+included, scrubs again. Parsers read that text: none needs a control character (see textsafe).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from preflight.textsafe import clean, clean_text
+from preflight.textsafe import scrub as scrub  # re-exported: older callers import it from here
 
 BUNDLE_FORMAT = "preflight-bundle"
 BUNDLE_VERSION = 1
@@ -21,6 +26,9 @@ BUNDLE_FILE = "bundle.json"
 
 # Outcomes a node can have; anything but "ok" means no (or unusable) facts.
 OUTCOMES = ("ok", "unreachable", "refused", "auth_failed", "hostkey_rejected", "timeout", "collector_error", "error")
+
+# The NodeRaw fields that carry text from the node (or the inventory's expectations): cleaned whenever set.
+_CLEANED_FIELDS = frozenset({"message", "collector", "expect", "expect_sources", "thresholds"})
 
 
 @dataclass
@@ -41,6 +49,13 @@ class NodeRaw:
     expect: dict[str, Any] = field(default_factory=dict)
     expect_sources: dict[str, str] = field(default_factory=dict)
     thresholds: dict[str, Any] = field(default_factory=dict)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Node text is made inert and scrubbed once, here: at construction and on every later assignment
+        (live.collect attaches the inventory's expectations after the node answered)."""
+        if name in _CLEANED_FIELDS and value is not None:
+            value = clean_text(value) if isinstance(value, str) else clean(value)
+        object.__setattr__(self, name, value)
 
     def facts_key(self) -> tuple[Any, ...]:
         """What parsed facts depend on: the collector output (by identity), outcome, expectations, thresholds."""
@@ -79,32 +94,6 @@ class BundleError(Exception):
     """A bundle that cannot be read: one line naming the file and what is wrong."""
 
 
-_SECRET_PATTERNS = [
-    (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S), "[preflight: private key removed]"),
-    (re.compile(r"(?i)\b((?:[A-Z0-9_]*_)?(?:TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|ACCESS_KEY)[A-Z0-9_]*)(\s*[=:]\s*)(\S+)"), r"\1\2[redacted]"),
-    (re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b"), "[redacted-aws-key-id]"),
-    (re.compile(r"\bgh[pousr]_[A-Za-z0-9]{36,}\b"), "[redacted-github-token]"),
-    (re.compile(r"\bhf_[A-Za-z0-9]{30,}\b"), "[redacted-hf-token]"),
-]
-
-
-def scrub(text: str) -> str:
-    """Remove secrets from free text (collected outputs may contain environment dumps)."""
-    for rx, repl in _SECRET_PATTERNS:
-        text = rx.sub(repl, text)
-    return text
-
-
-def _scrub_obj(obj: Any) -> Any:
-    if isinstance(obj, str):
-        return scrub(obj)
-    if isinstance(obj, (list, tuple)):
-        return [_scrub_obj(v) for v in obj]
-    if isinstance(obj, dict):
-        return {k: _scrub_obj(v) for k, v in obj.items()}
-    return obj
-
-
 def save_bundle(bundle: Bundle, directory: str | Path) -> Path:
     """Write DIR/bundle.json (created if needed); refuse to overwrite a non-bundle file."""
     path = Path(directory)
@@ -114,8 +103,7 @@ def save_bundle(bundle: Bundle, directory: str | Path) -> Path:
     else:
         path.mkdir(parents=True, exist_ok=True)
         target = path / BUNDLE_FILE
-    data = _scrub_obj(bundle.to_dict())
-    text = json.dumps(data, indent=1, sort_keys=True) + "\n"
+    text = json.dumps(bundle.to_dict(), indent=1, sort_keys=True) + "\n"  # node text was cleaned in NodeRaw
     tmp = target.with_suffix(".json.tmp")
     tmp.write_text(text)
     tmp.replace(target)

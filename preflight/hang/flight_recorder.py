@@ -19,6 +19,7 @@ from typing import Any
 
 from preflight.hang.lines import Evidence, evidence, split_lines
 from preflight.parse.common import Unparseable
+from preflight.textsafe import clean, clean_text
 
 MAX_PICKLE_BYTES = 256 * 1024 * 1024
 _ALLOWED = {"dict", "list", "str", "int", "float", "bool", "tuple", "NoneType"}
@@ -188,9 +189,9 @@ def load_dump(path: Path) -> FrDump | Unparseable:
     except OSError as e:
         return Unparseable.of(f"cannot read {path}: {e}", "")
     if data[:1] == b"\x80":
-        obj = safe_unpickle(data)
-        return obj if isinstance(obj, Unparseable) else dump_from_obj(obj, path.name)
-    return parse_dump_text(data.decode("utf-8", "replace"), path.name)
+        obj = safe_unpickle(data)  # its strings are node text: made inert and scrubbed like any other
+        return obj if isinstance(obj, Unparseable) else dump_from_obj(clean(obj), path.name)
+    return parse_dump_text(clean_text(data.decode("utf-8", "replace")), path.name)
 
 
 def first_mismatch(dumps: list[FrDump]) -> FrFinding | None:

@@ -28,6 +28,7 @@ from preflight.collect.bundle import Bundle, NodeRaw
 from preflight.hang.verdict import Cause, HangVerdict, analyze
 from preflight.parse.common import Unparseable
 from preflight.parse.smi_table import parse_table
+from preflight.textsafe import clean
 
 COLLECTIVE = re.compile(r"\b(all_reduce|allreduce|all_gather|allgather|reduce_scatter|broadcast|barrier|all_to_all|"
                         r"alltoall|_all_gather_base|_reduce_scatter_base|send|recv|wait)\b.*(torch/distributed|c10d|nccl)",
@@ -77,7 +78,8 @@ def _probe_json(raw: NodeRaw, pid: str) -> dict[str, Any] | None:
         doc = json.loads(p["stdout"])
     except ValueError:
         return None
-    return doc if isinstance(doc, dict) else None
+    # a probe that prints JSON carries node text a second time, JSON-escaped: decoded here, so cleaned here
+    return clean(doc) if isinstance(doc, dict) else None
 
 
 def _int(value: Any) -> int | None:

@@ -27,13 +27,15 @@ _ROW = re.compile(r"^(?P<g>\d+) (?P<comms>\d+) (?P<nodes>\d+) (?P<rpn>\d+(?:-\d+
                   r"(?P<status>[A-Z]+) (?P<errors>[A-Z]+)$")
 _COMM = re.compile(r"^#(?P<id>\d+-\d+) \((?P<hash>[0-9a-fA-F]+)\) (?P<kind>MISMATCH|INCOMPLETE|ERROR)$")
 _DIFFERENT = re.compile(r"^Communicator ranks have different (?P<what>.+?)$")
-_GROUP_OPS = re.compile(r"^(?P<n>\d+) ranks have (?:launched up to operation (?P<op>\d+)|(?P<none>not launched any operations))$")
+_GROUP_OPS = re.compile(r"^(?P<n>\d+) ranks have "
+                        r"(?:launched up to operation (?P<op>\d+)|(?P<none>not launched any operations))$")
 _GROUP_STATUS = re.compile(r"^(?P<n>\d+) ranks have status (?P<status>[A-Z]+)$")
 _GROUP_ERROR = re.compile(r"^(?P<n>\d+) ranks reported (?P<err>.+)$")
 _RANK = re.compile(
     r"^Rank (?P<rank>\d+)(?: has launched up to operation (?P<op>\d+)| has (?P<none>not launched any operations)"
     r"| has status (?P<status>[A-Z]+)| reported (?P<err>.+?))?"
-    r" -- (?:GPU (?P<gpu>\S+) managed by process (?P<pid>\d+) on node (?P<node>\S+)|\[process information not found\])$")
+    r" -- (?:GPU (?P<gpu>\S+) managed by process (?P<pid>\d+) on node (?P<node>\S+)"
+    r"|\[process information not found\])$")
 _MISSING_RANK = re.compile(r"^The missing ranks?: (?P<ranks>[\d, ]+)$")
 _PROCESS = re.compile(r"^Process (?P<pid>\d+) on node (?P<node>\S+) managing GPUs? (?P<gpus>.+)$")
 _MISSING_PROCS = re.compile(r"^Missing communicator data from (?P<n>\d+) (?P<what>job process(?:es)?|ranks?)$")
@@ -239,7 +241,8 @@ def parse_ras(text: str, source: str = "") -> RasReport | Unparseable:
         m = _ROW.match(line)
         if m and detail is None:
             groups.append(RasCommGroup(int(m.group("g")), int(m.group("comms")), int(m.group("nodes")), m.group("rpn"),
-                                       int(m.group("rpc")), int(m.group("rig")), m.group("status"), m.group("errors"), ev))
+                                       int(m.group("rpc")), int(m.group("rig")), m.group("status"), m.group("errors"),
+                                       ev))
             seen += 1
             continue
         if line.startswith("No communicator data collected"):
@@ -314,7 +317,8 @@ def parse_ras(text: str, source: str = "") -> RasReport | Unparseable:
             error_lines.append(ev)
     close()
     if seen == 0:
-        return Unparseable.of("no NCCL RAS report lines (expected the 'Communicators...' table or '#0-0 (hash) ...')", text)
+        return Unparseable.of("no NCCL RAS report lines (expected the 'Communicators...' table or "
+                              "'#0-0 (hash) ...')", text)
     notes: list[str] = []
     order = list(sections)
     if "errors" not in sections or "warnings" not in sections:
@@ -327,7 +331,8 @@ def parse_ras(text: str, source: str = "") -> RasReport | Unparseable:
     for d in mismatches:
         listed = sum(len(g.ranks) for g in d.groups)
         if d.counts_operations and d.lagging and not any(g.ranks for g in d.lagging):
-            notes.append(f"#{d.comm}: RAS did not list the lagging ranks (not an outlier group; `ncclras -v` lists more)")
+            notes.append(f"#{d.comm}: RAS did not list the lagging ranks (not an outlier group; "
+                         f"`ncclras -v` lists more)")
         elif listed == 0 and d.groups:
             notes.append(f"#{d.comm}: no ranks listed")
     return RasReport(source, version, tuple(groups), tuple(mismatches), tuple(incomplete), tuple(processes),

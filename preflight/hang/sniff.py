@@ -13,6 +13,7 @@ from preflight.hang.ncclras import RasReport, looks_like_ras, parse_ras
 from preflight.hang.watchdog import WatchdogLog, parse_watchdog
 from preflight.parse.common import Unparseable, is_probably_text, strip_corpus_header
 from preflight.parse.xid import KernelLogEvents, parse_kernel_log
+from preflight.textsafe import clean_text
 
 MAX_TEXT_BYTES = 512 * 1024 * 1024
 _SYSLOG_HOST = re.compile(r"^\s*[A-Z][a-z]{2}\s+\d{1,2}\s+\d\d:\d\d:\d\d\s+(?P<host>\S+)\s+kernel:", re.M)
@@ -100,7 +101,7 @@ def parse_path(path: Path, source: str | None = None) -> HangFile | Unparseable:
         d = load_dump(path)
         return HangFile(source, dump=d) if isinstance(d, FrDump) else d
     try:
-        text = path.read_bytes().decode("utf-8", "replace")
+        text = clean_text(path.read_bytes().decode("utf-8", "replace"))  # a file off a node is node text
     except OSError as e:
         return Unparseable.of(f"{path.name}: cannot read: {e.strerror or e}", "")
     return parse_text(text, source)

@@ -63,11 +63,13 @@ def to_float(value: str) -> float | None:
     return float(m.group(1)) if m else None
 
 
-_CONTROL = re.compile("[\x00-\x08\x0e-\x1f\ufffd]")
+# Raw control characters, or the visible escapes preflight.textsafe.inert() turned them into (node text reaches the
+# parsers inert: binary output still reads as binary).
+_CONTROL = re.compile("[\x00-\x08\x0e-\x1f\ufffd]|\\\\x(?:0[0-8]|0[ef]|1[0-9a-f])")
 
 
 def is_probably_text(text: str) -> bool:
-    """Few control characters (NUL, escapes) or replacement characters in the first 4 KiB."""
+    """Few control characters (NUL, escapes; raw or made visible) or replacement characters in the first 4 KiB."""
     if not text:
         return False
     head = text[:4096]

@@ -8,7 +8,6 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from preflight.collect.bundle import scrub
 from preflight.registry import GROUPS, all_checks
 from preflight.results import Finding, RunReport, Status, worst
 
@@ -92,7 +91,7 @@ def _panel_groups(problems: list[Finding]) -> list[tuple[Finding, list[Finding]]
 
 def _finding_panel(f: Finding, members: list[Finding] | None = None) -> Panel:
     members = members or [f]
-    lines = [Text(scrub(f.msg or f.check))]
+    lines = [Text(f.msg or f.check)]
     subjects = [m.subject for m in members if m.subject]
     checks = sorted({m.check for m in members})
     if len(members) > 1:
@@ -102,7 +101,7 @@ def _finding_panel(f: Finding, members: list[Finding] | None = None) -> Panel:
         lines.append(Text(f"observed: {f.observed}   expected: {f.expected}" +
                           (f"   (from {f.expected_source})" if f.expected_source else ""), style="dim"))
     for ev in f.evidence[:12]:
-        lines.append(Text("  │ " + scrub(ev.rstrip()), style="cyan"))
+        lines.append(Text("  │ " + ev.rstrip(), style="cyan"))
     if len(f.evidence) > 12:
         lines.append(Text(f"  │ … {len(f.evidence) - 12} more lines in the JSON report", style="dim"))
     if f.hint:

@@ -6,7 +6,6 @@ import json
 import time
 from typing import Any
 
-from preflight.collect.bundle import scrub
 from preflight.results import RunReport, Status, exit_code, worst
 
 SCHEMA_ID = "preflight-report"
@@ -54,39 +53,13 @@ def _default(obj: Any) -> Any:
     return str(obj)
 
 
-def _scrubbed(obj: Any) -> Any:
-    if isinstance(obj, str):
-        return scrub(obj)
-    if isinstance(obj, (list, tuple)):
-        return [_scrubbed(v) for v in obj]
-    if isinstance(obj, dict):
-        return {k: _scrubbed(v) for k, v in obj.items()}
-    return obj
-
-
-def _scrub_in_place(obj: Any) -> Any:
-    """The same scrubbing without a second copy of a large report (the dict is ours to change)."""
-    if isinstance(obj, str):
-        return scrub(obj)
-    if isinstance(obj, tuple):
-        return [_scrub_in_place(v) for v in obj]
-    if isinstance(obj, list):
-        for i, v in enumerate(obj):
-            obj[i] = _scrub_in_place(v)
-        return obj
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            obj[k] = _scrub_in_place(v)
-        return obj
-    return obj
-
-
 def write(data: dict[str, Any], fh: Any) -> None:
-    """Stream a report's JSON to an open text file: scrubbed in place, never held as one string."""
-    json.dump(_scrub_in_place(data), fh, indent=2, sort_keys=False, default=_default)
+    """Stream a report's JSON to an open text file, never held as one string. Node text in it was made inert and
+    scrubbed where it entered the model (preflight.textsafe, applied by NodeRaw): nothing to scrub here."""
+    json.dump(data, fh, indent=2, sort_keys=False, default=_default)
     fh.write("\n")
 
 
 def dumps(data: dict[str, Any]) -> str:
-    """JSON text of a report; node outputs quoted as evidence pass through the same secret scrubber as bundles."""
-    return json.dumps(_scrubbed(data), indent=2, sort_keys=False, default=_default) + "\n"
+    """JSON text of a report (node text in it is already inert and scrubbed, see write())."""
+    return json.dumps(data, indent=2, sort_keys=False, default=_default) + "\n"

@@ -27,8 +27,8 @@ Time: preflight measures time per node (collection), not per check, so a finding
 time is the sum of its testcases and the root's the longest node collection (nodes run in
 parallel), i.e. the run's wall time as far as the report knows it.
 
-Text goes through the same secret scrubber as the console and JSON report, and characters that
-XML 1.0 cannot carry (NUL, other C0 controls, ANSI escapes' ESC, lone surrogates) are removed.
+Node text is already inert and scrubbed where it entered the model (preflight.textsafe); characters that
+XML 1.0 cannot carry (NUL, other C0 controls, ANSI escapes' ESC, lone surrogates) are still removed from any text.
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ import time as _time
 import xml.etree.ElementTree as ET
 from typing import Any, Iterable
 
-from preflight.collect.bundle import scrub
 from preflight.results import Finding, NodeReport, RunReport, Status
 
 MAX_EVIDENCE_LINES = 60
@@ -50,8 +49,8 @@ _ILLEGAL_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010
 
 
 def xml_safe(text: Any) -> str:
-    """`text` as a string XML 1.0 can carry, secrets scrubbed."""
-    return _ILLEGAL_XML.sub("", scrub(str(text)))
+    """`text` as a string XML 1.0 can carry."""
+    return _ILLEGAL_XML.sub("", str(text))
 
 
 def _groups_of() -> dict[str, str]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from preflight.collect.bundle import scrub
 from preflight.results import Finding, RunReport, Status, exit_code, worst
 
 if TYPE_CHECKING:
@@ -47,8 +46,9 @@ def _clip(text: str, limit: int = MAX_LINE_CHARS) -> str:
 
 
 def _clean(value: Any) -> str:
-    """Scrubbed text with control characters (ANSI escapes' ESC, NUL, ...) removed; tabs and newlines kept."""
-    return re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", "", scrub(str(value)))
+    """Text with control characters (ANSI escapes' ESC, NUL, ...) removed; tabs and newlines kept. Node text is
+    already inert and scrubbed (preflight.textsafe); this guards text made elsewhere."""
+    return re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", "", str(value))
 
 
 def cell(value: Any) -> str:

@@ -23,6 +23,7 @@ import paramiko
 
 from preflight.collect.bundle import NodeRaw
 from preflight.collect.script import decode_output
+from preflight.textsafe import clean_text
 from preflight.transport.ssh import HostKeyRejected, SshOptions, secure_connection
 
 LOCAL_ADDRESSES = ("local", "localhost-local")
@@ -356,7 +357,13 @@ def collect_fleet(
 
 
 def run_command(node: Target, argv: list[str], options: SshOptions, timeout_s: float) -> tuple[int | None, str, str]:
-    """Run one argv on one node (quoted word by word), bounded by timeout_s; errors come back as (None, "", why)."""
+    """Run one argv on one node (quoted word by word), bounded by timeout_s; errors come back as (None, "", why).
+    What the node printed comes back inert and scrubbed (preflight.textsafe), as a NodeRaw's text does."""
+    rc, out, err = _run_command(node, argv, options, timeout_s)
+    return rc, clean_text(out), clean_text(err)
+
+
+def _run_command(node: Target, argv: list[str], options: SshOptions, timeout_s: float) -> tuple[int | None, str, str]:
     import shlex
 
     line = " ".join(shlex.quote(a) for a in argv)

@@ -52,12 +52,14 @@ def test_missing_bundle(tmp_path) -> None:
         load_bundle(tmp_path / "nope")
 
 
-def test_json_report_scrubs_secrets_in_evidence() -> None:
-    from preflight.report.json_report import dumps
-    from preflight.results import Finding, NodeReport, RunReport, Status
-    from preflight.report.json_report import report_dict
+def test_node_text_is_scrubbed_before_any_report_sees_it() -> None:
+    """Presenters no longer scrub: the secret is gone from the NodeRaw, so the JSON report never has it."""
+    from preflight.engine import judge
+    from preflight.report.json_report import dumps, report_dict
 
-    f = Finding(check="x.y", node="n", status=Status.FAIL, evidence=("export HF_TOKEN=hf_abcdefghijklmnopqrstuvwxyz0123456789",))
-    rep = RunReport(nodes=(NodeReport(name="n", address="a", outcome="ok", message="", duration_s=0.1, findings=(f,)),))
-    text = dumps(report_dict(rep, source={"kind": "live"}))
+    raw = _node("x")
+    raw.outcome, raw.message = "collector_error", "export HF_TOKEN=hf_abcdefghijklmnopqrstuvwxyz0123456789"
+    assert raw.message == "export HF_TOKEN=[redacted]"
+    report, _ = judge(Bundle(nodes=[raw]))
+    text = dumps(report_dict(report, source={"kind": "live"}))
     assert "hf_abcdefghijklmnopqrstuvwxyz0123456789" not in text and "HF_TOKEN=[redacted]" in text

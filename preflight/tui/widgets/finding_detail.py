@@ -6,7 +6,6 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 from textual.widgets import Static
 
-from preflight.collect.bundle import scrub
 from preflight.registry import CheckSpec
 from preflight.results import Finding
 from preflight.tui.status import STYLE, label
@@ -24,7 +23,7 @@ def render_finding(f: Finding | None, spec: CheckSpec | None = None) -> Renderab
     if spec is not None and spec.summary:
         lines.append(Text(spec.summary, style="dim"))
     if f.msg:
-        lines.append(Text(scrub(f.msg)))
+        lines.append(Text(f.msg))
     lines.append(Text.assemble(("observed: ", "bold"), show_value(f.observed), "   ", ("expected: ", "bold"),
                                show_value(f.expected)))
     if f.expected_source:
@@ -32,7 +31,7 @@ def render_finding(f: Finding | None, spec: CheckSpec | None = None) -> Renderab
     if f.evidence:
         lines.append(Text("evidence (raw output):", style="bold"))
         for ev in f.evidence[:MAX_EVIDENCE]:
-            lines.append(Text("  │ " + scrub(ev.rstrip()), style="cyan"))
+            lines.append(Text("  │ " + ev.rstrip(), style="cyan"))
         if len(f.evidence) > MAX_EVIDENCE:
             lines.append(Text(f"  │ … {len(f.evidence) - MAX_EVIDENCE} more lines in the JSON export", style="dim"))
     hint = f.hint or (spec.remediation if spec is not None and f.status.rank >= 2 else None)

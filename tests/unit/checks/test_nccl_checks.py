@@ -1,4 +1,4 @@
-"""nccl-tests built without MPI: N processes each ran alone. The parser says so and the nccl checks refuse to judge it."""
+"""nccl-tests built without MPI: N processes each ran alone. The parser says so; the nccl checks refuse to judge it."""
 
 from __future__ import annotations
 

@@ -60,7 +60,8 @@ def test_verdict_reports_the_fallback_per_node_with_file_and_line() -> None:
     fb = {c.node: c for c in v.causes if c.kind == "socket_fallback"}
     assert set(fb) == {"node01", "node02"}
     c = fb["node01"]
-    assert c.title == "rank 0 on node01: NCCL could not load libibverbs and fell back to sockets over TCP on eno1: no RDMA"
+    assert c.title == ("rank 0 on node01: NCCL could not load libibverbs and fell back to sockets over TCP on eno1: "
+                       "no RDMA")
     name = Path(FALLBACK).name
     assert c.evidence[:3] == (
         f"{name}:9: node01:2771:2771 [0] misc/ibvwrap.cc:63 NCCL WARN Failed to open libibverbs.so[.1]",
