@@ -47,6 +47,29 @@ def _filter(text, grep, tail_lines):
     return "\n".join(lines) + ("\n" if lines else "")
 
 
+# Process groups still running (killed at the collector's deadline, so no probe outlives the collector) and
+# programs that already timed out here (a wedged driver hangs every nvidia-smi: the next ones are not started,
+# so hung processes do not pile up on the node).
+_LIVE = {}
+_HUNG = set()
+_LIVE_LOCK = threading.Lock()
+
+
+def _kill_group(pid):
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def kill_live_groups():
+    """SIGKILL every probe's process group still running (the collector is about to exit)."""
+    with _LIVE_LOCK:
+        pids = list(_LIVE)
+    for pid in pids:
+        _kill_group(pid)
+
+
 def _run_argv(argv, timeout_s):
     """Run argv without a shell in its own session, killing the whole group on timeout."""
     start = time.monotonic()
@@ -62,23 +85,34 @@ def _run_argv(argv, timeout_s):
         return {"rc": None, "stdout": "", "stderr": "", "error": "absent", "duration_s": 0.0}
     except OSError as exc:
         return {"rc": None, "stdout": "", "stderr": "", "error": "error: %s" % exc, "duration_s": 0.0}
+    with _LIVE_LOCK:
+        _LIVE[proc.pid] = proc
+    note = None
     try:
         out, err = proc.communicate(timeout=timeout_s)
         error = None
     except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except OSError:
-            pass
-        out, err = proc.communicate()
+        _HUNG.add(os.path.basename(argv[0]))
+        _kill_group(proc.pid)
         error = "timeout"
-    return {
+        try:
+            out, err = proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired:  # SIGKILL did not end it: stuck in the kernel (D state)
+            out, err = b"", b""
+            note = "did not exit 5 s after SIGKILL (a process stuck in the kernel, D state)"
+    finally:
+        with _LIVE_LOCK:
+            _LIVE.pop(proc.pid, None)
+    result = {
         "rc": proc.returncode if error is None else None,
         "stdout": _cap(out.decode("utf-8", "replace")),
         "stderr": _cap(err.decode("utf-8", "replace"))[-8192:],
         "error": error,
         "duration_s": round(time.monotonic() - start, 3),
     }
+    if note:
+        result["note"] = note
+    return result
 
 
 def probe_cmd(probe, config):
@@ -88,7 +122,11 @@ def probe_cmd(probe, config):
     for cand in candidates:
         if shutil.which(cand[0]) is None:
             continue
-        result = _run_argv(cand, probe["timeout_s"])
+        if os.path.basename(cand[0]) in _HUNG:
+            result = {"rc": None, "stdout": "", "stderr": "", "error": "timeout", "duration_s": 0.0,
+                      "note": "not started: %s already timed out on this node" % os.path.basename(cand[0])}
+        else:
+            result = _run_argv(cand, probe["timeout_s"])
         result["argv"] = cand
         break
     if result is None:
@@ -563,6 +601,7 @@ def main(config):
         if time.monotonic() >= deadline:
             break
         results[probe["id"]] = run_probe(probe, config)
+    kill_live_groups()  # a probe still running at the deadline must not outlive the collector
     for probe in probes:
         results.setdefault(probe["id"], {"rc": None, "stdout": "", "stderr": "", "error": "timeout",
                                          "kind": probe["kind"], "duration_s": None})

@@ -49,16 +49,22 @@ def _shell_fallback(probes: list[Probe], ngpus: int) -> str:
             argv = [a.replace("{ngpus}", str(ngpus)) for a in p.argv]
             cmd = " ".join(shlex.quote(a) for a in argv)
             prog = shlex.quote(argv[0])
-            lim = f"timeout {int(p.timeout_s)} " if p.timeout_s else ""
+            # -k: a tool stuck in a wedged driver ignores SIGTERM; SIGKILL follows 2 s later (exit 137, else 124)
+            lim = f"timeout -k 2 {int(p.timeout_s)} " if p.timeout_s else ""
             filt = ""
             if p.grep:
                 filt += f" | grep -E {shlex.quote(p.grep)}"
             if p.tail_lines:
                 filt += f" | tail -n {int(p.tail_lines)}"
+            # a program that timed out once (a wedged driver hangs every nvidia-smi) is not started again: its
+            # later probes read as timed out, so hung processes do not pile up (H lists those programs)
             lines.append(
                 f"if command -v {prog} >/dev/null 2>&1; then echo '@@probe {p.id}'; "
+                f"case \" $H \" in *\" \"{prog}\" \"*) echo \"@@rc {p.id} 124\";; *) "
                 f"{{ if command -v timeout >/dev/null 2>&1; then {lim}{cmd}; else {cmd}; fi; }} >\"$T\" 2>/dev/null; "
-                f"rc=$?; cat \"$T\"{filt}; echo \"@@rc {p.id} $rc\"; else echo '@@absent '{q}; fi"
+                f"rc=$?; cat \"$T\"{filt}; echo \"@@rc {p.id} $rc\"; "
+                f"if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then H=\"$H \"{prog}; fi;; esac; "
+                f"else echo '@@absent '{q}; fi"
             )
         elif p.kind == "file":
             path = shlex.quote(p.path)
@@ -93,7 +99,7 @@ def build_script(probes: list[Probe], *, ngpus: int = 8, deadline_s: float = 300
         "if command -v python3 >/dev/null 2>&1; then\n"
         f"python3 - <<'{HEREDOC}'\n{py}\n{HEREDOC}\n"
         "else\n"
-        'T=$(mktemp 2>/dev/null || echo /tmp/preflight.$$); trap \'rm -f "$T"\' EXIT\n'
+        'T=$(mktemp 2>/dev/null || echo /tmp/preflight.$$); trap \'rm -f "$T"\' EXIT; H=\n'
         f"{fallback}\n"
         "fi\n"
     )
@@ -109,7 +115,7 @@ def _decode_shell(body: str) -> dict[str, Any]:
         elif line.startswith("@@rc ") and current is not None:
             parts = line.split()
             rc = int(parts[2]) if len(parts) > 2 and parts[2].lstrip("-").isdigit() else None
-            error = "timeout" if rc == 124 else None
+            error = "timeout" if rc in (124, 137) else None
             probes[current] = {"rc": rc if error is None else None, "stdout": "\n".join(buf) + ("\n" if buf else ""),
                                "stderr": "", "error": error, "kind": "cmd", "duration_s": None}
             current = None

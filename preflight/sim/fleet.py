@@ -45,7 +45,8 @@ def prepare_node_root(root: Path, profile_name: str) -> dict[str, Any]:
     (root / "hostroot").mkdir()
     for tool, mapping in profile["tools"].items():
         script = root / "bin" / tool
-        script.write_text(_stand_in(tool, mapping, root / "rec"))
+        hang = profile["hang"].get(tool)
+        script.write_text(_hung_stand_in(tool, hang) if hang else _stand_in(tool, mapping, root / "rec"))
         script.chmod(0o755)
     for tree in profile["roots"]:  # recorded / derived files the collector reads (see profile.yaml)
         shutil.copytree(tree, root / "hostroot", dirs_exist_ok=True)
@@ -94,9 +95,11 @@ def load_profile(name: str) -> dict[str, Any]:
     if not (folder / "profile.yaml").is_file():
         raise ValueError(f"unknown sim profile {name!r} (have: {', '.join(sorted(p.name for p in PROFILES.iterdir()))})")
     data = yaml.safe_load((folder / "profile.yaml").read_text()) or {}
-    merged: dict[str, Any] = {"tools": {}, "python": "present", "host": {}, "limits": {}, "roots": [], "remove_root": []}
+    merged: dict[str, Any] = {"tools": {}, "python": "present", "host": {}, "limits": {}, "roots": [], "remove_root": [],
+                              "hang": {}}
     if data.get("extends"):
         parent = load_profile(data["extends"])
+        merged["hang"] = dict(parent["hang"])
         merged["roots"] = list(parent["roots"])
         merged["remove_root"] = list(parent["remove_root"])
         merged["tools"] = {t: dict(m) for t, m in parent["tools"].items()}
@@ -116,6 +119,9 @@ def load_profile(name: str) -> dict[str, Any]:
                 merged["tools"][tool][str(argv)] = (folder / answer["file"], int(answer.get("rc", 0)))
             else:
                 merged["tools"][tool][str(argv)] = (folder / answer, 0)
+    for tool, seconds in (data.get("planted_hang") or {}).items():  # a planted fault, never a recording
+        merged["hang"][str(tool)] = float(seconds)
+        merged["tools"].setdefault(str(tool), {})
     if data.get("python"):
         merged["python"] = data["python"]
     if (folder / "root").is_dir():  # files under the node's host root; a child's files replace its parent's
@@ -173,6 +179,18 @@ def _stand_in(tool: str, mapping: dict[str, tuple[Path, int]], rec_dir: Path) ->
         f'  *) echo "{message}" >&2\n'
         f'     echo "({tool}: preflight sim stand-in, no recording for arguments: $*)" >&2; exit {code};;\n'
         "esac\n"
+    )
+
+
+def _hung_stand_in(tool: str, seconds: float) -> str:
+    """A stand-in that never answers (profile `planted_hang`): like a tool stuck in a wedged driver, it
+    ignores SIGTERM/SIGHUP/SIGINT (its `sleep` child inherits that), so only SIGKILL of its process group ends it."""
+    return (
+        "#!/bin/sh\n"
+        f"# preflight sim stand-in for {tool}: PLANTED HANG (profile planted_hang), prints nothing, not a recording\n"
+        "trap '' TERM HUP INT\n"
+        f"sleep {int(seconds)}\n"
+        "exit 0\n"
     )
 
 
