@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from rich.console import Console
 
@@ -41,6 +41,16 @@ def _add_output_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timings", action="store_true", help="also show the slowest probes across the fleet")
     p.add_argument("--no-color", action="store_true", help="plain text output")
     p.add_argument("--quiet", "-q", action="store_true", help="no console report (use with --json)")
+    _add_override_args(p)
+
+
+def _add_override_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--expect", action="append", default=[], metavar="KEY=VALUE",
+                   help="an expectation for every node, as an inventory's expect: says it "
+                        "(e.g. gpus_per_node=0 for a CPU host; repeatable; see docs/inventory.md)")
+    p.add_argument("--accept", action="append", default=[], metavar="CHECK_OR_FACT=WHY",
+                   help="a gap accepted by design, shown as accepted with this reason instead of an error "
+                        "(e.g. xid='no root for dmesg'; repeatable)")
 
 
 def _add_slurm_args(p: argparse.ArgumentParser) -> None:
@@ -70,8 +80,15 @@ def _add_connection_args(p: argparse.ArgumentParser, *, required: bool) -> None:
     p.add_argument("--save", metavar="DIR", help="save the raw facts bundle to DIR (replay it with `preflight replay DIR`)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad command-line input is 'cannot run' (exit 3, one line), never exit 2, which means findings failed."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_CANNOT_RUN, f"{self.prog}: {message} (try '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="preflight", description="GPU-fleet preflight and diagnostics.")
+    ap = _Parser(prog="preflight", description="GPU-fleet preflight and diagnostics.")
     ap.add_argument("--version", action="version", version=f"preflight {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
 
@@ -97,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("plan", help="which TP/PP/DP/EP layouts the healthy nodes can run for a model, with the memory "
                                      "math, reasons and launch commands (default fleet: the bundled recording)")
     pl.add_argument("--bundle", help="plan on a saved bundle instead of a live run")
+    _add_override_args(pl)
     _add_connection_args(pl, required=False)
     add_plan_args(pl, required=True)
     pl.add_argument("--verify", action="store_true",
@@ -183,7 +201,7 @@ def _plan_for(args: argparse.Namespace, report: Any, facts: Any, source: str, er
 
 
 def _write_json(target: str, doc: dict[str, Any]) -> None:
-    """A JSON document to FILE or '-': streamed, secrets scrubbed in place."""
+    """A JSON document to FILE or '-': streamed (node text in it was cleaned where it entered, see textsafe)."""
     from preflight.report.json_report import write
 
     if target == "-":
@@ -204,10 +222,11 @@ def _emit(args: argparse.Namespace, bundle: Any, source: dict[str, Any], label: 
     try:
         specs = _select(args)
         baseline = _load_baseline(args)
+        _overrides(args)
     except ValueError as exc:  # BaselineError is a ValueError
         err.print(f"[bold red]preflight: {exc}[/]")
         return EXIT_CANNOT_RUN
-    report, facts = judge(bundle, specs)
+    report, facts = judge(_overrides(args).apply_to_bundle(bundle), specs)
     code = exit_code(report, args.fail_on)
     where = source.get("bundle") or source.get("inventory")
     plan = _plan_for(args, report, facts, Path(str(where)).name if where and source["kind"] != "demo" else source["kind"], err)
@@ -288,6 +307,13 @@ class LiveRequest:
     slurm: bool = False  # the inventory has a `slurm:` section (launchers default to srun)
 
 
+def _overrides(args: argparse.Namespace) -> Any:
+    """--expect/--accept, validated (ValueError with one line); empty for commands without them."""
+    from preflight.overrides import parse_overrides
+
+    return parse_overrides(getattr(args, "expect", None) or (), getattr(args, "accept", None) or ())
+
+
 def live_request(args: argparse.Namespace) -> LiveRequest:
     """Inventory, limits, timeouts and SSH options; raises ValueError (InventoryError, PlanError) with the reason."""
     from preflight.collect.probes import NCCL_PROBES
@@ -308,7 +334,7 @@ def live_request(args: argparse.Namespace) -> LiveRequest:
 
         cli_plan.load_plan_model(args)  # an unknown model fails before any SSH too
         cli_plan.plan_options(args)
-    nodes = list(inv.nodes)
+    nodes = _overrides(args).apply_to_nodes(inv.nodes)
     if args.connect_timeout or args.timeout:
         import dataclasses
 
@@ -441,7 +467,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
             err.print(DEMO_LABEL)
         if args.verify and not (args.inventory or args.host_list):
             raise ValueError("--verify runs tests on the fleet: give -i INVENTORY or -H HOSTS")
-        report, facts = judge(bundle)
+        report, facts = judge(_overrides(args).apply_to_bundle(bundle))
         result = cli_plan.build(args, report, facts, source)
         verified = cli_plan.verify(args, result, err) if args.verify else None
     except (BundleError, PlanError, ValueError) as exc:

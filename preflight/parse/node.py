@@ -571,7 +571,9 @@ def build_node_facts(raw: NodeRaw) -> NodeFacts:
 
 
 # Facts that exist only where there are NVIDIA GPUs: on a node the inventory declares GPU-less they do not apply.
-GPU_FACTS = ("gpus", "topology", "nvlink", "nvlink_errors", "p2p", "fabricmanager", "gpu_processes", "nccl_tests", "xid")
+# (acs and peermem: PCIe peer-to-peer and GPUDirect RDMA need a GPU at one end)
+GPU_FACTS = ("gpus", "topology", "nvlink", "nvlink_errors", "p2p", "fabricmanager", "gpu_processes", "nccl_tests", "xid",
+             "acs", "peermem")
 
 
 def _no_gpus_expected(raw: NodeRaw) -> bool:
