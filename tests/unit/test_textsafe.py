@@ -103,3 +103,23 @@ def test_planted_control_does_not_change_the_verdict() -> None:
     dirty_report, _ = judge(_planted())
     for a, b in zip(clean_report.nodes, dirty_report.nodes):
         assert b.status.rank >= a.status.rank, (a.name, a.status, b.status)
+
+
+def test_the_planner_reports_have_nothing_to_redact(tmp_path) -> None:
+    """`8192 tokens = 12 GB` is a formula, not a secret (the old shape scrubber wrote `= [redacted] GB`)."""
+    from preflight.cli import main
+
+    for model in ("llama-3.1-70b", "deepseek-v3"):
+        out = tmp_path / f"{model}.json"
+        main(["plan", "--model", model, "--json", str(out), "-q"])
+        text = out.read_text()
+        assert "tokens" in text and redactions(text) == [], (model, redactions(text))
+
+
+def test_a_secret_under_an_inventory_key_never_reaches_the_bundle(tmp_path) -> None:
+    bundle = load_bundle(DEMO)
+    raw = bundle.nodes[0]
+    raw.expect = {**raw.expect, "x_hf_token": "hf_" + "b" * 34, "x_note": "keep me"}
+    save_bundle(bundle, tmp_path / "b")
+    text = (tmp_path / "b" / "bundle.json").read_text()
+    assert "hf_" + "b" * 34 not in text and '"x_hf_token": "[redacted]"' in text and "keep me" in text
