@@ -47,7 +47,7 @@ def missing_binaries() -> list[str]:
 def _which(name: str) -> str:
     found = shutil.which(name, path=os.environ.get("PATH", "") + ":" + SBIN)
     if not found:
-        raise RuntimeError(f"{name} not installed (apt-get install slurm-wlm munge; see .ci/install-slurm.sh)")
+        raise RuntimeError(f"{name} not installed (apt-get install slurm-wlm munge; see scripts/install-test-deps.sh)")
     return found
 
 

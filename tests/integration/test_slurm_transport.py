@@ -36,7 +36,7 @@ HEALTHY4 = ["sim1", "sim2", "sim3", "sim4"]
 def cluster(tmp_path_factory):
     missing = missing_binaries()
     if missing:
-        pytest.skip(f"Slurm/munge not installed (missing {', '.join(missing)}; run .ci/install-slurm.sh)")
+        pytest.skip(f"Slurm/munge not installed (missing {', '.join(missing)}; run scripts/install-test-deps.sh)")
     c = SlurmCluster(tmp_path_factory.mktemp("slurm"), NODES)
     t0 = time.monotonic()
     try:
