@@ -553,8 +553,108 @@ def builtin_ib_traffic(probe, config):
     return {"rc": 0, "stdout": json.dumps(doc, sort_keys=True), "stderr": "", "error": None}
 
 
+# -- active tests (issue 13): they take the GPUs or the HCAs, so they are gated and budgeted -------------------
+
+def _busy_gpus():
+    """Compute processes on the GPUs as "pid name" strings; None when that cannot be known (no answer)."""
+    if "nvidia-smi" in _HUNG or shutil.which("nvidia-smi") is None:
+        return None
+    res = _run_argv(["nvidia-smi", "--query-compute-apps=pid,process_name", "--format=csv,noheader"], 10.0)
+    if res["error"] or res["rc"] != 0:
+        return None
+    return [" ".join(p.strip() for p in line.split(",")) for line in res["stdout"].splitlines() if line.strip()]
+
+
+class ActiveGate(object):
+    """Decides, before each active probe, whether it may start: the GPUs are free (or --force) and it fits the
+    node's budget for active tests. A probe that may not start is recorded as "not run" with the reason, which
+    the controller reads as a test not run, never as a pass."""
+
+    def __init__(self, config):
+        active = config.get("active") or {}
+        self.budget_s = float(active.get("budget_s") or 0) or None
+        self.force = bool(active.get("force"))
+        self.used_s = 0.0
+        self._busy = "unknown"
+
+    def refuse(self, probe):
+        if not probe.get("active"):
+            return None
+        if not self.force:
+            if self._busy == "unknown":
+                self._busy = _busy_gpus()
+            if self._busy is None:
+                return "the GPUs' compute processes could not be listed (nvidia-smi did not answer); --force runs anyway"
+            if self._busy:
+                return "GPUs busy: %s (--force runs anyway)" % ", ".join(self._busy[:8])
+        if self.budget_s is not None:
+            left = self.budget_s - self.used_s
+            need = float(probe.get("est_s") or probe["timeout_s"])
+            if need > left:
+                return "would not fit the budget: needs about %ds, %ds of %ds left" % (need, max(0, left), self.budget_s)
+        return None
+
+    def timeout(self, probe):
+        """The probe's own timeout, capped by what is left of the budget (a test never runs past it)."""
+        if self.budget_s is None or not probe.get("active"):
+            return probe["timeout_s"]
+        return max(1.0, min(probe["timeout_s"], self.budget_s - self.used_s))
+
+    def spent(self, probe, seconds):
+        if probe.get("active"):
+            self.used_s += seconds
+
+
+def _hcas():
+    root = _host_path("/sys/class/infiniband")
+    try:
+        return sorted(os.listdir(root))
+    except OSError:
+        return []
+
+
+def builtin_ib_loopback(probe, config):
+    """`ib_write_bw` server and client on this node per HCA (loopback through the HCA), with --use_cuda=0 when
+    GPUDirect RDMA is loaded: both outputs kept verbatim per HCA. The server is killed by its process group."""
+    if shutil.which("ib_write_bw") is None:
+        return {"rc": None, "stdout": "", "stderr": "", "error": "absent"}
+    hcas = _hcas()
+    if not hcas:
+        return {"rc": None, "stdout": "", "stderr": "", "error": "absent", "note": "no /sys/class/infiniband"}
+    gdr = os.path.isdir(_host_path("/sys/module/nvidia_peermem"))
+    deadline = time.monotonic() + probe["timeout_s"]
+    per = {}
+    for hca in hcas[:16]:
+        left = deadline - time.monotonic()
+        if left < 2:
+            per[hca] = {"error": "timeout", "server": "", "client": ""}
+            continue
+        base = ["ib_write_bw", "-d", hca, "-F", "--report_gbits", "-s", str(probe.get("size") or 8388608),
+                "-n", "2000"] + (["--use_cuda=0"] if gdr else [])
+        port = str(18515 + len(per))
+        server = subprocess.Popen(base + ["-p", port], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+        with _LIVE_LOCK:
+            _LIVE[server.pid] = server
+        try:
+            time.sleep(min(1.0, left / 4))
+            client = _run_argv(base + ["-p", port, "localhost"], max(1.0, deadline - time.monotonic()))
+            try:
+                sout, _ = server.communicate(timeout=max(0.5, min(5.0, deadline - time.monotonic())))
+            except subprocess.TimeoutExpired:
+                _kill_group(server.pid)
+                sout, _ = server.communicate()
+        finally:
+            _kill_group(server.pid)
+            with _LIVE_LOCK:
+                _LIVE.pop(server.pid, None)
+        per[hca] = {"error": client["error"], "rc": client["rc"], "client": client["stdout"] + client["stderr"],
+                    "server": _cap(sout.decode("utf-8", "replace")), "gpudirect": gdr}
+    return {"rc": 0, "stdout": json.dumps(per, sort_keys=True), "stderr": "", "error": None}
+
+
 BUILTINS = {"ib_sysfs": builtin_ib_sysfs, "netifs": builtin_netifs, "resolve": builtin_resolve, "shm": builtin_shm, "memlock": builtin_memlock, "nvml": builtin_nvml,
-            "job_procs": builtin_job_procs, "ib_traffic": builtin_ib_traffic}
+            "job_procs": builtin_job_procs, "ib_traffic": builtin_ib_traffic, "ib_loopback": builtin_ib_loopback}
 KINDS = {"cmd": probe_cmd, "file": probe_file, "glob": probe_glob}
 
 
@@ -597,10 +697,19 @@ def main(config):
     deadline = t0 + float(config.get("deadline_s", 600))
     for w in workers:
         w.join(max(0.0, deadline - time.monotonic()))
-    for probe in serial:  # benchmarks run alone so the other probes do not disturb them
+    gate = ActiveGate(config)
+    for probe in serial:  # benchmarks and active tests run alone so the other probes do not disturb them
         if time.monotonic() >= deadline:
             break
-        results[probe["id"]] = run_probe(probe, config)
+        why = gate.refuse(probe)
+        if why:
+            results[probe["id"]] = {"rc": None, "stdout": "", "stderr": "", "error": "not run", "note": why,
+                                    "kind": probe["kind"], "duration_s": 0.0}
+            continue
+        probe = dict(probe, timeout_s=min(gate.timeout(probe), max(1.0, deadline - time.monotonic())))
+        res = run_probe(probe, config)
+        gate.spent(probe, float(res.get("duration_s") or 0.0))
+        results[probe["id"]] = res
     kill_live_groups()  # a probe still running at the deadline must not outlive the collector
     for probe in probes:
         results.setdefault(probe["id"], {"rc": None, "stdout": "", "stderr": "", "error": "timeout",

@@ -57,6 +57,8 @@ class Probe:
     fallback: tuple[tuple[str, ...], ...] = field(default_factory=tuple)
     optional: bool = False  # only run when asked (e.g. nccl-tests, which takes the GPUs)
     serial: bool = False  # run alone, after the parallel probes, in declared order (benchmarks)
+    active: bool = False  # takes the GPUs/HCAs: not started while GPUs run compute processes (unless --force)
+    est_s: float = 0.0  # typical duration, for the level's budget (0: its timeout)
 
 
 KERNEL_LOG_GREP = r"NVRM|Xid|nvidia|fallen off the bus|mlx5|GPU has fallen"
@@ -102,13 +104,37 @@ PROBES: tuple[Probe, ...] = (
     Probe("ib_traffic", "builtin", timeout_s=20.0, optional=True),
     # Two identical runs: a bandwidth verdict needs a repeat before it calls a node slow.
     Probe("nccl_allreduce", "cmd", ("all_reduce_perf", "-b", "8", "-e", "8G", "-f", "2", "-g", "{ngpus}"),
-          timeout_s=300.0, optional=True, serial=True),
+          timeout_s=300.0, optional=True, serial=True, active=True, est_s=60.0),
     Probe("nccl_allreduce_repeat", "cmd", ("all_reduce_perf", "-b", "8", "-e", "8G", "-f", "2", "-g", "{ngpus}"),
-          timeout_s=300.0, optional=True, serial=True),
+          timeout_s=300.0, optional=True, serial=True, active=True, est_s=60.0),
 )
 NCCL_PROBES = ("nccl_allreduce", "nccl_allreduce_repeat")
+ACTIVE_PROBES: tuple[Probe, ...] = (
+    # DCGM diagnostics (NVIDIA DCGM `dcgmi diag`; levels as DCGM defines them): r1 deployment checks, r2 adds
+    # PCIe/memory/short stress, r3 adds targeted stress/power (~10-20 min on 8 GPUs). -j: one JSON document.
+    Probe("dcgm_r1", "cmd", ("dcgmi", "diag", "-r", "1", "-j"), timeout_s=120.0, optional=True, serial=True,
+          est_s=30.0),
+    Probe("dcgm_r2", "cmd", ("dcgmi", "diag", "-r", "2", "-j"), timeout_s=300.0, optional=True, serial=True,
+          active=True, est_s=150.0),
+    Probe("dcgm_r3", "cmd", ("dcgmi", "diag", "-r", "3", "-j"), timeout_s=1500.0, optional=True, serial=True,
+          active=True, est_s=900.0),
+    # NVIDIA nvbandwidth: copy-engine host<->device and device<->device bandwidth per GPU pair
+    Probe("nvbandwidth", "cmd", ("nvbandwidth", "-t", "host_to_device_memcpy_ce", "device_to_host_memcpy_ce",
+                                 "device_to_device_memcpy_read_ce"), timeout_s=240.0, optional=True, serial=True,
+          active=True, est_s=60.0),
+    # perftest ib_write_bw server + client on the node per HCA (GPUDirect when nvidia_peermem is loaded)
+    Probe("ib_loopback", "builtin", timeout_s=120.0, optional=True, serial=True, active=True, est_s=30.0),
+)
+# What each --level runs on top of the state probes, and its documented per-node budget (docs/levels.md)
+LEVELS: dict[str, tuple[str, ...]] = {
+    "quick": ("dcgm_r1",),
+    "standard": ("dcgm_r2", "nvbandwidth", *NCCL_PROBES, "ib_loopback"),
+    "deep": ("dcgm_r3", "nvbandwidth", *NCCL_PROBES, "ib_loopback"),
+}
+LEVEL_BUDGET_S: dict[str, float] = {"quick": 60.0, "standard": 300.0, "deep": 1800.0}
 # `preflight hang`: the job's processes and the fabric's counters, only when asked
 HANG_PROBES = ("job_procs", "ib_traffic")
 HANG_BASE = ("smi_table", "kernel_log", "uname")  # what a hang gather also needs: GPU use per process, Xid lines
 
+PROBES = PROBES + ACTIVE_PROBES
 PROBES_BY_ID = {p.id: p for p in PROBES}
