@@ -7,10 +7,8 @@ from typing import Any
 
 from rich.console import Console
 
+from preflight.plan.dtypes import KV_DTYPES, WEIGHT_DTYPES
 from preflight.plan.shapes import PlanOptions
-
-WEIGHT_DTYPES = ("bf16", "fp16", "fp8", "int4", "mxfp4")
-KV_DTYPES = ("bf16", "fp16", "fp8")
 
 
 def add_plan_args(p: argparse.ArgumentParser, *, required: bool) -> None:
@@ -63,7 +61,7 @@ def internode(args: argparse.Namespace) -> tuple[float, str] | None:
 
 
 def build(args: argparse.Namespace, report: Any, facts: Any, source: str) -> Any:
-    from preflight.planning import build_plan
+    from preflight.plan.result import build_plan
 
     return build_plan(report, facts, load_plan_model(args), plan_options(args), source=source, internode=internode(args))
 

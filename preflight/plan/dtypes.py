@@ -18,6 +18,10 @@ WEIGHT_BYTES: dict[str, float] = {
 
 KV_BYTES: dict[str, float] = {"bf16": 2.0, "fp16": 2.0, "auto": 2.0, "fp8": 1.0}
 
+# The precisions the CLI (--weights, --kv-dtype) and the TUI's plan screen offer: the one list of them.
+WEIGHT_DTYPES: tuple[str, ...] = tuple(WEIGHT_BYTES)
+KV_DTYPES: tuple[str, ...] = tuple(k for k in KV_BYTES if k != "auto")  # "auto" is the engine's alias of bf16
+
 # Block/group size a quantized checkpoint imposes on per-rank linear widths when the
 # checkpoint itself does not say (planner-notes §2.3: FP8 block 128x128, AWQ/GPTQ group 128).
 DEFAULT_QUANT_BLOCK: dict[str, int] = {"fp8": 128, "int4": 128}

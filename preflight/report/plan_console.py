@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from preflight.plan.planner import Candidate
-from preflight.planning import PlanResult
+from preflight.plan.result import PlanResult
 
 VERDICT_STYLE = {"safe": ("✔ safe", "green"), "risky": ("▲ risky", "yellow"), "unsafe": ("✖ unsafe", "red")}
 GB = 1e9

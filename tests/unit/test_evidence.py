@@ -15,7 +15,7 @@ import pytest
 
 from preflight.collect.bundle import Bundle, NodeRaw, load_bundle
 from preflight.engine import judge
-from preflight.fleet_shape import exclusions
+from preflight.plan.judged_fleet import exclusions
 from preflight.report.json_report import report_dict
 from preflight.report.junit import junit_xml
 from preflight.report.markdown_report import markdown_summary

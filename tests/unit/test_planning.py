@@ -11,11 +11,11 @@ import pytest
 from preflight.cli import demo_bundle_path
 from preflight.collect.bundle import load_bundle
 from preflight.engine import judge
-from preflight.fleet_shape import fleet_shape, nvlink_domain
+from preflight.plan.judged_fleet import fleet_shape, nvlink_domain
 from preflight.plan.launch import launch_commands
 from preflight.plan.models import load_model
 from preflight.plan.shapes import PlanOptions
-from preflight.planning import build_plan
+from preflight.plan.result import build_plan
 
 GB = 1e9
 

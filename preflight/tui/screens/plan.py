@@ -18,7 +18,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Select, Static
 
-from preflight.cli_plan import WEIGHT_DTYPES
+from preflight.plan.dtypes import WEIGHT_DTYPES
 from preflight.plan.errors import PlanError
 from preflight.plan.launch import launch_commands
 from preflight.plan.models import ModelSpec, catalog, load_model
@@ -26,7 +26,7 @@ from preflight.plan.planner import Candidate
 from preflight.plan.shapes import PlanOptions
 
 if TYPE_CHECKING:
-    from preflight.planning import PlanResult
+    from preflight.plan.result import PlanResult
     from preflight.tui.app import PreflightApp
 
 DEFAULT_MODEL = "meta-llama/Llama-3.1-70B"
@@ -161,7 +161,7 @@ class PlanScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="plan", exit_on_error=False)
     def compute(self, model_name: str, opts: PlanOptions) -> None:
-        from preflight.planning import build_plan
+        from preflight.plan.result import build_plan
 
         st = self.papp.state
         try:

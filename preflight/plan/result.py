@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from preflight.facts import FleetFacts
-from preflight.fleet_shape import fleet_shape
+from preflight.plan.judged_fleet import fleet_shape
 from preflight.plan.errors import PlanError
 from preflight.plan.launch import LaunchCommands, launch_commands
 from preflight.plan.models import ModelSpec
