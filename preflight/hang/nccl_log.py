@@ -174,96 +174,163 @@ class _Acc:
                         self.ibv_fail, self.sock_ev, self.sock_via_ev, self.ib_off)
 
 
-def _info(acc: _Acc, msg: str, ev: Evidence) -> None:
+def _comm_line(acc: _Acc, msg: str, ev: Evidence) -> bool:
+    """'comm 0x.. rank R nranks N cudaDev D busId B ...': the rank in the largest communicator seen wins."""
     m = _COMM.search(msg)
-    if m:
-        rank, nranks = int(m.group("rank")), int(m.group("nranks"))
-        if acc.nranks is None or nranks >= acc.nranks:
-            acc.rank, acc.nranks = rank, nranks
-        if m.group("bus"):
-            acc.bus = bus_id_from_nccl(m.group("bus"))
-        acc.comms[m.group("cid") or m.group("ptr")] = None
-        if "Init COMPLETE" in msg:
-            acc.complete = True
-            acc.init_ev = ev
-        return
+    if not m:
+        return False
+    rank, nranks = int(m.group("rank")), int(m.group("nranks"))
+    if acc.nranks is None or nranks >= acc.nranks:
+        acc.rank, acc.nranks = rank, nranks
+    if m.group("bus"):
+        acc.bus = bus_id_from_nccl(m.group("bus"))
+    acc.comms[m.group("cid") or m.group("ptr")] = None
     if "Init COMPLETE" in msg:
         acc.complete = True
         acc.init_ev = ev
-        return
+    return True
+
+
+def _init_complete(acc: _Acc, msg: str, ev: Evidence) -> bool:
+    if "Init COMPLETE" not in msg:
+        return False
+    acc.complete = True
+    acc.init_ev = ev
+    return True
+
+
+def _version_line(acc: _Acc, msg: str, ev: Evidence) -> bool:
     m = _VERSION.search(msg)
-    if m:
-        acc.version = m.group("v")
-        acc.ver_ev = ev
-        return
+    if not m:
+        return False
+    acc.version = m.group("v")
+    acc.ver_ev = ev
+    return True
+
+
+def _via_line(acc: _Acc, msg: str, ev: Evidence) -> bool:
+    """A channel/ring connection line: a rank hint (its local end) and the network it goes over."""
     m = _VIA.match(msg)
-    if m:
-        local = m.group("b") if m.group("dir") == "receive" else m.group("a")
-        if acc.rank is None and acc.rank_hint is None:
-            acc.rank_hint = int(local)
-        via = m.group("via")
-        if via.startswith("NET/"):
-            acc.via = via.split("/")[1]
-            if acc.net_ev is None:
-                acc.net_ev = ev
-            if acc.via == "Socket" and acc.sock_via_ev is None:
-                acc.sock_via_ev = ev
-        return
-    m = _NET_IB.match(msg)
-    if m:
-        for d in re.findall(r"\[\d+\](\S+)", m.group("devs")):
-            acc.devices[d] = None
-        if m.group("oob"):
-            acc.ifaces[m.group("oob")] = None
-        acc.net_ev = ev
-        return
-    m = _NET_SOCKET.match(msg)
-    if m:
-        for i in re.findall(r"\[\d+\]([^:\s]+)", m.group("ifs")):
-            acc.ifaces[i] = None
+    if not m:
+        return False
+    local = m.group("b") if m.group("dir") == "receive" else m.group("a")
+    if acc.rank is None and acc.rank_hint is None:
+        acc.rank_hint = int(local)
+    via = m.group("via")
+    if via.startswith("NET/"):
+        acc.via = via.split("/")[1]
         if acc.net_ev is None:
             acc.net_ev = ev
-        if acc.sock_ev is None:
-            acc.sock_ev = ev
-        return
-    if _IBVERBS.search(msg):
-        acc.ibv_fail = acc.ibv_fail or ev
-        return
+        if acc.via == "Socket" and acc.sock_via_ev is None:
+            acc.sock_via_ev = ev
+    return True
+
+
+def _net_ib_line(acc: _Acc, msg: str, ev: Evidence) -> bool:
+    m = _NET_IB.match(msg)
+    if not m:
+        return False
+    for d in re.findall(r"\[\d+\](\S+)", m.group("devs")):
+        acc.devices[d] = None
+    if m.group("oob"):
+        acc.ifaces[m.group("oob")] = None
+    acc.net_ev = ev
+    return True
+
+
+def _net_socket_line(acc: _Acc, msg: str, ev: Evidence) -> bool:
+    m = _NET_SOCKET.match(msg)
+    if not m:
+        return False
+    for i in re.findall(r"\[\d+\]([^:\s]+)", m.group("ifs")):
+        acc.ifaces[i] = None
+    if acc.net_ev is None:
+        acc.net_ev = ev
+    if acc.sock_ev is None:
+        acc.sock_ev = ev
+    return True
+
+
+def _ibverbs_line(acc: _Acc, msg: str, ev: Evidence) -> bool:
+    if not _IBVERBS.search(msg):
+        return False
+    acc.ibv_fail = acc.ibv_fail or ev
+    return True
+
+
+def _ib_disable_line(acc: _Acc, msg: str, ev: Evidence) -> bool:
     m = _IB_DISABLE.match(msg)
-    if m:
-        if m.group("v") != "0":
-            acc.ib_off = ev
-        return
+    if not m:
+        return False
+    if m.group("v") != "0":
+        acc.ib_off = ev
+    return True
+
+
+def _interface_line(acc: _Acc, msg: str, ev: Evidence) -> bool:
+    """Bootstrap / NCCL 2.3 interface / sideband lines: an interface name, no verdict on the transport."""
     m = _BOOTSTRAP.match(msg) or _NET_OLD.match(msg) or _SIDEBAND.match(msg)
-    if m:
-        acc.ifaces[m.group("if")] = None
-        return
-    m = _USING_NET.match(msg)
-    if m:
-        acc.transport = m.group("net")
-        acc.net_ev = ev
-        return
-    m = _INTERNAL_NET.match(msg)
-    if m:
-        acc.transport = m.group("net")
-        acc.net_ev = ev
-        return
+    if not m:
+        return False
+    acc.ifaces[m.group("if")] = None
+    return True
+
+
+def _using_network(acc: _Acc, msg: str, ev: Evidence) -> bool:
+    """'Using network X' / NCCL 2.3's 'Using internal Network X': the authoritative transport."""
+    m = _USING_NET.match(msg) or _INTERNAL_NET.match(msg)
+    if not m:
+        return False
+    acc.transport = m.group("net")
+    acc.net_ev = ev
+    return True
+
+
+def _old_rank_line(acc: _Acc, msg: str, ev: Evidence) -> bool:
     m = _RANK_OLD.match(msg)
-    if m:
-        rank, nranks = int(m.group("rank")), int(m.group("nranks"))
-        if acc.nranks is None or nranks >= acc.nranks:
-            acc.rank, acc.nranks = rank, nranks
-        return
+    if not m:
+        return False
+    rank, nranks = int(m.group("rank")), int(m.group("nranks"))
+    if acc.nranks is None or nranks >= acc.nranks:
+        acc.rank, acc.nranks = rank, nranks
+    return True
+
+
+def _tree_line(acc: _Acc, msg: str, ev: Evidence) -> bool:
+    """'Trees [0] a->me->b': a rank hint only while nothing better is known (else the line reads on)."""
     m = _TREE_SELF.match(msg)
-    if m and acc.rank is None and acc.rank_hint is None:
-        acc.rank_hint = int(m.group("me"))
-        return
+    if not (m and acc.rank is None and acc.rank_hint is None):
+        return False
+    acc.rank_hint = int(m.group("me"))
+    return True
+
+
+def _retcode_line(acc: _Acc, msg: str, ev: Evidence) -> bool:
     m = _RETCODE.match(msg)
-    if m:
-        acc.codes[int(m.group("code"))] = None
-        return
-    if _ERROR.search(msg):
-        acc.errs.append(ev)
+    if not m:
+        return False
+    acc.codes[int(m.group("code"))] = None
+    return True
+
+
+def _error_line(acc: _Acc, msg: str, ev: Evidence) -> bool:
+    if not _ERROR.search(msg):
+        return False
+    acc.errs.append(ev)
+    return True
+
+
+# Tried in this order; the first that recognises an INFO message consumes it.
+_INFO_READERS = (_comm_line, _init_complete, _version_line, _via_line, _net_ib_line, _net_socket_line, _ibverbs_line,
+                 _ib_disable_line, _interface_line, _using_network, _old_rank_line, _tree_line, _retcode_line,
+                 _error_line)
+
+
+def _info(acc: _Acc, msg: str, ev: Evidence) -> None:
+    """Fold one NCCL INFO message into its process's accumulator."""
+    for read in _INFO_READERS:
+        if read(acc, msg, ev):
+            return
 
 
 def parse_nccl_log(text: str, source: str = "") -> NcclLog | Unparseable:

@@ -191,149 +191,185 @@ class _Detail:
         self.numbers: list[int] = []
 
 
-def parse_ras(text: str, source: str = "") -> RasReport | Unparseable:
-    """Parse one RAS report; Unparseable when nothing in it is RAS's. Never raises on bad input."""
-    if not isinstance(text, str) or not text.strip():
-        return Unparseable.of("empty input: no NCCL RAS report", text if isinstance(text, str) else "")
-    version = None
-    groups: list[RasCommGroup] = []
-    mismatches: list[RasMismatch] = []
-    incomplete: list[RasIncomplete] = []
-    processes: list[RasProcess] = []
-    error_lines: list[Evidence] = []
-    sections: dict[str, None] = {}
-    timeouts = 0
-    no_comms = False
-    seen = 0
-    detail: _Detail | None = None
-    job_state: str | None = None  # 'incomplete' | 'dead' while reading a job-level block
+class _RasReader:
+    """Reads a report line by line: the table, the communicator details (one `_Detail` open at a time) and the
+    job-level INCOMPLETE / DEAD blocks. `seen` counts lines that are RAS's own (none: not a RAS report)."""
 
-    def close() -> None:
-        nonlocal detail
-        d = detail
-        detail = None
+    def __init__(self) -> None:
+        self.version: str | None = None
+        self.groups: list[RasCommGroup] = []
+        self.mismatches: list[RasMismatch] = []
+        self.incomplete: list[RasIncomplete] = []
+        self.processes: list[RasProcess] = []
+        self.error_lines: list[Evidence] = []
+        self.sections: dict[str, None] = {}
+        self.timeouts = 0
+        self.no_comms = False
+        self.seen = 0
+        self.detail: _Detail | None = None
+        self.job_state: str | None = None  # 'incomplete' | 'dead' while reading a job-level block
+
+    def feed(self, line: str, ev: Evidence) -> None:
+        if self._heading(line, ev) or self._block_start(line, ev) or self._job_line(line, ev):
+            return
+        if self.detail is None:
+            return
+        self.seen += 1
+        self._detail_line(self.detail, line, ev)
+
+    def close(self) -> None:
+        """The open communicator detail is complete: keep it as a mismatch or an incomplete communicator."""
+        d = self.detail
+        self.detail = None
         if d is None:
             return
         if d.kind == "MISMATCH":
             what = d.what or ("status" if any(g[2] for g in d.groups) else "operation counts")
-            mismatches.append(RasMismatch(d.comm, d.hash, what, tuple(
+            self.mismatches.append(RasMismatch(d.comm, d.hash, what, tuple(
                 RasCountGroup(n, op, st, tuple(rs), ev) for n, op, st, rs, ev in d.groups), d.ev))
         elif d.kind == "INCOMPLETE":
-            incomplete.append(RasIncomplete(d.comm, d.hash, d.missing, tuple(d.ranks), tuple(d.numbers), d.ev))
+            self.incomplete.append(RasIncomplete(d.comm, d.hash, d.missing, tuple(d.ranks), tuple(d.numbers), d.ev))
 
-    for lineno, raw in enumerate(split_lines(text), 1):
-        line = " ".join(strip_launcher(raw)[0].split())
-        if not line:
-            continue
-        ev = evidence(source, lineno, raw)
+    def _heading(self, line: str, ev: Evidence) -> bool:
+        """Section headings, separators, the NCCL version, table rows, 'No communicator data collected'."""
         if line in _SECTIONS or line.startswith("Communicators..."):
-            close()
-            job_state = None
-            sections[_SECTIONS.get(line, "communicators")] = None
-            seen += 1
-            continue
+            self.close()
+            self.job_state = None
+            self.sections[_SECTIONS.get(line, "communicators")] = None
+            self.seen += 1
+            return True
         if set(line) <= {"=", "#", " "} and "=" in line:
-            continue
+            return True
         m = _VERSION.match(line)
         if m:
-            version = version or m.group("v")
-            continue
+            self.version = self.version or m.group("v")
+            return True
         m = _ROW.match(line)
-        if m and detail is None:
-            groups.append(RasCommGroup(int(m.group("g")), int(m.group("comms")), int(m.group("nodes")), m.group("rpn"),
-                                       int(m.group("rpc")), int(m.group("rig")), m.group("status"), m.group("errors"),
-                                       ev))
-            seen += 1
-            continue
+        if m and self.detail is None:
+            self.groups.append(RasCommGroup(int(m.group("g")), int(m.group("comms")), int(m.group("nodes")),
+                                            m.group("rpn"), int(m.group("rpc")), int(m.group("rig")),
+                                            m.group("status"), m.group("errors"), ev))
+            self.seen += 1
+            return True
         if line.startswith("No communicator data collected"):
-            no_comms = True
-            seen += 1
-            continue
+            self.no_comms = True
+            self.seen += 1
+            return True
+        return False
+
+    def _block_start(self, line: str, ev: Evidence) -> bool:
+        """'#0-0 (hash) KIND' opens a communicator detail; a bare INCOMPLETE / DEAD / TIMEOUT a job-level block."""
         m = _COMM.match(line)
         if m:
-            close()
-            job_state = None
-            detail = _Detail(m.group("kind"), m.group("id"), m.group("hash"), ev)
-            seen += 1
-            continue
+            self.close()
+            self.job_state = None
+            self.detail = _Detail(m.group("kind"), m.group("id"), m.group("hash"), ev)
+            self.seen += 1
+            return True
         if line in ("INCOMPLETE", "DEAD", "TIMEOUT"):
-            close()
-            job_state = line.lower()
-            seen += 1
-            continue
+            self.close()
+            self.job_state = line.lower()
+            self.seen += 1
+            return True
+        return False
+
+    def _job_line(self, line: str, ev: Evidence) -> bool:
+        """Timeout counts, the processes of a job-level block, and that block's own summary lines."""
         m = _TIMEOUTS.match(line)
         if m:
-            timeouts += int(m.group("n"))
-            continue
+            self.timeouts += int(m.group("n"))
+            return True
         m = _PROCESS.match(line)
-        if m and job_state in ("incomplete", "dead"):
-            processes.append(RasProcess(job_state, int(m.group("pid")), m.group("node"), m.group("gpus").strip(), ev))
-            continue
-        if _DEAD.match(line) or (job_state and _MISSING_PROCS.match(line)):
-            continue
-        if detail is None:
-            continue
-        seen += 1
+        if m and self.job_state in ("incomplete", "dead"):
+            self.processes.append(RasProcess(self.job_state, int(m.group("pid")), m.group("node"),
+                                             m.group("gpus").strip(), ev))
+            return True
+        return bool(_DEAD.match(line) or (self.job_state and _MISSING_PROCS.match(line)))
+
+    def _detail_line(self, detail: _Detail, line: str, ev: Evidence) -> None:
+        """A line under '#x-y (hash) KIND': what differs, a count group, a rank, the missing ranks."""
         m = _DIFFERENT.match(line)
         if m:
             detail.what = m.group("what")
-            continue
+            return
         m = _GROUP_OPS.match(line)
         if m:
             op = 0 if m.group("none") else int(m.group("op"))
             detail.groups.append((int(m.group("n")), op, None, [], ev))
-            continue
+            return
         m = _GROUP_STATUS.match(line)
         if m:
             detail.groups.append((int(m.group("n")), None, m.group("status"), [], ev))
-            continue
-        m = _GROUP_ERROR.match(line)
-        if m:
-            error_lines.append(ev)
-            continue
+            return
+        if _GROUP_ERROR.match(line):
+            self.error_lines.append(ev)
+            return
         m = _RANK.match(line)
         if m:
-            r = _rank(m, ev)
-            if detail.kind == "INCOMPLETE":
-                detail.ranks.append(r)
-            elif detail.kind == "ERROR" or m.group("err"):
-                error_lines.append(ev)
-            elif m.group("op") or m.group("none"):  # a group of one: its count is on the rank line
-                detail.groups.append((1, 0 if m.group("none") else int(m.group("op")), None, [r], ev))
-            elif m.group("status"):
-                detail.groups.append((1, None, m.group("status"), [r], ev))
-            elif detail.groups:
-                detail.groups[-1][3].append(r)  # a member of the group printed just above
-            continue
+            self._rank_line(detail, m, ev)
+            return
         m = _MISSING_RANK.match(line)
         if m:
             detail.numbers += [int(x) for x in re.findall(r"\d+", m.group("ranks"))]
-            continue
+            return
         m = _MISSING_PROCS.match(line)
         if m:
             detail.missing = int(m.group("n"))
-            continue
+            return
         if detail.kind == "ERROR":
-            error_lines.append(ev)
-    close()
-    if seen == 0:
+            self.error_lines.append(ev)
+
+    def _rank_line(self, detail: _Detail, m: re.Match[str], ev: Evidence) -> None:
+        """'Rank N ... -- GPU g managed by process p on node n': a missing rank, an error, a group of one, or a
+        member of the group printed just above."""
+        r = _rank(m, ev)
+        if detail.kind == "INCOMPLETE":
+            detail.ranks.append(r)
+        elif detail.kind == "ERROR" or m.group("err"):
+            self.error_lines.append(ev)
+        elif m.group("op") or m.group("none"):  # a group of one: its count is on the rank line
+            detail.groups.append((1, 0 if m.group("none") else int(m.group("op")), None, [r], ev))
+        elif m.group("status"):
+            detail.groups.append((1, None, m.group("status"), [r], ev))
+        elif detail.groups:
+            detail.groups[-1][3].append(r)  # a member of the group printed just above
+
+    def notes(self) -> list[str]:
+        """What the report says about itself: sections missing, details the table flags but the text lacks."""
+        notes: list[str] = []
+        if "errors" not in self.sections or "warnings" not in self.sections:
+            missing = [s for s in ("errors", "warnings") if s not in self.sections]
+            notes.append(f"report incomplete: no {' / '.join(missing)} section (truncated, or an excerpt)")
+        if any(g.errors == "MISMATCH" for g in self.groups) and not self.mismatches:
+            notes.append("the table flags MISMATCH but its detail (under Warnings) is missing: truncated?")
+        if any(g.errors == "INCOMPLETE" for g in self.groups) and not (self.incomplete or self.processes):
+            notes.append("the table flags INCOMPLETE but its detail (under Errors) is missing: truncated?")
+        for d in self.mismatches:
+            listed = sum(len(g.ranks) for g in d.groups)
+            if d.counts_operations and d.lagging and not any(g.ranks for g in d.lagging):
+                notes.append(f"#{d.comm}: RAS did not list the lagging ranks (not an outlier group; "
+                             f"`ncclras -v` lists more)")
+            elif listed == 0 and d.groups:
+                notes.append(f"#{d.comm}: no ranks listed")
+        return notes
+
+    def report(self, source: str) -> RasReport:
+        return RasReport(source, self.version, tuple(self.groups), tuple(self.mismatches), tuple(self.incomplete),
+                         tuple(self.processes), tuple(self.error_lines), self.timeouts, self.no_comms,
+                         tuple(self.sections), tuple(self.notes()))
+
+
+def parse_ras(text: str, source: str = "") -> RasReport | Unparseable:
+    """Parse one RAS report; Unparseable when nothing in it is RAS's. Never raises on bad input."""
+    if not isinstance(text, str) or not text.strip():
+        return Unparseable.of("empty input: no NCCL RAS report", text if isinstance(text, str) else "")
+    reader = _RasReader()
+    for lineno, raw in enumerate(split_lines(text), 1):
+        line = " ".join(strip_launcher(raw)[0].split())
+        if line:
+            reader.feed(line, evidence(source, lineno, raw))
+    reader.close()
+    if reader.seen == 0:
         return Unparseable.of("no NCCL RAS report lines (expected the 'Communicators...' table or "
                               "'#0-0 (hash) ...')", text)
-    notes: list[str] = []
-    order = list(sections)
-    if "errors" not in sections or "warnings" not in sections:
-        missing = [s for s in ("errors", "warnings") if s not in sections]
-        notes.append(f"report incomplete: no {' / '.join(missing)} section (truncated, or an excerpt)")
-    if any(g.errors == "MISMATCH" for g in groups) and not mismatches:
-        notes.append("the table flags MISMATCH but its detail (under Warnings) is missing: truncated?")
-    if any(g.errors == "INCOMPLETE" for g in groups) and not (incomplete or processes):
-        notes.append("the table flags INCOMPLETE but its detail (under Errors) is missing: truncated?")
-    for d in mismatches:
-        listed = sum(len(g.ranks) for g in d.groups)
-        if d.counts_operations and d.lagging and not any(g.ranks for g in d.lagging):
-            notes.append(f"#{d.comm}: RAS did not list the lagging ranks (not an outlier group; "
-                         f"`ncclras -v` lists more)")
-        elif listed == 0 and d.groups:
-            notes.append(f"#{d.comm}: no ranks listed")
-    return RasReport(source, version, tuple(groups), tuple(mismatches), tuple(incomplete), tuple(processes),
-                     tuple(error_lines), timeouts, no_comms, tuple(order), tuple(notes))
+    return reader.report(source)

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from hang_corpus import CORPUS, body
 
+from preflight.hang.causes.ras import ras_causes
 from preflight.hang.ncclras import RasReport, parse_ras
 from preflight.hang.sniff import parse_text
-from preflight.hang.verdict import _ras_causes, analyze
+from preflight.hang.verdict import analyze
 from preflight.parse.common import Unparseable
 
 HEALTHY = "nccl_logs/ncclras-2.30.7-8rank-2node-healthy-baseline.txt"
@@ -112,7 +113,7 @@ def test_unlisted_lagging_group_is_said_so() -> None:
     text = "\n".join(line for line in body(DOCS_MISMATCH).split("\n") if "-- GPU" not in line)
     r = ras(DOCS_MISMATCH, text)
     assert any("did not list the lagging ranks" in n for n in r.notes)
-    c = next(c for c in _ras_causes([r]) if c.kind == "ras_mismatch")
+    c = next(c for c in ras_causes([r]) if c.kind == "ras_mismatch")
     assert c.rank is None and "6 rank(s) (RAS did not list them)" in c.title and c.score < 0.7
 
 
