@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from preflight.engine import CheckContext, consistency
 from preflight.facts import FleetFacts, NodeFacts
-from preflight.registry import check
-from preflight.results import Finding, Status
+from preflight.registry import CheckContext, check, consistency
+from preflight.results import Finding
 
 
 @check(id="gpu.count", group="gpu", scope="fleet", needs=("gpus",),
@@ -62,9 +61,9 @@ def driver_responsive(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
         return
     if node.gpus:
         driver = node.versions.driver if node.versions else None
-        yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, observed=f"{len(node.gpus)} GPUs",
-                      msg=f"nvidia-smi lists {len(node.gpus)} GPUs" + (f", driver {driver}" if driver else ""),
-                      evidence=tuple(g.raw_line for g in node.gpus[:1] if g.raw_line))
+        yield ctx.ok(node, observed=f"{len(node.gpus)} GPUs",
+                     msg=f"nvidia-smi lists {len(node.gpus)} GPUs" + (f", driver {driver}" if driver else ""),
+                     evidence=tuple(g.raw_line for g in node.gpus[:1] if g.raw_line))
         return
     gaps = {p: why for p, why in node.probe_gaps.items() if p in _SMI_PROBES}
     evidence = tuple(f"{p}: {why}" for p, why in sorted(gaps.items()))
@@ -87,7 +86,7 @@ def driver_responsive(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
     else:
         yield ctx.unknown(node, f"GPUs not reported: {node.missing.get('gpus', 'not collected')}")
         return
-    yield Finding(check=ctx.spec.id, node=node.name, status=Status.FAIL, observed=observed,
-                  expected="nvidia-smi lists the node's GPUs",
-                  expected_source=source or "every node is a GPU node unless the inventory says gpus_per_node: 0",
-                  msg=msg, evidence=evidence, hint=ctx.spec.remediation)
+    yield ctx.fail(node, observed=observed,
+                   expected="nvidia-smi lists the node's GPUs",
+                   expected_source=source or "every node is a GPU node unless the inventory says gpus_per_node: 0",
+                   msg=msg, evidence=evidence, hint=ctx.spec.remediation)

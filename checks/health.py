@@ -5,10 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from preflight.engine import CheckContext
 from preflight.facts import NodeFacts
-from preflight.parse.xid import describe_xid
-from preflight.registry import check
+from preflight.registry import CheckContext, check, describe_xid
 from preflight.results import Finding, Status
 
 _XID_SOURCE = "Xid catalogue (preflight/data/xid_catalog.yaml: NVIDIA Xid catalog, NVSentinel mapping)"
@@ -28,18 +26,18 @@ def gpu_xid(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
         fatal = bool(info.get("fatal"))
         meaning = info.get("mnemonic", "not in the catalogue")
         devices = sorted({e.device for e in evs})
-        yield Finding(check=ctx.spec.id, node=node.name, status=Status.FAIL if fatal else Status.WARN,
-                      subject=f"Xid {code}", observed=f"{len(evs)}× Xid {code} ({meaning}) on {', '.join(devices)}",
-                      expected="no Xid", expected_source=_XID_SOURCE,
-                      msg=f"Xid {code} {meaning}: {info.get('meaning', '')}".strip(),
-                      evidence=tuple(e.raw_line for e in evs[:8]),
-                      hint=f"catalogued action: {info.get('action', 'see the NVIDIA Xid catalog')}. {ctx.spec.remediation}")
+        yield ctx.finding(node, Status.FAIL if fatal else Status.WARN, subject=f"Xid {code}",
+                          observed=f"{len(evs)}× Xid {code} ({meaning}) on {', '.join(devices)}",
+                          expected="no Xid", expected_source=_XID_SOURCE,
+                          msg=f"Xid {code} {meaning}: {info.get('meaning', '')}".strip(),
+                          evidence=tuple(e.raw_line for e in evs[:8]),
+                          hint=f"catalogued action: {info.get('action', 'see the NVIDIA Xid catalog')}. {ctx.spec.remediation}")
     for ev in node.kernel_events:
         if ev.kind in ("fallen_off_bus", "gsp_timeout"):
-            yield Finding(check=ctx.spec.id, node=node.name, status=Status.FAIL, subject=ev.kind,
-                          observed=ev.kind.replace("_", " "), expected="no fatal GPU kernel messages",
-                          msg=f"kernel reports {ev.kind.replace('_', ' ')} (no Xid printed)", evidence=(ev.raw_line,),
-                          hint="A GPU that fell off the bus or whose GSP stopped answering needs a node reboot; drain first.")
+            yield ctx.fail(node, subject=ev.kind,
+                           observed=ev.kind.replace("_", " "), expected="no fatal GPU kernel messages",
+                           msg=f"kernel reports {ev.kind.replace('_', ' ')} (no Xid printed)", evidence=(ev.raw_line,),
+                           hint="A GPU that fell off the bus or whose GSP stopped answering needs a node reboot; drain first.")
     sxids: dict[tuple[str | None, int | None], list] = {}
     for ev in node.kernel_events:
         if ev.kind == "nvswitch_sxid":
@@ -47,16 +45,16 @@ def gpu_xid(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
     for (dev, code), evs in sorted(sxids.items(), key=lambda kv: (str(kv[0][0]), kv[0][1] or 0)):
         text = "\n".join(e.raw_line for e in evs)
         fatal = bool(re.search(r"\bfatal\b", text, re.I)) and not re.search(r"non-?fatal", text, re.I)
-        yield Finding(check=ctx.spec.id, node=node.name, status=Status.FAIL if fatal else Status.WARN,
-                      subject=f"SXid {code}", observed=f"{len(evs)}× NVSwitch SXid {code} on {dev}",
-                      expected="no SXid", expected_source="NVIDIA NVSwitch SXid errors (the message says Fatal / Non-fatal)",
-                      msg=f"NVSwitch {dev} reports {'fatal' if fatal else 'non-fatal'} SXid {code}",
-                      evidence=tuple(e.raw_line for e in evs[:8]),
-                      hint="A fatal SXid needs the NVSwitch tray/baseboard reset (drain first); repeated non-fatal SXids on one "
-                           "link point at a marginal NVLink: check `nvidia-smi nvlink -e` and fabric manager logs.")
+        yield ctx.finding(node, Status.FAIL if fatal else Status.WARN, subject=f"SXid {code}",
+                          observed=f"{len(evs)}× NVSwitch SXid {code} on {dev}",
+                          expected="no SXid", expected_source="NVIDIA NVSwitch SXid errors (the message says Fatal / Non-fatal)",
+                          msg=f"NVSwitch {dev} reports {'fatal' if fatal else 'non-fatal'} SXid {code}",
+                          evidence=tuple(e.raw_line for e in evs[:8]),
+                          hint="A fatal SXid needs the NVSwitch tray/baseboard reset (drain first); repeated non-fatal SXids on one "
+                               "link point at a marginal NVLink: check `nvidia-smi nvlink -e` and fabric manager logs.")
     if not by_code and not sxids and not any(e.kind in ("fallen_off_bus", "gsp_timeout") for e in node.kernel_events):
-        yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, observed="no Xid lines",
-                      msg="no Xid or fatal GPU messages in the kernel log")
+        yield ctx.ok(node, observed="no Xid lines",
+                     msg="no Xid or fatal GPU messages in the kernel log")
 
 
 @check(id="gpu.ecc.uncorrectable", group="gpu", needs=("gpus",),
@@ -83,14 +81,14 @@ def ecc_uncorrectable(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
                                         "(nvidia-smi --query-gpu, the table's Uncorr. ECC column, -q or NVML)", subject=g.ref)
             continue
         if (vol or 0) > limit_v or (agg or 0) > limit_a:
-            yield Finding(check=ctx.spec.id, node=node.name, status=Status.FAIL, subject=g.ref,
-                          observed=f"volatile {vol}, aggregate {agg}", expected=f"volatile <= {limit_v}, aggregate <= {limit_a}",
-                          expected_source=src_v if (vol or 0) > limit_v else src_a,
-                          msg=f"{g.ref} has uncorrectable ECC errors", evidence=(g.raw_line,) + g.evidence,
-                          hint=ctx.spec.remediation)
+            yield ctx.fail(node, subject=g.ref,
+                           observed=f"volatile {vol}, aggregate {agg}", expected=f"volatile <= {limit_v}, aggregate <= {limit_a}",
+                           expected_source=src_v if (vol or 0) > limit_v else src_a,
+                           msg=f"{g.ref} has uncorrectable ECC errors", evidence=(g.raw_line,) + g.evidence,
+                           hint=ctx.spec.remediation)
         else:
-            yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, subject=g.ref,
-                          observed=f"volatile {vol}, aggregate {agg}", expected=f"<= {limit_v}", expected_source=src_v)
+            yield ctx.ok(node, subject=g.ref,
+                         observed=f"volatile {vol}, aggregate {agg}", expected=f"<= {limit_v}", expected_source=src_v)
 
 
 @check(id="gpu.persistence_mode", group="gpu", needs=("gpus",),
@@ -102,11 +100,11 @@ def persistence_mode(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
     if unknown:
         yield ctx.unknown(node, "persistence mode not reported by any collected output")
     elif off:
-        yield Finding(check=ctx.spec.id, node=node.name, status=Status.WARN, subject=",".join(g.ref for g in off),
-                      observed="Off", expected="On", msg=f"persistence mode off on {len(off)} GPU(s)",
-                      evidence=tuple(g.raw_line for g in off[:8]), hint=ctx.spec.remediation)
+        yield ctx.warn(node, subject=",".join(g.ref for g in off),
+                       observed="Off", expected="On", msg=f"persistence mode off on {len(off)} GPU(s)",
+                       evidence=tuple(g.raw_line for g in off[:8]), hint=ctx.spec.remediation)
     else:
-        yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, observed="On", msg="persistence mode on")
+        yield ctx.ok(node, observed="On", msg="persistence mode on")
 
 
 @check(id="gpu.mig", group="gpu", needs=("gpus",),
@@ -127,13 +125,13 @@ def mig_mode(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
         return
     bad = [g for g in known if (g.mig_mode.strip().lower() == "enabled") != want]
     if not bad:
-        yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, observed="Enabled" if want else "Disabled",
-                      msg=f"MIG {'enabled' if want else 'disabled'} on all {len(known)} GPUs")
+        yield ctx.ok(node, observed="Enabled" if want else "Disabled",
+                     msg=f"MIG {'enabled' if want else 'disabled'} on all {len(known)} GPUs")
     for g in bad:
         if True:
-            yield Finding(check=ctx.spec.id, node=node.name, status=Status.FAIL, subject=g.ref, observed=g.mig_mode,
-                          expected="Enabled" if want else "Disabled", expected_source=source or "default: full GPUs",
-                          msg=f"{g.ref} MIG {g.mig_mode}", evidence=(g.raw_line,), hint=ctx.spec.remediation)
+            yield ctx.fail(node, subject=g.ref, observed=g.mig_mode,
+                           expected="Enabled" if want else "Disabled", expected_source=source or "default: full GPUs",
+                           msg=f"{g.ref} MIG {g.mig_mode}", evidence=(g.raw_line,), hint=ctx.spec.remediation)
 
 
 _HW_REASONS = ("HW Slowdown", "HW Thermal Slowdown", "HW Power Brake Slowdown")
@@ -156,13 +154,13 @@ def clocks_throttle(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
         hw = [r for r in g.clock_event_reasons if r in _HW_REASONS]
         sw = [r for r in g.clock_event_reasons if r in _SW_THERMAL]
         if hw or sw:
-            yield Finding(check=ctx.spec.id, node=node.name, status=Status.FAIL if hw else Status.WARN, subject=g.ref,
-                          observed=", ".join(hw + sw), expected="no HW/thermal slowdown active",
-                          expected_source="nvidia-smi clocks event reasons (NVML nvmlClocksEventReasons)",
-                          msg=f"{g.ref} clocks slowed: {', '.join(hw + sw)}", evidence=g.evidence, hint=ctx.spec.remediation)
+            yield ctx.finding(node, Status.FAIL if hw else Status.WARN, subject=g.ref,
+                              observed=", ".join(hw + sw), expected="no HW/thermal slowdown active",
+                              expected_source="nvidia-smi clocks event reasons (NVML nvmlClocksEventReasons)",
+                              msg=f"{g.ref} clocks slowed: {', '.join(hw + sw)}", evidence=g.evidence, hint=ctx.spec.remediation)
         else:
-            yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, subject=g.ref,
-                          observed=", ".join(g.clock_event_reasons) or "none")
+            yield ctx.ok(node, subject=g.ref,
+                         observed=", ".join(g.clock_event_reasons) or "none")
 
 
 @check(id="gpu.memory.in_use", group="gpu", needs=("gpus",),
@@ -180,13 +178,12 @@ def gpu_memory_in_use(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
         return
     if busy or procs:
         names = ", ".join(sorted({f"{p.name} (pid {p.pid}, GPU{p.gpu})" for p in procs})) or "unknown processes"
-        yield Finding(check=ctx.spec.id, node=node.name, status=Status.WARN,
-                      subject=",".join(g.ref for g in busy) or None,
-                      observed=", ".join(f"{g.ref} {g.memory_used_mib} MiB" for g in busy) or f"{len(procs)} processes",
-                      expected=f"<= {limit} MiB used, no processes", expected_source=source,
-                      msg=f"GPUs in use by {names}", evidence=tuple(p.raw_line for p in procs[:8]), hint=ctx.spec.remediation)
+        yield ctx.warn(node, subject=",".join(g.ref for g in busy) or None,
+                       observed=", ".join(f"{g.ref} {g.memory_used_mib} MiB" for g in busy) or f"{len(procs)} processes",
+                       expected=f"<= {limit} MiB used, no processes", expected_source=source,
+                       msg=f"GPUs in use by {names}", evidence=tuple(p.raw_line for p in procs[:8]), hint=ctx.spec.remediation)
     else:
-        yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, observed="no processes, memory free")
+        yield ctx.ok(node, observed="no processes, memory free")
 
 
 @check(id="gpu.row_remap", group="gpu", needs=("gpus",),
@@ -212,15 +209,15 @@ def row_remap(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
         observed = f"pending {'yes' if g.remap_pending else 'no'}, failure {'yes' if g.remap_failure else 'no'}, uncorrectable {g.remap_uncorrectable}"
         evidence = tuple(e for e in g.evidence if "Remapped Rows" in e)
         if g.remap_failure or (g.remap_uncorrectable or 0) > int(limit):
-            yield Finding(check=ctx.spec.id, node=node.name, status=Status.FAIL, subject=g.ref, observed=observed,
-                          expected=f"no failure, uncorrectable <= {limit}", expected_source=source,
-                          msg=f"{g.ref} row remapping exhausted or failed", evidence=evidence, hint=ctx.spec.remediation)
+            yield ctx.fail(node, subject=g.ref, observed=observed,
+                           expected=f"no failure, uncorrectable <= {limit}", expected_source=source,
+                           msg=f"{g.ref} row remapping exhausted or failed", evidence=evidence, hint=ctx.spec.remediation)
         elif g.remap_pending:
-            yield Finding(check=ctx.spec.id, node=node.name, status=Status.WARN, subject=g.ref, observed=observed,
-                          expected="nothing pending", msg=f"{g.ref} has row remaps pending a GPU reset", evidence=evidence,
-                          hint=ctx.spec.remediation)
+            yield ctx.warn(node, subject=g.ref, observed=observed,
+                           expected="nothing pending", msg=f"{g.ref} has row remaps pending a GPU reset", evidence=evidence,
+                           hint=ctx.spec.remediation)
         else:
-            yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, subject=g.ref, observed=observed)
+            yield ctx.ok(node, subject=g.ref, observed=observed)
 
 
 @check(id="gpu.temperature", group="gpu", needs=("gpus",),
@@ -241,8 +238,8 @@ def temperature(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
         observed = f"{g.temperature_c:g} C, {g.temp_limit_margin_c:g} C below the slowdown limit" if g.temperature_c is not None \
             else f"{g.temp_limit_margin_c:g} C below the slowdown limit"
         if g.temp_limit_margin_c < float(limit):
-            yield Finding(check=ctx.spec.id, node=node.name, status=Status.WARN, subject=g.ref, observed=observed,
-                          expected=f">= {limit} C margin", expected_source=source, msg=f"{g.ref} is close to thermal slowdown",
-                          evidence=tuple(e for e in g.evidence if "Temperature" in e), hint=ctx.spec.remediation)
+            yield ctx.warn(node, subject=g.ref, observed=observed,
+                           expected=f">= {limit} C margin", expected_source=source, msg=f"{g.ref} is close to thermal slowdown",
+                           evidence=tuple(e for e in g.evidence if "Temperature" in e), hint=ctx.spec.remediation)
         else:
-            yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, subject=g.ref, observed=observed)
+            yield ctx.ok(node, subject=g.ref, observed=observed)

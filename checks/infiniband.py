@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 
-from preflight.engine import CheckContext
 from preflight.facts import FleetFacts, NodeFacts
-from preflight.registry import check
-from preflight.results import Finding, Status
+from preflight.registry import CheckContext, check, consistency
+from preflight.results import Finding
 
 _HINT = ("Check the cable and switch port (`ibstat`, `iblinkinfo`), reseat the transceiver, and look at the "
          "switch for a port trained to a lower rate; a down port makes NCCL fall back or hang.")
@@ -51,12 +50,12 @@ def ib_port_state(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
             else f"{p.state}/{p.phys_state}"
         expected = f"Active/LinkUp {rate:g} Gb/s" if rate is not None else "Active/LinkUp"
         if problems:
-            yield Finding(check=ctx.spec.id, node=node.name, status=Status.FAIL, subject=p.ref, observed=observed,
-                          expected=expected, expected_source=rate_source, msg=f"{p.ref}: " + ", ".join(problems),
-                          evidence=p.evidence, hint=_HINT)
+            yield ctx.fail(node, subject=p.ref, observed=observed,
+                           expected=expected, expected_source=rate_source, msg=f"{p.ref}: " + ", ".join(problems),
+                           evidence=p.evidence, hint=_HINT)
         else:
-            yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, subject=p.ref, observed=observed,
-                          expected=expected, expected_source=rate_source, msg=f"{p.ref}: {observed}")
+            yield ctx.ok(node, subject=p.ref, observed=observed,
+                         expected=expected, expected_source=rate_source, msg=f"{p.ref}: {observed}")
 
 
 @check(id="ib.port.count", group="ib", needs=("ib",),
@@ -68,14 +67,14 @@ def ib_port_count(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
     if pinned is None and not node.ib:
         yield ctx.na(node, "no IB/RoCE ports on this node and no ib_ports expectation in the inventory")
     elif pinned is None:
-        yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, observed=active,
-                      msg=f"{active} active ports (no ib_ports expectation in the inventory)")
+        yield ctx.ok(node, observed=active,
+                     msg=f"{active} active ports (no ib_ports expectation in the inventory)")
     elif active < int(pinned):
-        yield Finding(check=ctx.spec.id, node=node.name, status=Status.FAIL, observed=active, expected=int(pinned),
-                      expected_source=source, msg=f"{active} active IB/RoCE ports, {pinned} expected", hint=_HINT)
+        yield ctx.fail(node, observed=active, expected=int(pinned),
+                       expected_source=source, msg=f"{active} active IB/RoCE ports, {pinned} expected", hint=_HINT)
     else:
-        yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, observed=active, expected=int(pinned),
-                      expected_source=source, msg=f"{active} active ports")
+        yield ctx.ok(node, observed=active, expected=int(pinned),
+                     expected_source=source, msg=f"{active} active ports")
 
 
 @check(id="ib.port.errors", group="ib", needs=("ib",),
@@ -104,14 +103,14 @@ def ib_port_errors(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
             if name in p.counters and limit is not None and p.counters[name] > int(limit):
                 over.append((name, p.counters[name], limit, source))
         if over:
-            yield Finding(check=ctx.spec.id, node=node.name, status=Status.WARN, subject=p.ref,
-                          observed=", ".join(f"{n}={v}" for n, v, _, _ in over),
-                          expected=", ".join(f"{n}<={lim}" for n, _, lim, _ in over), expected_source=over[0][3],
-                          msg=f"{p.ref}: error counters above threshold", hint=_HINT + " " + ctx.spec.remediation,
-                          evidence=tuple(f"/sys/class/infiniband/{p.ca}/ports/{p.port}/counters/{n}: {v}" for n, v, _, _ in over))
+            yield ctx.warn(node, subject=p.ref,
+                           observed=", ".join(f"{n}={v}" for n, v, _, _ in over),
+                           expected=", ".join(f"{n}<={lim}" for n, _, lim, _ in over), expected_source=over[0][3],
+                           msg=f"{p.ref}: error counters above threshold", hint=_HINT + " " + ctx.spec.remediation,
+                           evidence=tuple(f"/sys/class/infiniband/{p.ca}/ports/{p.port}/counters/{n}: {v}" for n, v, _, _ in over))
         else:
-            yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, subject=p.ref,
-                          observed=", ".join(f"{k}={v}" for k, v in sorted(p.counters.items())))
+            yield ctx.ok(node, subject=p.ref,
+                         observed=", ".join(f"{k}={v}" for k, v in sorted(p.counters.items())))
 
 
 @check(id="versions.hca_firmware.consistent", group="versions", scope="fleet", needs=("ib",),
@@ -119,8 +118,6 @@ def ib_port_errors(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
        remediation="Update the HCA firmware (mlxfwmanager / mstflint) to the fleet's version; mixed firmware causes subtle RDMA failures.",
        na_when="the node has no IB/RoCE ports")
 def hca_firmware(fleet: FleetFacts, ctx: CheckContext) -> Iterator[Finding]:
-    from preflight.engine import consistency
-
     values = {n.name: (" + ".join(sorted({p.firmware for p in n.ib or () if p.firmware})) or None) for n in fleet.reachable}
     na = {n.name: "no IB/RoCE ports on this node" for n in fleet.reachable if not n.ib}
     yield from consistency(fleet, ctx, "x_hca_firmware", values, label="HCA firmware", hint=ctx.spec.remediation,

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from preflight.engine import CheckContext
 from preflight.facts import NodeFacts
-from preflight.registry import check
+from preflight.registry import CheckContext, check
 from preflight.results import Finding, Status
 
 GIB = 1024**3
@@ -22,19 +21,19 @@ def shm_size(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
     pinned, source = ctx.expected(node, "shm_gib_min")
     minimum, src = (float(pinned), source) if pinned is not None else ctx.threshold("min_gib")
     if node.memory is not None and node.memory.shm_absent:
-        yield Finding(check=ctx.spec.id, node=node.name, status=Status.FAIL, observed="no /dev/shm",
-                      expected=f">= {minimum:g} GiB", expected_source=src,
-                      msg="/dev/shm does not exist: NCCL's shared-memory transport cannot create its segments",
-                      hint=ctx.spec.remediation)
+        yield ctx.fail(node, observed="no /dev/shm",
+                       expected=f">= {minimum:g} GiB", expected_source=src,
+                       msg="/dev/shm does not exist: NCCL's shared-memory transport cannot create its segments",
+                       hint=ctx.spec.remediation)
     elif size is None:
         yield ctx.unknown(node, "/dev/shm size not reported (statvfs of /dev/shm failed or was not collected)")
     elif size < float(minimum) * GIB:
-        yield Finding(check=ctx.spec.id, node=node.name, status=Status.FAIL, observed=f"{size / GIB:.2f} GiB",
-                      expected=f">= {minimum:g} GiB", expected_source=src, msg=f"/dev/shm is only {size / GIB:.2f} GiB",
-                      hint=ctx.spec.remediation)
+        yield ctx.fail(node, observed=f"{size / GIB:.2f} GiB",
+                       expected=f">= {minimum:g} GiB", expected_source=src, msg=f"/dev/shm is only {size / GIB:.2f} GiB",
+                       hint=ctx.spec.remediation)
     else:
-        yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, observed=f"{size / GIB:.1f} GiB",
-                      expected=f">= {minimum:g} GiB", expected_source=src)
+        yield ctx.ok(node, observed=f"{size / GIB:.1f} GiB",
+                     expected=f">= {minimum:g} GiB", expected_source=src)
 
 
 @check(id="memory.memlock", group="memory", needs=("memory",),
@@ -49,15 +48,15 @@ def memlock(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
         return
     has_rdma = bool(node.ib)
     if mem.memlock_unlimited:
-        yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, observed="unlimited", expected="unlimited")
+        yield ctx.ok(node, observed="unlimited", expected="unlimited")
         return
     limit = mem.memlock_bytes or 0
     floor, src = ctx.threshold("min_gib_when_limited")
     status = Status.FAIL if has_rdma and limit < float(floor) * GIB else Status.PASS
-    yield Finding(check=ctx.spec.id, node=node.name, status=status, observed=f"{limit / GIB:.3g} GiB",
-                  expected="unlimited" + (f" (at least {floor:g} GiB)" if has_rdma else " (no RDMA ports: not required)"),
-                  expected_source=src, msg=f"memlock limited to {limit / GIB:.3g} GiB" + (" on an RDMA node" if has_rdma else ""),
-                  hint=ctx.spec.remediation if has_rdma else None)
+    yield ctx.finding(node, status, observed=f"{limit / GIB:.3g} GiB",
+                      expected="unlimited" + (f" (at least {floor:g} GiB)" if has_rdma else " (no RDMA ports: not required)"),
+                      expected_source=src, msg=f"memlock limited to {limit / GIB:.3g} GiB" + (" on an RDMA node" if has_rdma else ""),
+                      hint=ctx.spec.remediation if has_rdma else None)
 
 
 @check(id="ib.gpudirect", group="ib", needs=("ib", "peermem"),
@@ -68,8 +67,8 @@ def gpudirect(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
     if not node.ib:
         yield ctx.na(node, "no IB/RoCE ports on this node: GPUDirect RDMA does not apply")
     elif node.peermem:
-        yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, observed="nvidia_peermem loaded")
+        yield ctx.ok(node, observed="nvidia_peermem loaded")
     else:
-        yield Finding(check=ctx.spec.id, node=node.name, status=Status.WARN, observed="nvidia_peermem not loaded",
-                      expected="loaded (or dma-buf)", msg="nvidia_peermem is not loaded: GPUDirect RDMA needs it unless NCCL uses dma-buf",
-                      evidence=("/sys/module/nvidia_peermem: absent",), hint=ctx.spec.remediation)
+        yield ctx.warn(node, observed="nvidia_peermem not loaded",
+                       expected="loaded (or dma-buf)", msg="nvidia_peermem is not loaded: GPUDirect RDMA needs it unless NCCL uses dma-buf",
+                       evidence=("/sys/module/nvidia_peermem: absent",), hint=ctx.spec.remediation)

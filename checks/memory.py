@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from preflight.engine import CheckContext, consistency
 from preflight.facts import FleetFacts, NodeFacts
-from preflight.registry import check
+from preflight.registry import CheckContext, check, consistency
 from preflight.results import Finding, Status
 
 KIB_PER_GIB = 1024 * 1024
@@ -28,15 +27,14 @@ def host_memory(fleet: FleetFacts, ctx: CheckContext) -> Iterator[Finding]:
             unpinned.append(n.name)
             continue
         if gib is None:
-            yield Finding(check=ctx.spec.id, node=n.name, status=Status.ERROR,
-                          msg="MemTotal not reported (/proc/meminfo not read)")
+            yield ctx.error(n, msg="MemTotal not reported (/proc/meminfo not read)")
         elif float(gib) < float(pinned):  # type: ignore[arg-type]
-            yield Finding(check=ctx.spec.id, node=n.name, status=Status.FAIL, observed=f"{gib} GiB",
-                          expected=f">= {pinned} GiB", expected_source=source,
-                          msg=f"host RAM {gib} GiB below the {pinned} GiB minimum", hint=ctx.spec.remediation)
+            yield ctx.fail(n, observed=f"{gib} GiB",
+                           expected=f">= {pinned} GiB", expected_source=source,
+                           msg=f"host RAM {gib} GiB below the {pinned} GiB minimum", hint=ctx.spec.remediation)
         else:
-            yield Finding(check=ctx.spec.id, node=n.name, status=Status.PASS, observed=f"{gib} GiB",
-                          expected=f">= {pinned} GiB", expected_source=source, msg=f"host RAM {gib} GiB")
+            yield ctx.ok(n, observed=f"{gib} GiB",
+                         expected=f">= {pinned} GiB", expected_source=source, msg=f"host RAM {gib} GiB")
     if unpinned:
         sub = FleetFacts(nodes=tuple(n for n in fleet.nodes if n.name in unpinned), expect=fleet.expect)
         yield from consistency(sub, ctx, "host_memory_gib", {k: v for k, v in values.items() if k in unpinned},
@@ -63,18 +61,18 @@ def hugepages(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
     pinned, source = ctx.expected(node, "hugepages_gib_min")
     if pinned is not None:
         ok = gib >= float(pinned)
-        yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS if ok else Status.FAIL, observed=observed,
-                      expected=f">= {pinned} GiB of hugepages", expected_source=source, evidence=evidence,
-                      msg=f"{gib:.1f} GiB of hugepages" + ("" if ok else f", below the {pinned} GiB the inventory requires"),
-                      hint=None if ok else ctx.spec.remediation)
+        yield ctx.finding(node, Status.PASS if ok else Status.FAIL, observed=observed,
+                          expected=f">= {pinned} GiB of hugepages", expected_source=source, evidence=evidence,
+                          msg=f"{gib:.1f} GiB of hugepages" + ("" if ok else f", below the {pinned} GiB the inventory requires"),
+                          hint=None if ok else ctx.spec.remediation)
         return
     limit, src = ctx.threshold("max_fraction_of_ram")
     ram_gib = (mem.mem_total_kib or 0) / KIB_PER_GIB
     if ram_gib and gib > float(limit) * ram_gib:
-        yield Finding(check=ctx.spec.id, node=node.name, status=Status.WARN, observed=observed + f" of {ram_gib:.0f} GiB RAM",
-                      expected=f"<= {float(limit):.0%} of host RAM (no hugepages_gib_min in the inventory)", expected_source=src,
-                      evidence=evidence, msg=f"{gib:.0f} GiB of {ram_gib:.0f} GiB host RAM reserved as static hugepages",
-                      hint=ctx.spec.remediation)
+        yield ctx.warn(node, observed=observed + f" of {ram_gib:.0f} GiB RAM",
+                       expected=f"<= {float(limit):.0%} of host RAM (no hugepages_gib_min in the inventory)", expected_source=src,
+                       evidence=evidence, msg=f"{gib:.0f} GiB of {ram_gib:.0f} GiB host RAM reserved as static hugepages",
+                       hint=ctx.spec.remediation)
     else:
-        yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, observed=observed,
-                      expected=f"<= {float(limit):.0%} of host RAM", expected_source=src, evidence=evidence)
+        yield ctx.ok(node, observed=observed,
+                     expected=f"<= {float(limit):.0%} of host RAM", expected_source=src, evidence=evidence)

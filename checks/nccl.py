@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from preflight.engine import CheckContext
 from preflight.facts import NodeFacts
-from preflight.registry import check
+from preflight.registry import CheckContext, check
 from preflight.results import Finding, Status
 
 # (nvidia-smi GPU name, GPUs in the run) -> (busbw GB/s, message size, source); from shared/reference/thresholds.md
@@ -52,10 +51,10 @@ def allreduce_correct(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
     for i, run in enumerate(node.nccl_tests or (), 1):
         wrong = [r for r in run.rows if (r.oop_wrong or 0) >= 1 or (r.ip_wrong or 0) >= 1]
         bad = bool(wrong) or (run.out_of_bounds or 0) > 0
-        yield Finding(check=ctx.spec.id, node=node.name, status=Status.FAIL if bad else Status.PASS, subject=f"run {i}",
-                      observed=f"{len(wrong)} rows with #wrong, out of bounds {run.out_of_bounds}",
-                      expected="0 wrong", msg="all_reduce results wrong" if bad else "all_reduce results correct",
-                      evidence=tuple(r.raw_line for r in wrong[:6]), hint=ctx.spec.remediation if bad else None)
+        yield ctx.finding(node, Status.FAIL if bad else Status.PASS, subject=f"run {i}",
+                          observed=f"{len(wrong)} rows with #wrong, out of bounds {run.out_of_bounds}",
+                          expected="0 wrong", msg="all_reduce results wrong" if bad else "all_reduce results correct",
+                          evidence=tuple(r.raw_line for r in wrong[:6]), hint=ctx.spec.remediation if bad else None)
 
 
 @check(id="nccl.allreduce.busbw", group="nccl", needs=("nccl_tests",),
@@ -64,15 +63,14 @@ def allreduce_correct(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
 def allreduce_busbw(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
     independent = [r for r in node.nccl_tests or () if r.independent_note]
     if independent:  # N separate processes each measured alone: their busbw is not this run's
-        yield Finding(check=ctx.spec.id, node=node.name, status=Status.ERROR, msg=str(independent[0].independent_note),
-                      evidence=independent[0].independent_evidence,
-                      hint="Rebuild nccl-tests with `make MPI=1 MPI_HOME=...` (after `make clean`) and rerun.")
+        yield ctx.error(node, msg=str(independent[0].independent_note),
+                        evidence=independent[0].independent_evidence,
+                        hint="Rebuild nccl-tests with `make MPI=1 MPI_HOME=...` (after `make clean`) and rerun.")
         return
     runs = [r for r in node.nccl_tests or () if r.busbw_at_largest() is not None]
     if not runs:
-        yield Finding(check=ctx.spec.id, node=node.name, status=Status.ERROR,
-                      msg="nccl-tests printed no result rows (hung, failed, or an unknown format)",
-                      evidence=tuple(n for r in node.nccl_tests or () for n in r.notes))
+        yield ctx.error(node, msg="nccl-tests printed no result rows (hung, failed, or an unknown format)",
+                        evidence=tuple(n for r in node.nccl_tests or () for n in r.notes))
         return
     measured = [r.busbw_at_largest() for r in runs]
     size = measured[0][0]
@@ -85,17 +83,17 @@ def allreduce_busbw(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
     observed = " / ".join(f"{v:.1f}" for v in values) + f" GB/s at {at} (spread {spread:.1f}%)"
     evidence = tuple(next(row.raw_line for row in r.rows if row.size_bytes == s) for r, (s, _) in zip(runs, measured))
     if expected is None:
-        yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, observed=observed,
-                      msg=f"busbw {observed}; no expectation for this platform (set expect.allreduce_busbw_gbps_min)",
-                      evidence=evidence)
+        yield ctx.ok(node, observed=observed,
+                     msg=f"busbw {observed}; no expectation for this platform (set expect.allreduce_busbw_gbps_min)",
+                     evidence=evidence)
         return
     below = [v for v in values if v < expected]
     status = Status.PASS if not below else (Status.FAIL if len(below) == len(values) else Status.WARN)
     msg = {Status.PASS: f"busbw {observed}",
            Status.WARN: f"one of {len(values)} runs below {expected:g} GB/s: {observed} (variance, not yet a failure)",
            Status.FAIL: f"busbw below {expected:g} GB/s in every run: {observed}"}[status]
-    yield Finding(check=ctx.spec.id, node=node.name, status=status, observed=observed, expected=f">= {expected:g} GB/s",
-                  expected_source=source, msg=msg, evidence=evidence, hint=None if status == Status.PASS else _HINT)
+    yield ctx.finding(node, status, observed=observed, expected=f">= {expected:g} GB/s",
+                      expected_source=source, msg=msg, evidence=evidence, hint=None if status == Status.PASS else _HINT)
 
 
 @check(id="nccl.allreduce.small_messages", group="nccl", needs=("nccl_tests",),
@@ -108,5 +106,5 @@ def allreduce_small(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
         yield ctx.unknown(node, "the all_reduce_perf output has no rows between 8 KB and 4 MB (run with -b 8 -e 8G)")
         return
     text = ", ".join(f"{_fmt_size(r.size_bytes)}: {r.oop_time_us:g} us" for r in rows)
-    yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, observed=text,
-                  msg=f"all-reduce time for decode-sized messages: {text}", evidence=tuple(r.raw_line for r in rows))
+    yield ctx.ok(node, observed=text,
+                 msg=f"all-reduce time for decode-sized messages: {text}", evidence=tuple(r.raw_line for r in rows))

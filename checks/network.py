@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from preflight.engine import CheckContext
 from preflight.facts import NodeFacts
-from preflight.registry import check
+from preflight.registry import CheckContext, check, consistency
 from preflight.results import Finding, Status
 
 
@@ -23,11 +22,11 @@ def clock_skew(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
     skew = offset - latency if offset > latency else (offset if offset < 0 else 0.0)
     observed = f"{skew:+.2f} s (raw offset {offset:+.2f} s, round trip {latency:.2f} s)"
     if abs(skew) > float(limit):
-        yield Finding(check=ctx.spec.id, node=node.name, status=Status.WARN, observed=observed,
-                      expected=f"|skew| <= {limit} s", expected_source=source, msg=f"clock off by {skew:+.1f} s",
-                      hint=ctx.spec.remediation)
+        yield ctx.warn(node, observed=observed,
+                       expected=f"|skew| <= {limit} s", expected_source=source, msg=f"clock off by {skew:+.1f} s",
+                       hint=ctx.spec.remediation)
     else:
-        yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, observed=observed)
+        yield ctx.ok(node, observed=observed)
 
 
 def nccl_list(spec: str) -> tuple[bool, bool, list[str]]:
@@ -67,22 +66,22 @@ def nccl_interfaces(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
         used = nccl_matches(str(ifname), sorted(ifs))
         up = [i for i in used if ifs[i].get("operstate") == "up"]
         status = Status.PASS if up else Status.FAIL
-        yield Finding(check=ctx.spec.id, node=node.name, status=status, subject="NCCL_SOCKET_IFNAME",
-                      observed=", ".join(f"{i} ({ifs[i].get('operstate')})" for i in used) or "no matching interface",
-                      expected=f"an up interface matching {ifname}", expected_source=if_src,
-                      msg=f"NCCL_SOCKET_IFNAME={ifname} selects {', '.join(used) or 'nothing'} on this node",
-                      evidence=(f"interfaces: {', '.join(sorted(ifs))}",), hint=None if up else ctx.spec.remediation)
+        yield ctx.finding(node, status, subject="NCCL_SOCKET_IFNAME",
+                          observed=", ".join(f"{i} ({ifs[i].get('operstate')})" for i in used) or "no matching interface",
+                          expected=f"an up interface matching {ifname}", expected_source=if_src,
+                          msg=f"NCCL_SOCKET_IFNAME={ifname} selects {', '.join(used) or 'nothing'} on this node",
+                          evidence=(f"interfaces: {', '.join(sorted(ifs))}",), hint=None if up else ctx.spec.remediation)
     if hca is not None:
         cas = sorted({p.ca for p in node.ib or ()})
         exclude, exact, names = nccl_list(str(hca))
         missing = [] if exclude else [n for n in names if not any(c == n if exact else c.startswith(n) for c in cas)]
         used = nccl_matches(str(hca), cas)
         bad = bool(missing) or not used
-        yield Finding(check=ctx.spec.id, node=node.name, status=Status.FAIL if bad else Status.PASS, subject="NCCL_IB_HCA",
-                      observed=f"selects {', '.join(used) or 'nothing'}" + (f"; absent: {', '.join(missing)}" if missing else ""),
-                      expected=f"every HCA in {hca} present", expected_source=hca_src,
-                      msg=f"NCCL_IB_HCA={hca}: " + ("HCAs missing on this node" if bad else "all present"),
-                      evidence=(f"HCAs: {', '.join(cas) or 'none'}",), hint=ctx.spec.remediation if bad else None)
+        yield ctx.finding(node, Status.FAIL if bad else Status.PASS, subject="NCCL_IB_HCA",
+                          observed=f"selects {', '.join(used) or 'nothing'}" + (f"; absent: {', '.join(missing)}" if missing else ""),
+                          expected=f"every HCA in {hca} present", expected_source=hca_src,
+                          msg=f"NCCL_IB_HCA={hca}: " + ("HCAs missing on this node" if bad else "all present"),
+                          evidence=(f"HCAs: {', '.join(cas) or 'none'}",), hint=ctx.spec.remediation if bad else None)
 
 
 @check(id="network.mtu.consistent", group="network", scope="fleet", needs=("netifs",),
@@ -90,8 +89,6 @@ def nccl_interfaces(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
        remediation="Set the same MTU on every node's fabric interfaces (netplan/NetworkManager, or the switch profile for RoCE).",
        na_when="the inventory names no NCCL interface (expect.nccl_socket_ifname)")
 def mtu_consistent(fleet, ctx: CheckContext) -> Iterator[Finding]:
-    from preflight.engine import consistency
-
     values: dict[str, object] = {}
     for n in fleet.reachable:
         spec, _ = ctx.expected(n, "nccl_socket_ifname")
@@ -102,8 +99,7 @@ def mtu_consistent(fleet, ctx: CheckContext) -> Iterator[Finding]:
         values[n.name] = ", ".join(str(m) for m in mtus) or None
     if not values:
         for n in fleet.reachable:
-            yield Finding(check=ctx.spec.id, node=n.name, status=Status.SKIP,
-                          msg="does not apply: the inventory names no NCCL interface (expect.nccl_socket_ifname)")
+            yield ctx.na(n, msg="does not apply: the inventory names no NCCL interface (expect.nccl_socket_ifname)")
         return
     sub = type(fleet)(nodes=tuple(n for n in fleet.nodes if n.name in values), expect=fleet.expect)
     yield from consistency(sub, ctx, "x_mtu", values, label="MTU", hint=ctx.spec.remediation)
@@ -130,9 +126,9 @@ def resolve(fleet, ctx: CheckContext) -> Iterator[Finding]:
             elif name in majority and tuple(answer) != majority[name]:
                 differs.append(f"{name} -> {', '.join(answer)} (fleet: {', '.join(majority[name])})")
         if failed or differs:
-            yield Finding(check=ctx.spec.id, node=n.name, status=Status.FAIL, observed="; ".join(failed + differs),
-                          expected="every peer name resolves, to the fleet's address", expected_source="fleet majority",
-                          msg=f"{len(failed)} peer names do not resolve, {len(differs)} resolve differently",
-                          evidence=tuple(failed + differs)[:10], hint=ctx.spec.remediation)
+            yield ctx.fail(n, observed="; ".join(failed + differs),
+                           expected="every peer name resolves, to the fleet's address", expected_source="fleet majority",
+                           msg=f"{len(failed)} peer names do not resolve, {len(differs)} resolve differently",
+                           evidence=tuple(failed + differs)[:10], hint=ctx.spec.remediation)
         else:
-            yield Finding(check=ctx.spec.id, node=n.name, status=Status.PASS, observed=f"{len(n.resolved or {})} peers resolved")
+            yield ctx.ok(n, observed=f"{len(n.resolved or {})} peers resolved")

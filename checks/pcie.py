@@ -5,9 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from preflight.engine import CheckContext
 from preflight.facts import NodeFacts
-from preflight.registry import check
+from preflight.registry import CheckContext, check
 from preflight.results import Finding, Status
 
 _HINT = ("A link trained below its width (x8 instead of x16) halves host↔GPU and GPUDirect bandwidth: reseat the card or riser, "
@@ -29,13 +28,13 @@ def gpu_link(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
         gen = f"Gen{g.pcie_gen_current}/{g.pcie_gen_max}" if g.pcie_gen_current is not None else "gen unknown"
         observed = f"x{g.pcie_width_current} of x{g.pcie_width_max}, {gen}"
         if g.pcie_width_current < g.pcie_width_max:
-            yield Finding(check=ctx.spec.id, node=node.name, status=Status.FAIL, subject=g.ref, observed=observed,
-                          expected=f"x{g.pcie_width_max}", expected_source="the GPU's own maximum (pcie.link.width.max)",
-                          msg=f"{g.ref} PCIe link trained to x{g.pcie_width_current} of x{g.pcie_width_max}",
-                          evidence=(g.raw_line,), hint=_HINT)
+            yield ctx.fail(node, subject=g.ref, observed=observed,
+                           expected=f"x{g.pcie_width_max}", expected_source="the GPU's own maximum (pcie.link.width.max)",
+                           msg=f"{g.ref} PCIe link trained to x{g.pcie_width_current} of x{g.pcie_width_max}",
+                           evidence=(g.raw_line,), hint=_HINT)
         else:
             note = " (lower generation while idle is normal)" if (g.pcie_gen_current or 0) < (g.pcie_gen_max or 0) else ""
-            yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, subject=g.ref, observed=observed + note)
+            yield ctx.ok(node, subject=g.ref, observed=observed + note)
 
 
 def _num(value: str | None) -> float | None:
@@ -63,7 +62,7 @@ def nic_link(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
         cw, mw = _num(link.get("current_link_width")), _num(link.get("max_link_width"))
         observed = f"{link.get('current_link_speed')} x{link.get('current_link_width')} (max {link.get('max_link_speed')} x{link.get('max_link_width')})"
         down = (cs is not None and ms is not None and cs < ms) or (cw is not None and mw is not None and cw < mw)
-        yield Finding(check=ctx.spec.id, node=node.name, status=Status.FAIL if down else Status.PASS, subject=ca,
-                      observed=observed, expected="current = max", expected_source="the HCA's own max_link_* in sysfs",
-                      msg=f"{ca} PCIe link below its maximum" if down else f"{ca} PCIe link at maximum",
-                      evidence=(f"/sys/class/infiniband/{ca}/device: {observed}",) if down else (), hint=_HINT if down else None)
+        yield ctx.finding(node, Status.FAIL if down else Status.PASS, subject=ca,
+                          observed=observed, expected="current = max", expected_source="the HCA's own max_link_* in sysfs",
+                          msg=f"{ca} PCIe link below its maximum" if down else f"{ca} PCIe link at maximum",
+                          evidence=(f"/sys/class/infiniband/{ca}/device: {observed}",) if down else (), hint=_HINT if down else None)

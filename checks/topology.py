@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 
-from preflight.engine import CheckContext, consistency
 from preflight.facts import FleetFacts, GpuFacts, NodeFacts, TopologyFacts
-from preflight.parse.fabricmanager import health_verdict
-from preflight.reference import gpu_spec_for
-from preflight.registry import check
+from preflight.registry import P2P_STATUS, CheckContext, check, consistency, gpu_spec_for, health_verdict
 from preflight.results import Finding, Status
 
 
@@ -43,26 +41,26 @@ def topology_read(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
     rows = topo.matrix.raw_rows if topo.matrix is not None else {}
     isolated = _nvlink_isolated(topo)
     for g, seen in isolated:
-        yield Finding(check=ctx.spec.id, node=node.name, status=Status.FAIL, subject=f"GPU{g}",
-                      observed=f"GPU{g}: {seen}", expected="NV# to its peers, as the other GPUs have",
-                      expected_source="the other GPU pairs of the same matrix",
-                      msg=f"GPU{g} has no NVLink to any other GPU ({seen}): its NVLinks are gone",
-                      evidence=tuple(r for r in (rows.get(f"GPU{g}"),) if r) or topo.evidence[:3],
-                      hint=ctx.spec.remediation)
+        yield ctx.fail(node, subject=f"GPU{g}",
+                       observed=f"GPU{g}: {seen}", expected="NV# to its peers, as the other GPUs have",
+                       expected_source="the other GPU pairs of the same matrix",
+                       msg=f"GPU{g} has no NVLink to any other GPU ({seen}): its NVLinks are gone",
+                       evidence=tuple(r for r in (rows.get(f"GPU{g}"),) if r) or topo.evidence[:3],
+                       hint=ctx.spec.remediation)
     if topo.partial:
         yield ctx.unknown(node, f"topology only partly shown: {topo.partial}; what was seen: {msg}",
                           observed=msg, evidence=topo.evidence[:3])
         return
     gpus = len(node.gpus) if node.gpus is not None else None
     if gpus is not None and gpus != topo.gpu_count:
-        yield Finding(check=ctx.spec.id, node=node.name, status=Status.FAIL, observed=topo.gpu_count, expected=gpus,
-                      expected_source="GPUs listed by nvidia-smi --query-gpu on the same node",
-                      msg=f"topology shows {topo.gpu_count} GPUs but nvidia-smi lists {gpus}", evidence=topo.evidence,
-                      hint=ctx.spec.remediation)
+        yield ctx.fail(node, observed=topo.gpu_count, expected=gpus,
+                       expected_source="GPUs listed by nvidia-smi --query-gpu on the same node",
+                       msg=f"topology shows {topo.gpu_count} GPUs but nvidia-smi lists {gpus}", evidence=topo.evidence,
+                       hint=ctx.spec.remediation)
         return
     if not isolated:
-        yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, observed=msg, msg=msg,
-                      evidence=topo.evidence[:3])
+        yield ctx.ok(node, observed=msg, msg=msg,
+                     evidence=topo.evidence[:3])
 
 
 def _signature_pairs(signature: str) -> dict[str, str]:
@@ -87,31 +85,29 @@ def topology_consistent(fleet: FleetFacts, ctx: CheckContext) -> Iterator[Findin
             yield _partial_against(f, topo, evidence.get(f.node or "", ()), ctx)
             continue
         if f.status == Status.FAIL:  # the signature is long: keep the message readable
-            f = Finding(check=f.check, node=f.node, status=f.status, observed=f.observed, expected=f.expected,
-                        expected_source=f.expected_source,
-                        msg=f"GPU↔GPU topology differs from the fleet majority ({f.expected_source})",
-                        evidence=f.evidence, hint=f.hint)
+            f = dataclasses.replace(f, msg=f"GPU↔GPU topology differs from the fleet majority ({f.expected_source})")
         yield f
 
 
 def _partial_against(f: Finding, topo: TopologyFacts, evidence: tuple[str, ...], ctx: CheckContext) -> Finding:
-    """A partial matrix: `fail` when a pair it shows differs from the expected topology, else `error` (not compared)."""
+    """A partial matrix: `fail` when a pair it shows differs from the expected topology, else `error` (not compared).
+
+    `f` is this node's finding from `consistency`: the verdict replaces it, keeping its check, node and expectation.
+    """
     seen = _signature_pairs(topo.signature)
     expected = _signature_pairs(str(f.expected)) if f.expected else {}
     differ = sorted(p for p, k in seen.items() if p in expected and expected[p] != k)
     if differ:
         shown = "; ".join(f"GPU{p.replace('-', '↔GPU')}: {seen[p]} (expected {expected[p]})" for p in differ[:6])
-        return Finding(check=f.check, node=f.node, status=Status.FAIL, observed=shown, expected=f.expected,
-                       expected_source=f.expected_source,
-                       msg=f"GPU↔GPU topology differs from {f.expected_source} on {len(differ)} pair(s) the partial "
-                           f"matrix shows: {shown}", evidence=evidence, hint=ctx.spec.remediation)
+        return dataclasses.replace(f, status=Status.FAIL, observed=shown,
+                                   msg=f"GPU↔GPU topology differs from {f.expected_source} on {len(differ)} pair(s) "
+                                       f"the partial matrix shows: {shown}", evidence=evidence, hint=ctx.spec.remediation)
     compared = sum(1 for p in seen if p in expected)
     why = f"topology only partly shown ({topo.partial})"
     what = (f"the {compared} GPU pair(s) it shows match {f.expected_source}; the others were not seen" if expected
             else "no fleet topology to compare it with")
-    return Finding(check=f.check, node=f.node, status=Status.ERROR, observed=topo.signature or None,
-                   expected=f.expected, expected_source=f.expected_source, msg=f"{why}: {what}", evidence=evidence,
-                   hint=f.hint or ctx.spec.remediation)
+    return dataclasses.replace(f, status=Status.ERROR, observed=topo.signature or None, msg=f"{why}: {what}",
+                               evidence=evidence, hint=f.hint or ctx.spec.remediation)
 
 
 def _expected_links(node: NodeFacts, ctx: CheckContext) -> tuple[int | None, str | None]:
@@ -137,8 +133,8 @@ def nvlink_active(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
         best = max((l.active for l in links), default=0)
         expected, source = best, "the node's best GPU"
     if expected == 0 and all(l.active == 0 for l in links):
-        yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, observed=0, expected=0,
-                      expected_source=source, msg="no NVLink on this node (PCIe only)")
+        yield ctx.ok(node, observed=0, expected=0,
+                     expected_source=source, msg="no NVLink on this node (PCIe only)")
         return
     listed = {l.gpu_index for l in links}
     for g in node.gpus or ():  # a GPU nvlink -s does not list (output cut short) is unseen, not healthy
@@ -147,14 +143,14 @@ def nvlink_active(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
     for l in links:
         subject = f"GPU{l.gpu_index}"
         if l.active >= expected:
-            yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, subject=subject, observed=l.active,
-                          expected=expected, expected_source=source, msg=f"{subject}: {l.active} NVLinks active")
+            yield ctx.ok(node, subject=subject, observed=l.active,
+                         expected=expected, expected_source=source, msg=f"{subject}: {l.active} NVLinks active")
         else:
             down = ", ".join(str(i) for i in l.inactive_links) or "unknown"
-            yield Finding(check=ctx.spec.id, node=node.name, status=Status.FAIL, subject=subject,
-                          observed=f"{l.active} of {l.total}", expected=f"{expected} active", expected_source=source,
-                          msg=f"{subject} has {l.active} of {expected} NVLinks active (down: {down}); TP across this node is unsafe",
-                          evidence=l.evidence, hint=ctx.spec.remediation)
+            yield ctx.fail(node, subject=subject,
+                           observed=f"{l.active} of {l.total}", expected=f"{expected} active", expected_source=source,
+                           msg=f"{subject} has {l.active} of {expected} NVLinks active (down: {down}); TP across this node is unsafe",
+                           evidence=l.evidence, hint=ctx.spec.remediation)
 
 
 @check(id="topology.gpu_nic_affinity", group="topology", needs=("topology",),
@@ -180,8 +176,8 @@ def gpu_nic_affinity(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
         unseen = matrix.unknown_nic_cells(subject) if matrix is not None else ()
         nearest = topo.nic_affinity.get(g)
         if nearest is not None and nearest[1] in ("PIX", "PXB"):
-            yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, subject=subject,
-                          observed=f"{nearest[0]} via {nearest[1]}")
+            yield ctx.ok(node, subject=subject,
+                         observed=f"{nearest[0]} via {nearest[1]}")
         elif unseen:
             seen = f"nearest NIC shown is {nearest[0]} via {nearest[1]}" if nearest else "no GPU↔NIC cell shown"
             yield ctx.unknown(node, f"{subject}: {seen}; its cells to {', '.join(unseen[:6])}"
@@ -189,11 +185,11 @@ def gpu_nic_affinity(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
                               subject=subject, observed=seen, evidence=tuple(r for r in (rows.get(subject),) if r))
         elif nearest is not None:
             nic, kind = nearest
-            yield Finding(check=ctx.spec.id, node=node.name, status=Status.WARN, subject=subject,
-                          observed=f"nearest NIC {nic} via {kind}", expected="a NIC at PIX or PXB",
-                          expected_source="nvidia-smi topo -m legend (PIX/PXB: same PCIe switch)",
-                          msg=f"{subject}'s nearest NIC is {nic} via {kind}", evidence=(rows.get(subject, ""),),
-                          hint=ctx.spec.remediation)
+            yield ctx.warn(node, subject=subject,
+                           observed=f"nearest NIC {nic} via {kind}", expected="a NIC at PIX or PXB",
+                           expected_source="nvidia-smi topo -m legend (PIX/PXB: same PCIe switch)",
+                           msg=f"{subject}'s nearest NIC is {nic} via {kind}", evidence=(rows.get(subject, ""),),
+                           hint=ctx.spec.remediation)
 
 
 @check(id="topology.p2p", group="topology", needs=("p2p",),
@@ -204,16 +200,14 @@ def p2p(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
     m = node.p2p
     bad = m.not_ok()
     if not bad:
-        yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, observed=f"OK for all {len(m.gpus)} GPUs")
+        yield ctx.ok(node, observed=f"OK for all {len(m.gpus)} GPUs")
         return
-    from preflight.parse.topo import P2P_STATUS
-
     pairs = sorted({tuple(sorted((a, b))) + (s,) for a, b, s in bad})
-    yield Finding(check=ctx.spec.id, node=node.name, status=Status.WARN, subject=",".join(f"{a}-{b}" for a, b, _ in pairs[:8]),
-                  observed="; ".join(f"{a}↔{b}: {s} ({P2P_STATUS.get(s, s)})" for a, b, s in pairs[:8]),
-                  expected="OK", expected_source="nvidia-smi topo -p2p legend",
-                  msg=f"P2P read not available between {len(pairs)} GPU pair(s)",
-                  evidence=tuple(m.raw_rows.values())[:8], hint=ctx.spec.remediation)
+    yield ctx.warn(node, subject=",".join(f"{a}-{b}" for a, b, _ in pairs[:8]),
+                   observed="; ".join(f"{a}↔{b}: {s} ({P2P_STATUS.get(s, s)})" for a, b, s in pairs[:8]),
+                   expected="OK", expected_source="nvidia-smi topo -p2p legend",
+                   msg=f"P2P read not available between {len(pairs)} GPU pair(s)",
+                   evidence=tuple(m.raw_rows.values())[:8], hint=ctx.spec.remediation)
 
 
 @check(id="pcie.acs", group="topology", needs=("acs",),
@@ -223,12 +217,12 @@ def p2p(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
 def pcie_acs(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
     on = [e for e in node.acs or () if e.redirects]
     if not on:
-        yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, observed=f"ACS redirect off on {len(node.acs or ())} bridges")
+        yield ctx.ok(node, observed=f"ACS redirect off on {len(node.acs or ())} bridges")
         return
-    yield Finding(check=ctx.spec.id, node=node.name, status=Status.WARN, observed=f"ACS redirect on for {len(on)} of {len(node.acs or ())} bridges",
-                  expected="SrcValid- ReqRedir- CmpltRedir-", expected_source="NVIDIA NCCL docs, Troubleshooting: PCI Access Control Services (ACS)",
-                  msg=f"PCIe ACS redirect enabled on {len(on)} bridge(s)",
-                  evidence=tuple((e.device + " | " if e.device else "") + e.raw_line.strip() for e in on[:8]), hint=ctx.spec.remediation)
+    yield ctx.warn(node, observed=f"ACS redirect on for {len(on)} of {len(node.acs or ())} bridges",
+                   expected="SrcValid- ReqRedir- CmpltRedir-", expected_source="NVIDIA NCCL docs, Troubleshooting: PCI Access Control Services (ACS)",
+                   msg=f"PCIe ACS redirect enabled on {len(on)} bridge(s)",
+                   evidence=tuple((e.device + " | " if e.device else "") + e.raw_line.strip() for e in on[:8]), hint=ctx.spec.remediation)
 
 
 @check(id="nvlink.fabricmanager", group="nvlink", needs=("gpus", "fabricmanager"),
@@ -240,14 +234,13 @@ def fabricmanager(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
     spec = gpu_spec_for(next(iter(names))) if len(names) == 1 else None
     state, lines = node.fabricmanager or ("unknown", ())
     if not (spec and spec.get("nvswitch") and len(node.gpus or ()) >= 8):
-        yield Finding(check=ctx.spec.id, node=node.name, status=Status.SKIP,
-                      msg="not an NVSwitch system (by GPU model and count): fabric manager not needed")
+        yield ctx.na(node, msg="not an NVSwitch system (by GPU model and count): fabric manager not needed")
     elif state == "active":
-        yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, observed="active")
+        yield ctx.ok(node, observed="active")
     else:
-        yield Finding(check=ctx.spec.id, node=node.name, status=Status.FAIL, observed=state, expected="active",
-                      expected_source=f"reference gpus.yaml {spec['id']} (nvswitch: true)",
-                      msg=f"nvidia-fabricmanager is {state} on an NVSwitch system", evidence=lines[:6], hint=ctx.spec.remediation)
+        yield ctx.fail(node, observed=state, expected="active",
+                       expected_source=f"reference gpus.yaml {spec['id']} (nvswitch: true)",
+                       msg=f"nvidia-fabricmanager is {state} on an NVSwitch system", evidence=lines[:6], hint=ctx.spec.remediation)
 
 
 @check(id="nvlink.errors", group="nvlink", needs=("nvlink_errors",),
@@ -266,13 +259,13 @@ def nvlink_errors(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
                 if limit is not None and value > int(limit):
                     over.append(f"Link {link}: {name}: {value}")
         if over:
-            yield Finding(check=ctx.spec.id, node=node.name, status=Status.WARN, subject=f"GPU{gpu}",
-                          observed="; ".join(over[:6]), expected="0 errors", expected_source=ctx.threshold("CRC Errors")[1],
-                          msg=f"GPU{gpu}: {len(over)} NVLink error counters above threshold", evidence=tuple(over[:12]),
-                          hint=ctx.spec.remediation)
+            yield ctx.warn(node, subject=f"GPU{gpu}",
+                           observed="; ".join(over[:6]), expected="0 errors", expected_source=ctx.threshold("CRC Errors")[1],
+                           msg=f"GPU{gpu}: {len(over)} NVLink error counters above threshold", evidence=tuple(over[:12]),
+                           hint=ctx.spec.remediation)
         else:
-            yield Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, subject=f"GPU{gpu}",
-                          observed=f"{len(links)} links, no errors")
+            yield ctx.ok(node, subject=f"GPU{gpu}",
+                         observed=f"{len(links)} links, no errors")
 
 
 _FABRIC_ABSENT = ("N/A", "Not Supported")
@@ -314,19 +307,18 @@ def fabric_state(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
 def _judge_fabric(node: NodeFacts, g: GpuFacts, ctx: CheckContext) -> Finding:
     """State/Status first (registration), then the Health block (GB200/GB300); an unknown Health value is `error`."""
     evidence = tuple(e for e in g.evidence if "Fabric" in e)
-    base = dict(check=ctx.spec.id, node=node.name, subject=g.ref, expected="Completed / Success, Health not Unhealthy",
+    base = dict(subject=g.ref, expected="Completed / Success, Health not Unhealthy",
                 expected_source="nvidia-smi -q Fabric section", evidence=evidence)
     if g.fabric_state != "Completed / Success":
-        return Finding(**base, status=Status.FAIL, observed=g.fabric_state, msg=f"{g.ref} fabric {g.fabric_state}",
-                       hint=ctx.spec.remediation)
+        return ctx.fail(node, f"{g.ref} fabric {g.fabric_state}", observed=g.fabric_state, hint=ctx.spec.remediation,
+                        **base)
     verdict, rows = health_verdict(dict(g.fabric_health_fields))
     if verdict == "unhealthy":
-        return Finding(**base, status=Status.FAIL, observed=f"{g.fabric_state}; Health {'; '.join(rows)}",
-                       msg=f"{g.ref} fabric registered but unhealthy: {'; '.join(rows)}", hint=ctx.spec.remediation)
+        return ctx.fail(node, f"{g.ref} fabric registered but unhealthy: {'; '.join(rows)}",
+                        observed=f"{g.fabric_state}; Health {'; '.join(rows)}", hint=ctx.spec.remediation, **base)
     if verdict == "unknown":
         return ctx.unknown(node, f"{g.ref} fabric {g.fabric_state}, but its Health rows are not values preflight knows "
                                  f"({'; '.join(rows)}): not judged healthy", subject=g.ref, evidence=evidence,
                            observed=f"{g.fabric_state}; Health {'; '.join(rows)}")
     health = "Health Summary Healthy" if verdict == "healthy" else "no Health summary reported"
-    return Finding(**base, status=Status.PASS, observed=f"{g.fabric_state}; {health}",
-                   msg=f"{g.ref} fabric {g.fabric_state}, {health}")
+    return ctx.ok(node, f"{g.ref} fabric {g.fabric_state}, {health}", observed=f"{g.fabric_state}; {health}", **base)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from preflight.engine import CheckContext, consistency
 from preflight.facts import FleetFacts
-from preflight.registry import check
+from preflight.registry import CheckContext, check, consistency
 from preflight.results import Finding
 
 _MULTI = "Multi-node NCCL jobs need identical versions on every node; upgrade or pin the odd nodes, then reboot or reload the module."

@@ -181,7 +181,7 @@ def _consoles(args: argparse.Namespace) -> tuple[Console, Console]:
 
 
 def _select(args: argparse.Namespace) -> Any:
-    from preflight.registry import select_checks
+    from preflight.engine import select_checks
 
     return select_checks(args.checks, args.skip)
 
@@ -642,7 +642,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 def cmd_checks(args: argparse.Namespace) -> int:
     from preflight.report.checks_doc import checks_markdown
-    from preflight.registry import all_checks
+    from preflight.engine import all_checks
 
     if args.markdown:
         sys.stdout.write(checks_markdown())

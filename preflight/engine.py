@@ -10,56 +10,22 @@ import dataclasses
 import fnmatch
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
+import checks as _builtin_checks  # importing the package registers every built-in check with preflight.registry
 from preflight import __version__
 from preflight.collect.bundle import Bundle
-from preflight.facts import FleetFacts, NodeFacts, majority
+from preflight.facts import FleetFacts, NodeFacts
 from preflight.parse.node import build_node_facts
-from preflight.registry import CheckSpec, all_checks
+from preflight.registry import ACCEPT_HINT, CheckContext, CheckSpec, all_checks, select_checks
 from preflight.results import Finding, NodeReport, RunReport, Status
 
+if getattr(_builtin_checks, "__file__", None) is None:  # a namespace package named `checks` shadows ours
+    raise ImportError(f"the `checks` package found is not preflight's ({list(getattr(_builtin_checks, '__path__', []))}); "
+                      "reinstall preflight (pip install -e .) or run from its checkout")
 
-@dataclass
-class CheckContext:
-    """What a check may know besides facts: its thresholds and where expectations come from."""
-
-    spec: CheckSpec
-    fleet: FleetFacts
-    node: NodeFacts | None = None
-    overrides: dict[str, Any] = field(default_factory=dict)
-
-    def na(self, node: NodeFacts, msg: str, **kw: Any) -> Finding:
-        """This check does not apply to this node, for the reason given (`skip`): never a gap in the evidence."""
-        return Finding(check=self.spec.id, node=node.name, status=Status.SKIP, msg=msg, **kw)
-
-    def unknown(self, node: NodeFacts, msg: str, **kw: Any) -> Finding:
-        """This check applies but cannot judge this node (a fact missing, partial or unparseable): `error`."""
-        kw.setdefault("hint", ACCEPT_HINT)
-        return Finding(check=self.spec.id, node=node.name, status=Status.ERROR, msg=msg, **kw)
-
-    def threshold(self, name: str) -> tuple[Any, str]:
-        """(value, source) of a threshold: inventory override, else the check's documented default."""
-        if self.node is not None:
-            per = self.node.thresholds.get(self.spec.id, {})
-            if isinstance(per, dict) and name in per:
-                return per[name], f"inventory thresholds.{self.spec.id}.{name}"
-        if name in self.overrides:
-            return self.overrides[name], "inventory thresholds"
-        return self.spec.thresholds.get(name), self.spec.threshold_sources.get(name, f"default of {self.spec.id}")
-
-    def expected(self, node: NodeFacts, key: str) -> tuple[Any, str | None]:
-        """A pinned expectation for this node from the inventory, with its source; (None, None) if unpinned."""
-        value = node.expect.get(key)
-        if value is None:
-            return None, None
-        return value, node.expect_sources.get(key, "inventory")
-
-
-ACCEPT_HINT = ("Fix the probe (install the tool, give it time, run with the rights it needs); or, where this fact "
-               "cannot be had by design, say so once: inventory `expect: {accept: {CHECK_OR_FACT: why}}` or "
-               "`--accept CHECK_OR_FACT=why`.")
+# `all_checks` and `select_checks` are re-exported: importing them from here guarantees the built-ins are registered.
+__all__ = ["all_checks", "judge", "select_checks"]
 
 
 def _needs_unmet(spec: CheckSpec, node: NodeFacts) -> Finding | None:
@@ -172,59 +138,3 @@ def judge(bundle: Bundle, specs: list[CheckSpec] | None = None) -> tuple[RunRepo
     }
     return RunReport(nodes=reports, fleet_findings=tuple(fleet_only), meta=meta), fleet
 
-
-def consistency(
-    fleet: FleetFacts,
-    ctx: CheckContext,
-    key: str,
-    values: dict[str, Any],
-    *,
-    label: str,
-    hint: str,
-    evidence: dict[str, tuple[str, ...]] | None = None,
-    not_applicable: dict[str, str] | None = None,
-) -> list[Finding]:
-    """Shared logic of fleet consistency checks: pinned value if the inventory has one, else majority.
-
-    Each reachable node gets one finding; a mismatch names the value → nodes table in `msg`. A node
-    without a value is `error` (unknown is never consistent) unless `not_applicable` gives the reason
-    the value does not exist there (e.g. no HCA firmware on a node without IB ports): then `skip`.
-    """
-    not_applicable = not_applicable or {}
-    out: list[Finding] = []
-    evidence = evidence or {}
-    maj = majority(values)
-    groups: dict[Any, list[str]] = {}
-    for name, v in values.items():
-        groups.setdefault(v, []).append(name)
-    table = "; ".join(f"{v if v is not None else 'unknown'} → {', '.join(sorted(ns))}" for v, ns in groups.items())
-    known = sum(1 for v in values.values() if v is not None)
-    for node in fleet.reachable:
-        observed = values.get(node.name)
-        pinned, source = ctx.expected(node, key)
-        if pinned is not None:
-            expected, exp_source = pinned, source
-        elif maj is not None:
-            expected = maj[0]
-            exp_source = f"fleet majority ({maj[1]} of {known} nodes)"
-        else:
-            expected, exp_source = None, None
-        if observed is None:
-            if node.name in not_applicable:
-                out.append(Finding(check=ctx.spec.id, node=node.name, status=Status.SKIP,
-                                   msg=f"does not apply: {not_applicable[node.name]}"))
-                continue
-            reason = node.missing.get(key, f"{label} not reported")
-            out.append(Finding(check=ctx.spec.id, node=node.name, status=Status.ERROR, expected=expected,
-                               expected_source=exp_source, msg=f"{label} unknown: {reason}", hint=ACCEPT_HINT))
-            continue
-        if expected is None or str(observed) == str(expected):
-            out.append(Finding(check=ctx.spec.id, node=node.name, status=Status.PASS, observed=observed,
-                               expected=expected, expected_source=exp_source, msg=f"{label} {observed}",
-                               evidence=evidence.get(node.name, ())))
-        else:
-            out.append(Finding(check=ctx.spec.id, node=node.name, status=Status.FAIL, observed=observed,
-                               expected=expected, expected_source=exp_source,
-                               msg=f"{label} {observed} differs from {expected} ({exp_source}); fleet: {table}",
-                               evidence=evidence.get(node.name, ()), hint=hint))
-    return out

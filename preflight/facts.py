@@ -1,9 +1,15 @@
-"""Parsed facts of a node and of the fleet: typed values, or None plus the reason why."""
+"""Parsed facts of a node and of the fleet: typed values, or None plus the reason why.
+
+The end of this module holds what fact values *mean* (the Xid catalogue, the fabric Health verdict, the P2P
+legend): parsers and checks both need it, and both may import this module.
+"""
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from dataclasses import dataclass, field
+from importlib import resources
 from typing import Any
 
 
@@ -172,3 +178,62 @@ def majority(values: dict[str, Any]) -> tuple[Any, int] | None:
     if not counted:
         return None
     return counted.most_common(1)[0]
+
+
+# What fact values mean, shared by the parsers and the checks
+
+# `Fabric > Health` (driver 550+ on NVLink-fabric GPUs; GB200/GB300 fill it in). NVML's health summary is
+# Not Supported / Healthy / Unhealthy / Limited Capacity; nvidia-smi prints N/A when nothing was reported.
+_NOT_REPORTED = {"", "n/a", "not supported", "[n/a]", "[not supported]"}
+_CONDITION_OK = {"false", "none", "no", "full"} | _NOT_REPORTED
+_CONDITION_BAD = {"true", "yes", "degraded"}
+_INFO_ONLY = {"summary", "partition assigned"}
+
+
+def health_verdict(health: dict[str, str]) -> tuple[str, tuple[str, ...]]:
+    """What a Health block proves: (`healthy` | `unhealthy` | `unknown` | `not_reported`, the rows that say so).
+
+    `unhealthy` when the Summary says so or a condition row is set (Route Unhealthy: True, Bandwidth: Degraded);
+    `unknown` for a Summary or condition value not listed here (e.g. Limited Capacity): never read as healthy.
+    """
+    summary = (health.get("Summary") or "").strip()
+    bad = tuple(f"{k}: {v}" for k, v in health.items()
+                if k.lower() not in _INFO_ONLY and v.strip().lower() in _CONDITION_BAD)
+    odd = tuple(f"{k}: {v}" for k, v in health.items()
+                if k.lower() not in _INFO_ONLY and v.strip().lower() not in _CONDITION_OK | _CONDITION_BAD)
+    if summary.lower() == "unhealthy" or bad:
+        return "unhealthy", ((f"Summary: {summary}",) if summary.lower() == "unhealthy" else ()) + bad
+    if odd or summary.lower() not in {"healthy"} | _NOT_REPORTED:
+        return "unknown", ((f"Summary: {summary}",) if summary.lower() not in {"healthy"} | _NOT_REPORTED else ()) + odd
+    if summary.lower() == "healthy":
+        return "healthy", (f"Summary: {summary}",)
+    return "not_reported", ()
+
+
+# The `nvidia-smi topo -p2p` legend: status code -> meaning.
+P2P_STATUS = {"OK": "ok", "CNS": "chipset not supported", "GNS": "GPU not supported", "TNS": "topology not supported",
+              "NS": "not supported", "DR": "disabled by regkey", "U": "unknown", "X": "self"}
+
+
+@functools.lru_cache(maxsize=1)
+def load_xid_catalog() -> dict[int, dict[str, Any]]:
+    """preflight/data/xid_catalog.yaml by code; each entry also gets `name`, `description`, `severity` aliases."""
+    import yaml  # (only when a catalogue entry is asked for)
+
+    text = resources.files("preflight.data").joinpath("xid_catalog.yaml").read_text()
+    out: dict[int, dict[str, Any]] = {}
+    for r in (yaml.safe_load(text) or {}).get("xids", []):
+        entry = dict(r)
+        entry.setdefault("name", entry.get("mnemonic"))
+        entry.setdefault("description", entry.get("meaning"))
+        entry.setdefault("severity", "fatal" if entry.get("fatal") else "nonfatal")
+        out[int(entry["code"])] = entry
+    return out
+
+
+def describe_xid(code: int) -> dict[str, Any] | None:
+    """The catalogue entry of an Xid code (mnemonic, meaning, action, fatal...), None if not catalogued."""
+    try:
+        return load_xid_catalog().get(int(code))
+    except (TypeError, ValueError):
+        return None

@@ -76,7 +76,8 @@ def _split(item: str, flag: str, what: str) -> tuple[str, str]:
 
 def accept_key_problem(key: str) -> str | None:
     """Why `key` names no check, glob, group or fact (None when it names one): a typo would accept nothing."""
-    from preflight.registry import FACT_DOCS, GROUPS, all_checks
+    from preflight.engine import all_checks
+    from preflight.registry import FACT_DOCS, GROUPS
 
     ids = [c.id for c in all_checks()]
     if any(fnmatch.fnmatchcase(i, key) for i in ids) or key in GROUPS or key in FACT_DOCS:

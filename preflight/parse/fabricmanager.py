@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from preflight.facts import health_verdict  # what a Health block proves: lives with the facts, shared with the checks
 from preflight.parse.common import Unparseable, is_probably_text
 
 
@@ -34,34 +35,6 @@ class FabricBlock:
             return False
         verdict, _ = health_verdict(self.health)
         return {"unhealthy": False, "unknown": None}.get(verdict, True)
-
-
-# `Fabric > Health` (driver 550+ on NVLink-fabric GPUs; GB200/GB300 fill it in). NVML's health summary is
-# Not Supported / Healthy / Unhealthy / Limited Capacity; nvidia-smi prints N/A when nothing was reported.
-_NOT_REPORTED = {"", "n/a", "not supported", "[n/a]", "[not supported]"}
-_CONDITION_OK = {"false", "none", "no", "full"} | _NOT_REPORTED
-_CONDITION_BAD = {"true", "yes", "degraded"}
-_INFO_ONLY = {"summary", "partition assigned"}
-
-
-def health_verdict(health: dict[str, str]) -> tuple[str, tuple[str, ...]]:
-    """What a Health block proves: (`healthy` | `unhealthy` | `unknown` | `not_reported`, the rows that say so).
-
-    `unhealthy` when the Summary says so or a condition row is set (Route Unhealthy: True, Bandwidth: Degraded);
-    `unknown` for a Summary or condition value not listed here (e.g. Limited Capacity): never read as healthy.
-    """
-    summary = (health.get("Summary") or "").strip()
-    bad = tuple(f"{k}: {v}" for k, v in health.items()
-                if k.lower() not in _INFO_ONLY and v.strip().lower() in _CONDITION_BAD)
-    odd = tuple(f"{k}: {v}" for k, v in health.items()
-                if k.lower() not in _INFO_ONLY and v.strip().lower() not in _CONDITION_OK | _CONDITION_BAD)
-    if summary.lower() == "unhealthy" or bad:
-        return "unhealthy", ((f"Summary: {summary}",) if summary.lower() == "unhealthy" else ()) + bad
-    if odd or summary.lower() not in {"healthy"} | _NOT_REPORTED:
-        return "unknown", ((f"Summary: {summary}",) if summary.lower() not in {"healthy"} | _NOT_REPORTED else ()) + odd
-    if summary.lower() == "healthy":
-        return "healthy", (f"Summary: {summary}",)
-    return "not_reported", ()
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from preflight.facts import P2P_STATUS  # the legend lives with the facts, shared with the checks
 from preflight.parse.common import Unparseable, is_probably_text
 
 LINK = r"X|NV\d+|PIX|PXB|PHB|NODE|SYS|SOC"
@@ -304,8 +305,6 @@ def parse_topo_matrix(text: str) -> TopoMatrix | Unparseable:
     )
 
 
-P2P_STATUS = {"OK": "ok", "CNS": "chipset not supported", "GNS": "GPU not supported", "TNS": "topology not supported",
-              "NS": "not supported", "DR": "disabled by regkey", "U": "unknown", "X": "self"}
 
 
 @dataclass(frozen=True)

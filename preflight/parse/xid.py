@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import functools
 import re
 from dataclasses import dataclass, field
-from importlib import resources
-from typing import Any
 
-import yaml
+from preflight.facts import describe_xid, load_xid_catalog  # noqa: F401  (the catalogue lives with the facts)
 
 _XID = re.compile(
     r"NVRM:\s*Xid\s*\((?P<dev>[^)]*)\):\s*(?P<code>\d+)\s*,\s*"
@@ -155,25 +152,3 @@ def parse_kernel_log(text: str) -> KernelLogEvents:
                                           (dev.group(1) or dev.group(2)) if dev else None, tuple(group)))
                 break
     return KernelLogEvents(tuple(xids), tuple(others), tuple(dict.fromkeys(banners)), uuids)
-
-
-@functools.lru_cache(maxsize=1)
-def load_xid_catalog() -> dict[int, dict[str, Any]]:
-    """preflight/data/xid_catalog.yaml by code; each entry also gets `name`, `description`, `severity` aliases."""
-    text = resources.files("preflight.data").joinpath("xid_catalog.yaml").read_text()
-    out: dict[int, dict[str, Any]] = {}
-    for r in (yaml.safe_load(text) or {}).get("xids", []):
-        entry = dict(r)
-        entry.setdefault("name", entry.get("mnemonic"))
-        entry.setdefault("description", entry.get("meaning"))
-        entry.setdefault("severity", "fatal" if entry.get("fatal") else "nonfatal")
-        out[int(entry["code"])] = entry
-    return out
-
-
-def describe_xid(code: int) -> dict[str, Any] | None:
-    """The catalogue entry of an Xid code (mnemonic, meaning, action, fatal...), None if not catalogued."""
-    try:
-        return load_xid_catalog().get(int(code))
-    except (TypeError, ValueError):
-        return None

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from preflight.registry import FACT_DOCS, all_checks
+from preflight.engine import all_checks
+from preflight.registry import FACT_DOCS
 
 
 def checks_markdown() -> str:

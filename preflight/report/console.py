@@ -8,7 +8,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from preflight.registry import GROUPS, all_checks
+from preflight.engine import all_checks
+from preflight.registry import GROUPS
 from preflight.results import Finding, RunReport, Status, worst
 
 STYLE = {

@@ -54,7 +54,7 @@ def xml_safe(text: Any) -> str:
 
 
 def _groups_of() -> dict[str, str]:
-    from preflight.registry import all_checks
+    from preflight.engine import all_checks
 
     return {s.id: s.group for s in all_checks()}
 

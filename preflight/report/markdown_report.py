@@ -83,7 +83,7 @@ def _fenced(lines: list[str], *, limit: int = MAX_EVIDENCE_LINES) -> list[str]:
 
 
 def _groups_of() -> dict[str, str]:
-    from preflight.registry import all_checks
+    from preflight.engine import all_checks
 
     return {s.id: s.group for s in all_checks()}
 

@@ -13,7 +13,8 @@ from typing import Any
 
 from preflight.collect.bundle import Bundle, NodeRaw
 from preflight.facts import FleetFacts, NodeFacts
-from preflight.registry import GROUPS, CheckSpec, all_checks
+from preflight.engine import all_checks
+from preflight.registry import GROUPS, CheckSpec
 from preflight.results import Finding, NodeReport, RunReport, Status, worst
 
 
