@@ -244,7 +244,7 @@ def compress(names: Iterable[str]) -> str:
                 if len(entry) == 1:
                     new_items.append(entry[0])  # type: ignore[arg-type]
                 else:
-                    tok = entry[0]
-                    new_items.append(tok[:pos] + (entry[1],) + tok[pos + 1:])  # type: ignore[index,operator]
+                    first = entry[0]
+                    new_items.append(first[:pos] + (entry[1],) + first[pos + 1:])  # type: ignore[index]
             items = new_items
     return ",".join(_render(t) for t in items)

@@ -1,0 +1,244 @@
+"""Typed field readers: one inventory value checked, normalized, or refused with file:line: key.path.
+
+Both formats read their values through these, so ``port: 0`` and ``ansible_port: 0`` are refused
+in the same words: scalars (:func:`_int`, :func:`_number`, :func:`_text`), connection settings
+(:func:`_conn`), the ``expect`` / ``accept`` / ``thresholds`` / ``labels`` mappings, and host
+names and addresses with their ranges (:func:`_expand_names`, :func:`_expand_address`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Any
+
+import preflight.inventory.hostpattern as hostpattern
+from preflight.inventory.model import EXPECT_KEYS
+from preflight.inventory.source import PathKey, _check_keys, _Ctx, _line, _Map, _mapping, _plain, _typename
+
+_CONN_KEYS = ("user", "port", "identity_file", "jump_host", "connect_timeout_s", "command_timeout_s")
+
+# kind of each expectation: count (int >= 0), number (int/float >= 0), text, version (text; a bare
+# YAML number keeps its source spelling, so ``cuda_version: 12.10`` stays "12.10")
+_EXPECT_KINDS = {
+    "gpus_per_node": "count",
+    "gpu_model": "text",
+    "driver_version": "version",
+    "cuda_version": "version",
+    "nccl_version": "version",
+    "ib_ports": "count",
+    "ib_rate_gbps": "number",
+    "nvlinks_per_gpu": "count",
+    "host_memory_gib_min": "number",
+    "shm_gib_min": "number",
+    "hugepages_gib_min": "number",
+    "allreduce_busbw_gbps_min": "number",
+    "nccl_socket_ifname": "text",
+    "nccl_ib_hca": "text",
+    "nccl_net": "text",
+    "accept": "accept",
+}
+assert set(_EXPECT_KINDS) == set(EXPECT_KEYS)
+
+
+# ---- scalars ---------------------------------------------------------------------------
+
+
+def _int(ctx: _Ctx, m: _Map, key: Any, path: PathKey, *, lo: int | None = None, hi: int | None = None,
+         digits_ok: bool = False) -> int:
+    value = m[key]
+    if digits_ok and isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ctx.err(_line(m, key), path, f"must be an integer, not {_typename(value)} ({value!r})")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        bounds = f"{lo}..{hi}" if hi is not None else f">= {lo}"
+        raise ctx.err(_line(m, key), path, f"must be {bounds}, not {value}")
+    return value
+
+
+def _number(ctx: _Ctx, m: _Map, key: Any, path: PathKey, *, positive: bool = False,
+            digits_ok: bool = False) -> int | float:
+    value = m[key]
+    if digits_ok and isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise ctx.err(_line(m, key), path, f"must be a number, not {_typename(value)} ({value!r})")
+    if positive and value <= 0:
+        raise ctx.err(_line(m, key), path, f"must be > 0, not {value}")
+    if value < 0:
+        raise ctx.err(_line(m, key), path, f"must be >= 0, not {value}")
+    return value
+
+
+def _text(ctx: _Ctx, m: _Map, key: Any, path: PathKey, *, what: str = "a string") -> str:
+    value = m[key]
+    if not isinstance(value, str) or not value.strip():
+        raise ctx.err(_line(m, key), path, f"must be {what}, not {_typename(value)} ({value!r})")
+    if "{{" in value or "{%" in value:
+        raise ctx.err(_line(m, key), path, "Jinja templates are not evaluated by preflight; give the value itself")
+    return value.strip()
+
+
+def _no_space(ctx: _Ctx, m: _Map, key: Any, path: PathKey, what: str) -> str:
+    value = _text(ctx, m, key, path)
+    if any(c.isspace() for c in value):
+        raise ctx.err(_line(m, key), path, f"{what} {value!r} contains whitespace")
+    return value
+
+
+def _jump(ctx: _Ctx, line: int | None, path: PathKey, value: str) -> str:
+    if "," in value:
+        raise ctx.err(line, path, f"multi-hop jump host {value!r} is not supported; "
+                                  "put the chain in ~/.ssh/config (ProxyJump) and name the last hop")
+    if any(c.isspace() for c in value) or not value:
+        raise ctx.err(line, path, f"jump host {value!r} must look like [user@]host[:port]")
+    return value
+
+
+# ---- connection settings and mappings ------------------------------------------------------
+
+
+def _conn(ctx: _Ctx, m: _Map, key: str, path: PathKey, *, lenient: bool = False, as_: str | None = None) -> Any:
+    """One connection variable (m[key], read as our key ``as_``), checked and normalized."""
+    kind = as_ or key
+    if kind == "port":
+        return _int(ctx, m, key, path, lo=1, hi=65535, digits_ok=lenient)
+    if kind == "user":
+        return _no_space(ctx, m, key, path, "user")
+    if kind == "identity_file":
+        return ctx.path_value(_text(ctx, m, key, path))
+    if kind == "jump_host":
+        if m[key] is None or (isinstance(m[key], str) and m[key].strip().lower() in ("", "none")):
+            return None  # explicitly no jump host (overrides an inherited one)
+        return _jump(ctx, _line(m, key), path, _text(ctx, m, key, path))
+    if kind in ("connect_timeout_s", "command_timeout_s"):
+        return float(_number(ctx, m, key, path, positive=True, digits_ok=lenient))
+    if kind == "address":
+        return _no_space(ctx, m, key, path, "address")
+    raise AssertionError(kind)  # pragma: no cover
+
+
+def _expect(ctx: _Ctx, parent: Any, key: Any, path: PathKey) -> dict[str, Any]:
+    """An ``expect`` mapping: {key: value or None (None clears an inherited value)}."""
+    m = _mapping(ctx, parent, key, path)
+    allowed = list(EXPECT_KEYS)
+    out: dict[str, Any] = {}
+    for k in m:
+        if isinstance(k, str) and k.startswith("x_"):
+            out[k] = _plain(m[k])
+            continue
+        if not isinstance(k, str) or k not in allowed:
+            _check_keys(ctx, m, allowed, path, what="expectation")
+        value = m[k]
+        kpath = (*path, k)
+        if value is None:
+            out[k] = None
+            continue
+        kind = _EXPECT_KINDS[k]
+        if kind == "accept":
+            out[k] = _accept(ctx, m, k, kpath)
+        elif kind == "count":
+            out[k] = _int(ctx, m, k, kpath, lo=0)
+        elif kind == "number":
+            out[k] = _number(ctx, m, k, kpath)
+        elif kind == "version" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[k] = m.raw.get(k, str(value)).strip()
+        else:
+            out[k] = _text(ctx, m, k, kpath)
+    return out
+
+
+def _accept(ctx: _Ctx, parent: Any, key: Any, path: PathKey) -> dict[str, str]:
+    """``accept: {check-id-or-fact: why}``: a gap accepted by design needs a reason a reader can check."""
+    m = _mapping(ctx, parent, key, path)
+    out: dict[str, str] = {}
+    for k in m:
+        why = m[k]
+        if not isinstance(k, str) or not k.strip():
+            raise ctx.err(_line(m, k), (*path, k), "accept keys are check ids, globs or fact keys (strings)")
+        if not isinstance(why, str) or not why.strip():
+            raise ctx.err(_line(m, k), (*path, k), "say why this gap is accepted (a non-empty string)")
+        out[k.strip()] = why.strip()
+    return out
+
+
+def _thresholds(ctx: _Ctx, parent: Any, key: Any, path: PathKey) -> dict[str, dict[str, Any]]:
+    m = _mapping(ctx, parent, key, path)
+    out: dict[str, dict[str, Any]] = {}
+    for check in m:
+        if not isinstance(check, str):
+            raise ctx.err(_line(m, check), (*path, check), f"check id must be a string, not {_typename(check)}")
+        params = _mapping(ctx, m, check, (*path, check))
+        for p in params:
+            if not isinstance(p, str):
+                raise ctx.err(_line(params, p), (*path, check, p), "parameter names must be strings")
+        out[check] = _plain(params)
+    return out
+
+
+def _labels(ctx: _Ctx, parent: Any, key: Any, path: PathKey) -> dict[str, str]:
+    m = _mapping(ctx, parent, key, path)
+    out: dict[str, str] = {}
+    for k, v in m.items():
+        if not isinstance(k, str) or isinstance(v, (dict, list)) or v is None:
+            raise ctx.err(_line(m, k), (*path, k), "labels must map strings to scalar values")
+        out[k] = v if isinstance(v, str) else m.raw.get(k, str(v))
+    return out
+
+
+# ---- host names and addresses -------------------------------------------------------------
+
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:%\-]*$")
+_GROUP_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text.strip("[]"))
+        return True
+    except ValueError:
+        return False
+
+
+def _expand_names(ctx: _Ctx, pattern: Any, line: int | None, path: PathKey) -> list[str]:
+    if not isinstance(pattern, str):
+        pattern = str(pattern) if isinstance(pattern, (int, float)) and not isinstance(pattern, bool) else pattern
+    if not isinstance(pattern, str):
+        raise ctx.err(line, path, f"host name must be a string, not {_typename(pattern)}")
+    if _is_ip(pattern):
+        return [pattern]
+    try:
+        names = hostpattern.expand(pattern)
+    except hostpattern.HostPatternError as exc:
+        raise ctx.err(line, path, f"bad host pattern: {exc}") from None
+    for name in names:
+        if not _NAME_RE.match(name):
+            raise ctx.err(line, path, f"bad host name {name!r}: use letters, digits, '.', '-', '_' "
+                                      "(ranges in brackets; '*'/'?' globs only in selections)")
+    return names
+
+
+def _expand_address(ctx: _Ctx, address: str, count: int, line: int | None, path: PathKey,
+                    *, single_ok: bool) -> list[str]:
+    """An address, expanded in step with ``count`` host names."""
+    if _is_ip(address):
+        addrs = [address.strip("[]") if address.startswith("[") else address]
+    else:
+        try:
+            addrs = hostpattern.expand(address)
+        except hostpattern.HostPatternError as exc:
+            raise ctx.err(line, path, f"bad address pattern: {exc}") from None
+    if len(addrs) == count:
+        return addrs
+    if len(addrs) == 1 and single_ok:
+        return addrs * count
+    if len(addrs) == 1:
+        raise ctx.err(line, path, f"one address {address!r} for {count} hosts; give a range that expands "
+                                  f"to {count} addresses (e.g. 10.0.0.[1-{count}])")
+    raise ctx.err(line, path, f"address {address!r} expands to {len(addrs)} addresses but the host pattern "
+                              f"to {count} names; they must expand in step")
