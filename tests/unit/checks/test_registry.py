@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from preflight.registry import KNOWN_FACTS, all_checks, check, select_checks
+from preflight.engine import all_checks, select_checks
+from preflight.registry import KNOWN_FACTS, check
 from preflight.report.checks_doc import checks_markdown
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_every_check_is_well_formed() -> None:
@@ -47,3 +48,29 @@ def test_select_by_glob_and_group() -> None:
 def test_unknown_pattern_is_an_error() -> None:
     with pytest.raises(ValueError, match="matches no check"):
         select_checks("nosuch.*")
+
+
+def test_the_registry_is_a_leaf() -> None:
+    """Check modules import the registry; it must not import them, the engine or the parsers (no hidden circle)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, preflight.registry\n"
+            "bad = [m for m in sys.modules if m == 'checks' or m.startswith(('checks.', 'preflight.engine', 'preflight.parse'))]\n"
+            "print(','.join(bad))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "", f"importing preflight.registry loaded {out}"
+
+
+def test_checks_import_only_the_authoring_api() -> None:
+    """A check module imports preflight.registry, .facts and .results only (and the stdlib)."""
+    import ast
+
+    allowed = {"preflight.registry", "preflight.facts", "preflight.results", "checks", "__future__"}
+    for path in sorted((ROOT / "checks").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            for name in names:
+                if name.split(".")[0] in ("preflight", "checks"):
+                    assert name in allowed, f"{path.name} imports {name}"

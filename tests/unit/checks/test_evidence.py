@@ -21,7 +21,7 @@ from preflight.report.junit import junit_xml
 from preflight.report.markdown_report import markdown_summary
 from preflight.results import RunReport, Status, exit_code
 
-DEMO = Path(__file__).resolve().parents[2] / "preflight" / "data" / "demo" / "bundle.json"
+DEMO = Path(__file__).resolve().parents[3] / "preflight" / "data" / "demo" / "bundle.json"
 SMI_PROBES = ("smi_query", "smi_table", "smi_version", "smi_q", "smi_q_ecc", "smi_q_perf", "topo", "nvlink_status",
               "p2p_read", "nvlink_errors")
 # The one gap of the recording itself, accepted by the demo's inventory the way an operator would: no

@@ -14,7 +14,7 @@ from preflight.engine import judge
 from preflight.parse.common import strip_corpus_header
 from preflight.results import Status
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CORPUS = ROOT / "tests" / "fixtures" / "corpus"
 DEMO = ROOT / "preflight" / "data" / "demo" / "bundle.json"
 ROWS = re.findall(r"^\| `([^`]+)` \| (\w+) \| (.+?) \|$", (CORPUS / "DEGRADED.md").read_text(), re.M)
