@@ -153,6 +153,7 @@ class _AHost:
 
 
 def _ansible(ctx: _Ctx, top: _Map) -> Inventory:
+    """An Ansible YAML inventory: walk the groups, check the group graph, then build each host."""
     tree = _Tree(ctx, {"all": _AGroup("all", _line(top, "all"))})
     tree.read(top)
     if not tree.hosts:

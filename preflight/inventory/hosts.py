@@ -13,7 +13,7 @@ from typing import Any
 from preflight.inventory.fields import _CONN_KEYS, _conn, _expand_names, _expect, _is_ip, _labels, _thresholds
 from preflight.inventory.layers import _Layer, _make_node
 from preflight.inventory.model import Expectations, Inventory, InventoryError, Node
-from preflight.inventory.source import _Ctx, _new_map
+from preflight.inventory.source import _Ctx, _Map, _new_map
 
 _FROM_HOSTS_KEYS = (*_CONN_KEYS, "expect", "thresholds", "labels", "known_hosts")
 _FILE = "<command line>"
@@ -42,7 +42,7 @@ def inventory_from_hosts(hosts: list[str], **defaults: Any) -> Inventory:
     return Inventory(path=_FILE, nodes=_nodes(ctx, fleet, entries), known_hosts=known_hosts, format="preflight")
 
 
-def _fleet_layer(ctx: _Ctx, given: Any) -> _Layer:
+def _fleet_layer(ctx: _Ctx, given: _Map) -> _Layer:
     """The keyword defaults as the fleet level (an Expectations object is read as its dict)."""
     fleet = _Layer("defaults")
     fleet.conn = {k: _conn(ctx, given, k, ("defaults", k)) for k in given if k in _CONN_KEYS}

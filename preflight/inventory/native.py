@@ -59,6 +59,7 @@ class _Groups:
 
 
 def _native(ctx: _Ctx, top: _Map) -> Inventory:
+    """A native inventory, read top to bottom in the order its problems are reported."""
     _check_keys(ctx, top, _TOP_KEYS, ())
     fleet = _fleet_layer(ctx, top)
     ssh_config = _ssh_config(ctx, top)
