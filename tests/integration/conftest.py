@@ -10,9 +10,20 @@ import pytest
 from preflight.sim.fleet import SSHD, SimFleet
 
 
-def _factory(tmp_path_factory):
+def _require_sshd() -> None:
+    """Skip, not error, where the OpenSSH server is absent: every simulated node is a real sshd."""
     if not (os.path.exists(SSHD) and shutil.which("ssh-keygen")):
         pytest.skip(f"OpenSSH server not installed ({SSHD} missing; apt-get install openssh-server)")
+
+
+@pytest.fixture
+def needs_sshd() -> None:
+    """For tests that start a SimFleet themselves instead of through a factory: the same skip."""
+    _require_sshd()
+
+
+def _factory(tmp_path_factory):
+    _require_sshd()
     fleets: list[SimFleet] = []
 
     def make(nodes, base_port=None):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
@@ -77,6 +76,7 @@ def test_paused_node_hangs_then_resumes(fleet) -> None:
     assert ssh(fleet, "d", "true").returncode == 0
 
 
+@pytest.mark.usefixtures("needs_sshd")
 def test_stop_leaves_no_sshd_behind(tmp_path) -> None:
     f = SimFleet(tmp_path / "f", [("x", "h100-healthy"), ("y", "hang")])
     f.start()
@@ -157,15 +157,15 @@ def test_tool_absent_from_the_profile_is_absent_on_the_node(fleet) -> None:
 
 
 def test_wildcard_keys_match_any_value_and_exact_keys_win(tmp_path) -> None:
-    from preflight.sim.fleet import _stand_in
+    from preflight.sim.profile import stand_in_script
 
     rec = tmp_path / "r.txt"
     rec.write_text("# source: test\n\nwild\n")
     exact = tmp_path / "e.txt"
     exact.write_text("# source: test\n\nexact\n")
     script = tmp_path / "tool"
-    script.write_text(_stand_in("tool", {"--query-gpu=* --format=csv": (rec, 0), "-g *": (rec, 0),
-                                         "--query-gpu=name --format=csv": (exact, 0)}, tmp_path))
+    script.write_text(stand_in_script("tool", {"--query-gpu=* --format=csv": (rec, 0), "-g *": (rec, 0),
+                                               "--query-gpu=name --format=csv": (exact, 0)}, tmp_path))
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["sh", str(script), *args], capture_output=True, text=True, timeout=5)
@@ -200,6 +200,7 @@ def test_base_port_numbers_the_nodes(sim_fleet_factory) -> None:
     assert ssh(f, "p1", "nvidia-smi").returncode == 0
 
 
+@pytest.mark.usefixtures("needs_sshd")
 def test_stop_also_ends_open_sessions(tmp_path) -> None:
     f = SimFleet(tmp_path / "f", [("s", "h100-healthy")])
     client = None
@@ -209,10 +210,10 @@ def test_stop_also_ends_open_sessions(tmp_path) -> None:
         _, client = _paramiko_client(f)
         _connect(f, client, "s")
         client.exec_command("sleep 30")
-        from preflight.sim.fleet import _descendants
+        from preflight.sim.processes import descendants
 
         for _ in range(50):  # bounded: the session's processes appear within a moment
-            below = _descendants(f.nodes["s"].pid)
+            below = descendants(f.nodes["s"].pid)
             if any("sleep" in Path(f"/proc/{p}/cmdline").read_text(errors="replace") for p in below
                    if Path(f"/proc/{p}/cmdline").exists()):
                 break

@@ -22,7 +22,7 @@ from preflight.report.junit import junit_xml
 from preflight.report.markdown_report import markdown_summary
 from preflight.textsafe import REDACTED, clean, inert, is_secret_key, redactions, scrub
 
-DEMO = Path(__file__).resolve().parents[2] / "preflight" / "data" / "demo" / "bundle.json"
+DEMO = Path(__file__).resolve().parents[3] / "preflight" / "data" / "demo" / "bundle.json"
 # a planted fault (not a recording): terminal control a hostile or broken tool could print
 ESCAPES = "\x1b]0;owned\x07\x1b[2J\x1b[31mred\x1b[0m\rover\x9b1m\x00"
 
