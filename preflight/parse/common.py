@@ -53,8 +53,22 @@ def na_reason(value: str) -> str | None:
     return NA_VALUES.get(value.strip().lower())
 
 
-def to_int(value: str) -> int | None:
-    m = re.match(r"\s*(-?\d+)", value)
+_LEADING_INT = re.compile(r"\s*(-?\d+)")
+_LEADING_UINT = re.compile(r"\s*(\d+)")
+
+
+def to_int(value: Any, *, signed: bool = True, whole: bool = False) -> int | None:
+    """The integer a tool printed: the leading number of `value` (`"80 C"` -> 80), None when there is none.
+
+    The one integer helper of the parsers. `signed=False` reads a leading '-' as no number; `whole=True`
+    accepts only a string of digits (`"8"`, not `"8 GPUs"`). None stays None.
+    """
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else str(value)
+    if whole:
+        return int(text) if text.isdigit() else None
+    m = (_LEADING_INT if signed else _LEADING_UINT).match(text)
     return int(m.group(1)) if m else None
 
 

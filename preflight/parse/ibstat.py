@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from preflight.parse.common import Unparseable, is_probably_text
+from preflight.parse.common import Unparseable, is_probably_text, to_int
 
 _REDACTED = ("...", "…")
 
@@ -250,11 +250,6 @@ class IbvDevice:
     port_info: tuple[IbvPort, ...] = ()
 
 
-def _mtu(v: str | None) -> int | None:
-    m = re.match(r"\s*(\d+)", v or "")
-    return int(m.group(1)) if m else None
-
-
 def parse_ibv_devinfo(text: str) -> list[IbvDevice] | Unparseable:
     """`ibv_devinfo [-v]`: per HCA, firmware and per-port state / active_mtu / link_layer (-v continuation lines kept)."""
     refused = _guard(text)
@@ -296,8 +291,8 @@ def parse_ibv_devinfo(text: str) -> list[IbvDevice] | Unparseable:
     out = []
     for d in devs:
         infos = tuple(
-            IbvPort(number=n, state=(p.get("state") or "").split(" ")[0] or None, active_mtu=_mtu(p.get("active_mtu")),
-                    max_mtu=_mtu(p.get("max_mtu")), link_layer=p.get("link_layer"), fields=dict(p),
+            IbvPort(number=n, state=(p.get("state") or "").split(" ")[0] or None, active_mtu=to_int(p.get("active_mtu"), signed=False),
+                    max_mtu=to_int(p.get("max_mtu"), signed=False), link_layer=p.get("link_layer"), fields=dict(p),
                     raw_lines=tuple(d["raw"].get(n, ())))
             for n, p in sorted(d["ports"].items()))
         out.append(IbvDevice(d["hca_id"], d["fields"].get("fw_ver"), d["ports"], d["fields"], infos))

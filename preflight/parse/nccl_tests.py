@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from preflight.parse.common import Unparseable, is_probably_text
+from preflight.parse.common import Unparseable, is_probably_text, to_int
 
 _NUM = r"[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|N/A)"
 _TAG = re.compile(r"\[\d+(?:,\d+)?\](?:<std(?:out|err)>:)?\s?")  # mpirun --tag-output / srun -l style prefixes
@@ -92,11 +92,11 @@ class NcclTestResult:
 
     @property
     def nthreads(self) -> int | None:
-        return _int(self.params.get("nThread"))
+        return to_int(self.params.get("nThread"), whole=True)
 
     @property
     def ngpus(self) -> int | None:
-        return _int(self.params.get("nGpus"))
+        return to_int(self.params.get("nGpus"), whole=True)
 
     @property
     def wrong_total(self) -> float:
@@ -123,10 +123,6 @@ def _f(v: str) -> float | None:
         return float(v)
     except ValueError:
         return None
-
-
-def _int(v: str | None) -> int | None:
-    return int(v) if v and v.isdigit() else None
 
 
 def _library_version(code: str) -> str:
@@ -201,7 +197,7 @@ def parse_nccl_tests(text: str) -> NcclTestResult | Unparseable:
         m = re.search(r"Rank\s+(\d+)\s+(?:Group\s+\d+\s+)?(?:Pid\s+(\d+)\s+on\s+(\S+)\s+)?(?:uses\s+)?device\s+(\d+)\s+\[([^\]]+)\]\s+(.*)$", line)
         if m:
             devices.append(NcclDevice(rank=int(m.group(1)), host=m.group(3), device=int(m.group(4)), bus_id=m.group(5),
-                                      name=m.group(6).strip(), pid=_int(m.group(2)), raw_line=raw))
+                                      name=m.group(6).strip(), pid=to_int(m.group(2), whole=True), raw_line=raw))
             if not rows:
                 if devices[-1].rank == 0:
                     rank0_lines.append(raw)

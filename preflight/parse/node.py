@@ -14,14 +14,25 @@ from typing import Any
 from preflight.collect.bundle import NodeRaw
 from preflight.facts import GpuFacts, IbPortFacts, MemoryFacts, NodeFacts, NvLinkFacts, TopologyFacts, Versions
 from preflight.parse.common import Unparseable
+from preflight.parse.ib_sysfs import merge_ibstat_sysfs, sysfs_doc, sysfs_ports
 from preflight.parse.ibstat import IbStat, parse_ibstat
 from preflight.parse.misc_tools import QuerySections, parse_acsctl, parse_fabric, parse_query_sections
 from preflight.parse.nccl_tests import parse_nccl_tests
-from preflight.parse.nvidia_smi import GpuRow, SmiTable, normalize_bus_id, parse_query_csv, parse_table, parse_version
-from preflight.parse.nvlink import parse_nvlink_errors, parse_nvlink_status
-from preflight.parse.topo import TopoMatrix, parse_p2p_matrix, parse_topo_matrix
+from preflight.parse.nvidia_smi import (
+    GpuRow,
+    SmiTable,
+    gpus_from_rows,
+    gpus_from_table,
+    merge_q_sections,
+    parse_query_csv,
+    parse_table,
+    parse_version,
+)
+from preflight.parse.nvlink import nvlink_facts, parse_nvlink_errors, parse_nvlink_status
+from preflight.parse.topo import TopoMatrix, parse_p2p_matrix, parse_topo_matrix, topology_facts
 from preflight.parse.versions import (
     MemInfo,
+    cuda_from_nvml,
     parse_driver_version_file,
     parse_meminfo,
     parse_nccl_version_from_libs,
@@ -85,160 +96,25 @@ class _Ctx:
         return result
 
 
-def _cuda_from_nvml(value: Any) -> str | None:
-    if isinstance(value, int) and value > 0:
-        return f"{value // 1000}.{(value % 1000) // 10}"
-    return None
-
-
 def _gpus(c: _Ctx, rows: list[GpuRow] | None, table: SmiTable | None) -> tuple[GpuFacts, ...] | None:
+    """The GPUs from `--query-gpu`, else from the table (which then also answers the `gpus` reason)."""
     if rows is not None:
-        return tuple(
-            GpuFacts(index=r.index if r.index is not None else i, name=r.name, uuid=r.uuid, bus_id=r.pci_bus_id,
-                     serial=r.serial, driver_version=r.driver_version, vbios_version=r.vbios_version,
-                     memory_total_mib=r.memory_total_mib, memory_used_mib=r.memory_used_mib,
-                     persistence_mode=r.persistence_mode, mig_mode=r.mig_mode, ecc_mode=r.ecc_mode,
-                     ecc_uncorrected_volatile=r.ecc_uncorrected_volatile,
-                     ecc_uncorrected_aggregate=r.ecc_uncorrected_aggregate, pcie_gen_current=r.pcie_gen_current,
-                     pcie_gen_max=r.pcie_gen_max, pcie_width_current=r.pcie_width_current,
-                     pcie_width_max=r.pcie_width_max, temperature_c=r.temperature_c, raw_line=r.raw_line)
-            for i, r in enumerate(rows)
-        )
+        return gpus_from_rows(rows)
     if table is not None and table.gpus:
         c.missing.pop("gpus", None)
         c.unparseable.discard("gpus")
-        return tuple(
-            GpuFacts(index=g.index, name=g.name, bus_id=normalize_bus_id(g.bus_id) if g.bus_id else None, memory_total_mib=g.memory_total_mib,
-                     memory_used_mib=g.memory_used_mib, driver_version=table.driver_version,
-                     persistence_mode=(g.persistence == "On") if g.persistence else None,
-                     ecc_uncorrected_volatile=g.ecc_uncorrected_volatile, mig_mode=g.mig_mode,
-                     temperature_c=float(g.temperature_c) if g.temperature_c is not None else None,
-                     raw_line=g.raw_lines[0] if g.raw_lines else "")
-            for g in table.gpus
-        )
+        return gpus_from_table(table)
     return None
 
 
-def _int(value: Any) -> int | None:
-    m = re.match(r"\s*(-?\d+)", str(value or ""))
-    return int(m.group(1)) if m else None
-
-
-def _merge_full(g: GpuFacts, tree: dict[str, Any], changes: dict[str, Any], evidence: list[str]) -> None:
-    """Facts only the full `nvidia-smi -q` has: PCIe link, row remapping, temperature margin, fabric state."""
-    link = (tree.get("PCI") or {}).get("GPU Link Info") or {}
-    gen, width = link.get("PCIe Generation") or {}, link.get("Link Width") or {}
-    for field, value in (("pcie_gen_current", gen.get("Current")), ("pcie_gen_max", gen.get("Max")),
-                         ("pcie_width_current", width.get("Current")), ("pcie_width_max", width.get("Max"))):
-        if getattr(g, field) is None and _int(value) is not None:
-            changes[field] = _int(value)
-    if width:
-        evidence.append(f"GPU {g.bus_id} PCIe: Gen {gen.get('Current')}/{gen.get('Max')}, width {width.get('Current')}/{width.get('Max')}")
-    remap = tree.get("Remapped Rows")
-    if isinstance(remap, dict) and remap:
-        changes["remap_pending"] = str(remap.get("Pending", "")).strip().lower() == "yes"
-        changes["remap_failure"] = str(remap.get("Remapping Failure Occurred", "")).strip().lower() == "yes"
-        changes["remap_uncorrectable"] = _int(remap.get("Uncorrectable Error"))
-        evidence.append(f"GPU {g.bus_id} Remapped Rows: pending {remap.get('Pending')}, failure {remap.get('Remapping Failure Occurred')}, "
-                        f"uncorrectable {remap.get('Uncorrectable Error')}")
-    temp = tree.get("Temperature") or {}
-    if isinstance(temp, dict) and _int(temp.get("GPU T.Limit Temp")) is not None:
-        changes["temp_limit_margin_c"] = float(_int(temp.get("GPU T.Limit Temp")) or 0)
-        if g.temperature_c is None and _int(temp.get("GPU Current Temp")) is not None:
-            changes["temperature_c"] = float(_int(temp.get("GPU Current Temp")) or 0)
-        evidence.append(f"GPU {g.bus_id} Temperature: current {temp.get('GPU Current Temp')}, T.Limit {temp.get('GPU T.Limit Temp')}")
-    fabric = tree.get("Fabric")
-    if isinstance(fabric, dict) and fabric.get("State"):
-        changes["fabric_state"] = f"{fabric.get('State')} / {fabric.get('Status')}"
-        evidence.append(f"GPU {g.bus_id} Fabric: State {fabric.get('State')}, Status {fabric.get('Status')}")
-        health = fabric.get("Health")
-        if isinstance(health, dict) and health:  # GB200/GB300: Summary, Bandwidth, Route Recovery in progress...
-            rows = tuple((str(k), str(v)) for k, v in health.items() if not isinstance(v, dict))
-            changes["fabric_health"] = health.get("Summary") if isinstance(health.get("Summary"), str) else None
-            changes["fabric_health_fields"] = rows
-            evidence.append(f"GPU {g.bus_id} Fabric Health: " + ", ".join(f"{k} {v}" for k, v in rows))
-    if g.vbios_version is None and tree.get("VBIOS Version"):
-        changes["vbios_version"] = str(tree["VBIOS Version"])
-    if g.persistence_mode is None and tree.get("Persistence Mode"):
-        changes["persistence_mode"] = str(tree["Persistence Mode"]).lower() == "enabled"
-    mig = tree.get("MIG Mode")
-    if g.mig_mode is None and isinstance(mig, dict) and mig.get("Current"):
-        changes["mig_mode"] = mig["Current"]
-
-
-_UNCORRECTABLE = re.compile(r"uncorrectable|double bit", re.I)
-
-
-def _sum_uncorrectable(section: Any) -> int | None:
-    """Uncorrectable ECC counts in an `ECC Errors > Volatile|Aggregate` subtree (SRAM + DRAM, or old 'Double Bit')."""
-    if not isinstance(section, dict):
-        return None
-    total, seen = 0, False
-    for key, value in section.items():
-        if isinstance(value, dict):
-            sub = _sum_uncorrectable(value) if _UNCORRECTABLE.search(key) else None
-            if sub is not None:
-                total, seen = total + sub, True
-            continue
-        if (_UNCORRECTABLE.search(key) or key.strip().lower() == "total") and str(value).strip().isdigit():
-            total, seen = total + int(value), True
-    return total if seen else None
-
-
-# Reasons that mean the GPU is being slowed by a fault or the environment, not by being idle or by settings
-BAD_CLOCK_REASONS = ("HW Slowdown", "HW Thermal Slowdown", "HW Power Brake Slowdown", "SW Thermal Slowdown")
-
-
 def _enrich_from_q(c: _Ctx, gpus: tuple[GpuFacts, ...] | None) -> tuple[GpuFacts, ...] | None:
-    """Merge `nvidia-smi -q -d ECC` / `-d PERFORMANCE` sections into the GPUs, matched by PCI bus id."""
-    import dataclasses
-
+    """Merge `nvidia-smi -q` (full, `-d ECC`, `-d PERFORMANCE`) into the GPUs, matched by PCI bus id."""
     full: QuerySections | None = c.parsed("smi_q", "smi_q", parse_query_sections)
     ecc: QuerySections | None = c.parsed("ecc", "smi_q_ecc", parse_query_sections)
     perf: QuerySections | None = c.parsed("clocks", "smi_q_perf", parse_query_sections)
     if gpus is None or (ecc is None and perf is None and full is None):
         return gpus
-    out = []
-    for g in gpus:
-        changes: dict[str, Any] = {}
-        evidence: list[str] = []
-        done: set[str] = set()  # the full -q answers a section: the -d ECC/PERFORMANCE copies add nothing
-        for sections, kind in ((full, "ecc"), (full, "perf"), (full, "full"), (ecc, "ecc"), (perf, "perf")):
-            if sections is None or kind in done:
-                continue
-            tree = next((t for bus, t in sections.gpus.items() if g.bus_id and normalize_bus_id(bus) == normalize_bus_id(g.bus_id)), None)
-            if tree is None:
-                continue
-            done.add(kind)
-            if kind == "full":
-                changes["q_sections"] = frozenset(k for k in tree if isinstance(k, str))
-                _merge_full(g, tree, changes, evidence)
-                continue
-            if kind == "ecc":
-                errors = tree.get("ECC Errors", {})
-                vol = _sum_uncorrectable(errors.get("Volatile"))
-                agg = _sum_uncorrectable(errors.get("Aggregate"))
-                # sources disagreeing on an error counter: an error any source saw is real (the table's
-                # "Volatile Uncorr. ECC" column can lag the -q section, or show only part of it)
-                if vol is not None and (g.ecc_uncorrected_volatile is None or vol > g.ecc_uncorrected_volatile):
-                    changes["ecc_uncorrected_volatile"] = vol
-                if agg is not None and (g.ecc_uncorrected_aggregate is None or agg > g.ecc_uncorrected_aggregate):
-                    changes["ecc_uncorrected_aggregate"] = agg
-                mode = tree.get("ECC Mode", {})
-                if g.ecc_mode is None and isinstance(mode, dict) and mode.get("Current"):
-                    changes["ecc_mode"] = mode["Current"].lower() == "enabled"
-                evidence.append(f"GPU {g.bus_id} ECC Errors: volatile uncorrectable {vol}, aggregate uncorrectable {agg}")
-            else:
-                reasons = tree.get("Clocks Event Reasons") or tree.get("Clocks Throttle Reasons") or {}
-                if isinstance(reasons, dict):
-                    active = tuple(k for k, v in reasons.items() if isinstance(v, str) and v.strip() == "Active")
-                    changes["clock_event_reasons"] = active
-                    evidence.append(f"GPU {g.bus_id} Clocks Event Reasons active: {', '.join(active) or 'none'}")
-        if changes:
-            changes["evidence"] = g.evidence + tuple(evidence)
-            g = dataclasses.replace(g, **changes)
-        out.append(g)
-    return tuple(out)
+    return merge_q_sections(gpus, full, ecc, perf)
 
 
 def _versions(c: _Ctx, rows: list[GpuRow] | None, table: SmiTable | None) -> Versions:
@@ -267,7 +143,7 @@ def _versions(c: _Ctx, rows: list[GpuRow] | None, table: SmiTable | None) -> Ver
         if driver is None and isinstance(nvml.get("driver_version"), str):
             driver, source = nvml["driver_version"], "NVML"
         if cuda is None:
-            cuda = _cuda_from_nvml(nvml.get("cuda_driver_version"))
+            cuda = cuda_from_nvml(nvml.get("cuda_driver_version"))
     nccl_text = "\n".join(t for t in (c.text("ldconfig")[0], c.text("nccl_libs")[0]) if t)
     nccl = parse_nccl_version_from_libs(nccl_text)
     if isinstance(nccl, Unparseable):
@@ -299,56 +175,25 @@ def _nvml_doc(c: _Ctx) -> dict[str, Any] | None:
 
 def _nvlink(c: _Ctx) -> tuple[NvLinkFacts, ...] | None:
     parsed = c.parsed("nvlink", "nvlink_status", parse_nvlink_status)
-    if parsed is None:
-        return None
-    out = []
-    for g in parsed:
-        inactive = tuple(l.link for l in g.links if not l.active)
-        speeds = {l.speed_gbps for l in g.links if l.speed_gbps}
-        evidence = tuple(l.raw_line for l in g.links if not l.active) or g.raw_lines[:1]
-        if g.note:
-            evidence = (g.raw_lines[0], g.note) if g.raw_lines else (g.note,)
-        out.append(NvLinkFacts(gpu_index=g.index, active=g.active, total=len(g.links), inactive_links=inactive,
-                               speed_gbps=min(speeds) if speeds else None,
-                               evidence=((g.raw_lines[0],) if g.raw_lines and inactive else ()) + evidence))
-    return tuple(out)
+    return None if parsed is None else nvlink_facts(parsed)
 
 
 def _topology(c: _Ctx) -> TopologyFacts | None:
     m: TopoMatrix | None = c.parsed("topology", "topo", parse_topo_matrix)
-    if m is None:
-        return None
-    pairs = m.gpu_pairs()
-    signature = ";".join(f"{i}-{j}:{k}" for (i, j), k in sorted(pairs.items()))
-    aff = {int(g[3:]): v for g, v in m.gpu_nic_affinity().items()}
-    evidence = tuple(m.raw_rows[g] for g in m.gpus if g in m.raw_rows)
-    return TopologyFacts(gpu_count=len(m.gpus), links=pairs, nvlink_domain=m.nvlink_domain_size(),
-                         signature=signature, nic_affinity=aff, fragment=m.fragment, evidence=evidence, matrix=m,
-                         partial=m.partial)
-
-
-_SYSFS_STATE = {"1": "Down", "2": "Initializing", "3": "Armed", "4": "Active", "5": "Active Defer"}
-_SYSFS_PHYS = {"1": "Sleep", "2": "Polling", "3": "Disabled", "4": "PortConfigurationTraining", "5": "LinkUp",
-               "6": "LinkErrorRecovery", "7": "Phy Test"}
+    return None if m is None else topology_facts(m)
 
 
 def _ib(c: _Ctx) -> tuple[IbPortFacts, ...] | None:
     """ibstat's ports, plus any port sysfs lists that ibstat did not print (an ibstat cut short is not
     "fewer ports"); sysfs alone when ibstat is absent. No devices only when /sys/class/infiniband is absent."""
     stat: IbStat | None = c.parsed("ib", "ibstat", parse_ibstat)
-    sysfs = _ib_sysfs_doc(c)
+    sysfs = sysfs_doc(c.text("ib_sysfs")[0])
     if stat is not None:
-        ports = [IbPortFacts(ca=ca.name, port=p.number, state=p.state, phys_state=p.phys_state, rate_gbps=p.rate_gbps,
-                             link_layer=p.link_layer, firmware=ca.firmware, evidence=p.raw_lines,
-                             counters=_counters(sysfs, ca.name, p.number),
-                             pcie=dict((sysfs.get(ca.name) or {}).get("pcie") or {}))
-                 for ca in stat.cas for p in ca.ports]
-        seen = {(p.ca, p.port) for p in ports}
-        extra = [p for p in _sysfs_ports(sysfs) if (p.ca, p.port) not in seen]
-        if not ports and not extra and c.raw.probe("ib_sysfs") and (c.raw.probe("ib_sysfs") or {}).get("error") != "absent":
+        ports = merge_ibstat_sysfs(stat, sysfs)
+        if not ports and c.raw.probe("ib_sysfs") and (c.raw.probe("ib_sysfs") or {}).get("error") != "absent":
             c.missing["ib"] = "ibstat printed no ports and /sys/class/infiniband was not read"
             return None
-        return tuple(ports + extra)
+        return tuple(ports)
     if "ib" in c.unparseable:
         return None
     text, why = c.text("ib_sysfs")
@@ -367,44 +212,7 @@ def _ib(c: _Ctx) -> tuple[IbPortFacts, ...] | None:
         c.unparseable.add("ib")
         return None
     c.missing.pop("ib", None)
-    return tuple(_sysfs_ports(devices if isinstance(devices, dict) else {}))
-
-
-def _sysfs_ports(devices: dict[str, Any]) -> list[IbPortFacts]:
-    ports = []
-    for dev, entry in sorted(devices.items()):
-        if not isinstance(entry, dict):
-            continue
-        for port, attrs in sorted((entry.get("ports") or {}).items()):
-            if not isinstance(attrs, dict):
-                continue
-            state = str(attrs.get("state") or "")
-            phys = str(attrs.get("phys_state") or "")
-            rate = re.match(r"\s*([\d.]+)", str(attrs.get("rate") or ""))
-            ports.append(IbPortFacts(
-                ca=dev, port=int(port) if str(port).isdigit() else 0,
-                state=_SYSFS_STATE.get(state.split(":")[0].strip(), state or None),
-                phys_state=_SYSFS_PHYS.get(phys.split(":")[0].strip(), phys or None),
-                rate_gbps=float(rate.group(1)) if rate else None, link_layer=attrs.get("link_layer"),
-                firmware=entry.get("fw_ver"), counters=_counters(devices, dev, int(port) if str(port).isdigit() else 0),
-                pcie=dict(entry.get("pcie") or {}),
-                evidence=(f"/sys/class/infiniband/{dev}/ports/{port}: state={state} phys_state={phys} rate={attrs.get('rate')}",),
-            ))
-    return ports
-
-
-def _ib_sysfs_doc(c: _Ctx) -> dict[str, Any]:
-    text, _ = c.text("ib_sysfs")
-    try:
-        doc = json.loads(text) if text else {}
-    except ValueError:
-        return {}
-    return doc if isinstance(doc, dict) else {}
-
-
-def _counters(doc: dict[str, Any], ca: str, port: int) -> dict[str, int]:
-    raw = ((doc.get(ca) or {}).get("ports") or {}).get(str(port), {}).get("counters") or {}
-    return {k: int(v) for k, v in raw.items() if str(v).strip().isdigit()}
+    return tuple(sysfs_ports(devices if isinstance(devices, dict) else {}))
 
 
 def _memory(c: _Ctx) -> MemoryFacts | None:
@@ -495,7 +303,7 @@ def _netifs(c: _Ctx) -> dict[str, dict[str, Any]] | None:
     out: dict[str, dict[str, Any]] = {}
     for name, attrs in doc.items():
         mtu = str(attrs.get("mtu") or "")
-        out[name] = {"mtu": int(mtu) if mtu.isdigit() else None, "operstate": attrs.get("operstate"),
+        out[name] = {"mtu": to_int(mtu, whole=True), "operstate": attrs.get("operstate"),
                      "type": attrs.get("type")}
     return out
 

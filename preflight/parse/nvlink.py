@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from preflight.facts import NvLinkFacts
 from preflight.parse.common import Unparseable, is_probably_text
 
 _GPU = re.compile(r"^\s*GPU\s+(\d+):\s*(.*?)\s*(?:\(UUID:\s*([^)]+)\))?\s*$")
@@ -114,6 +115,21 @@ def parse_nvlink_status(text: str) -> list[GpuNvLinks] | Unparseable:
     if other_forms and not any(g.links or g.note for g in gpus.values()):
         return Unparseable.of("link lines are not status lines (this looks like `nvlink -R` or `--capabilities`)", text)
     return [gpus[i] for i in sorted(gpus)]
+
+
+def nvlink_facts(parsed: list[GpuNvLinks]) -> tuple[NvLinkFacts, ...]:
+    """What the checks judge of each GPU's `nvlink -s` block: active/total links, the down ones, their evidence."""
+    out = []
+    for g in parsed:
+        inactive = tuple(l.link for l in g.links if not l.active)
+        speeds = {l.speed_gbps for l in g.links if l.speed_gbps}
+        evidence = tuple(l.raw_line for l in g.links if not l.active) or g.raw_lines[:1]
+        if g.note:
+            evidence = (g.raw_lines[0], g.note) if g.raw_lines else (g.note,)
+        out.append(NvLinkFacts(gpu_index=g.index, active=g.active, total=len(g.links), inactive_links=inactive,
+                               speed_gbps=min(speeds) if speeds else None,
+                               evidence=((g.raw_lines[0],) if g.raw_lines and inactive else ()) + evidence))
+    return tuple(out)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from preflight.parse.common import Unparseable, na_reason
+from preflight.parse.common import Unparseable, na_reason, to_int
 from preflight.parse.common import smi_guard as _guard
 
 
@@ -100,11 +100,6 @@ def _cells(line: str) -> list[str]:
     return [c.strip() for c in line.strip().strip("|").split("|")]
 
 
-def _num(value: str | None) -> int | None:
-    m = re.match(r"\s*(\d+)", value or "")
-    return int(m.group(1)) if m else None
-
-
 def _table_gpu(block: list[str]) -> TableGpu | None:
     c1 = _cells(block[0])
     m = _G1.match(c1[0]) if c1 else None
@@ -114,14 +109,14 @@ def _table_gpu(block: list[str]) -> TableGpu | None:
     missing: dict[str, str] = {}
     vals: dict[str, Any] = {}
     if len(c1) > 2:
-        vals["ecc_uncorrected_volatile"] = _num(c1[2])
+        vals["ecc_uncorrected_volatile"] = to_int(c1[2], signed=False)
         if vals["ecc_uncorrected_volatile"] is None:
             missing["ecc_uncorrected_volatile"] = na_reason(c1[2]) or "unparseable"
     c2 = _cells(block[1]) if len(block) > 1 else []
     s = _G2.match(c2[0]) if c2 else None
     if s:
         for key, attr in (("fan", "fan_pct"), ("temp", "temperature_c"), ("pw", "power_w"), ("cap", "power_cap_w")):
-            vals[attr] = _num(s.group(key))
+            vals[attr] = to_int(s.group(key), signed=False)
             if vals[attr] is None:
                 missing[attr] = "na" if (s.group(key) or "").upper() == "N/A" else "not_in_output"
         vals["perf_state"] = s.group("perf") if s.group("perf").startswith("P") else None
@@ -193,8 +188,8 @@ def parse_table(text: str) -> SmiTable | Unparseable:
                 no_procs = True
             pm = _PROC.match(line)
             if pm:
-                procs.append(TableProcess(gpu=_num(pm.group(1)), pid=int(pm.group(4)), type=pm.group(5),
-                                          name=pm.group(6).strip(), memory_mib=_num(pm.group(7)),
+                procs.append(TableProcess(gpu=to_int(pm.group(1), signed=False), pid=int(pm.group(4)), type=pm.group(5),
+                                          name=pm.group(6).strip(), memory_mib=to_int(pm.group(7), signed=False),
                                           gi_id=pm.group(2), ci_id=pm.group(3), raw_line=line))
         else:
             mm = _MIG1.match(line)
@@ -202,8 +197,8 @@ def parse_table(text: str) -> SmiTable | Unparseable:
                 c = _cells(line)
                 mem = _MEM.search(c[1]) if len(c) > 1 else None
                 sm = re.match(r"\s*(\d+)", c[2]) if len(c) > 2 else None
-                migs.append(MigDevice(gpu=int(mm.group(1)), gi_id=_num(mm.group(2)), ci_id=_num(mm.group(3)),
-                                      mig_dev=_num(mm.group(4)), memory_used_mib=int(mem.group(1)) if mem else None,
+                migs.append(MigDevice(gpu=int(mm.group(1)), gi_id=to_int(mm.group(2), signed=False), ci_id=to_int(mm.group(3), signed=False),
+                                      mig_dev=to_int(mm.group(4), signed=False), memory_used_mib=int(mem.group(1)) if mem else None,
                                       memory_total_mib=int(mem.group(2)) if mem else None,
                                       sm_count=int(sm.group(1)) if sm else None, raw_lines=(line,)))
             elif migs and _MEM.search(line) and len(migs[-1].raw_lines) == 1:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from preflight.facts import P2P_STATUS  # the legend lives with the facts, shared with the checks
+from preflight.facts import P2P_STATUS, TopologyFacts  # (the P2P legend lives with the facts, shared with the checks)
 from preflight.parse.common import Unparseable, is_probably_text
 
 LINK = r"X|NV\d+|PIX|PXB|PHB|NODE|SYS|SOC"
@@ -305,6 +305,15 @@ def parse_topo_matrix(text: str) -> TopoMatrix | Unparseable:
     )
 
 
+def topology_facts(m: TopoMatrix) -> TopologyFacts:
+    """What the checks judge of a `topo -m` matrix: GPU pairs, NVLink domain, a signature to compare nodes, NIC affinity."""
+    pairs = m.gpu_pairs()
+    signature = ";".join(f"{i}-{j}:{k}" for (i, j), k in sorted(pairs.items()))
+    aff = {int(g[3:]): v for g, v in m.gpu_nic_affinity().items()}
+    evidence = tuple(m.raw_rows[g] for g in m.gpus if g in m.raw_rows)
+    return TopologyFacts(gpu_count=len(m.gpus), links=pairs, nvlink_domain=m.nvlink_domain_size(),
+                         signature=signature, nic_affinity=aff, fragment=m.fragment, evidence=evidence, matrix=m,
+                         partial=m.partial)
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,13 @@ def parse_os_release(text: str) -> dict[str, str]:
     return out
 
 
+def cuda_from_nvml(value: Any) -> str | None:
+    """NVML's CUDA driver version integer (12040) -> "12.4", as nvidia-smi prints it."""
+    if isinstance(value, int) and value > 0:
+        return f"{value // 1000}.{(value % 1000) // 10}"
+    return None
+
+
 def parse_nccl_version_from_libs(text: str) -> str | Unparseable:
     """NCCL version from `ldconfig -p` lines or library paths: `libnccl.so.2.21.5` -> `2.21.5`.
 
