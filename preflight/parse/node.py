@@ -13,7 +13,7 @@ from typing import Any
 
 from preflight.collect.bundle import NodeRaw
 from preflight.facts import GpuFacts, IbPortFacts, MemoryFacts, NodeFacts, NvLinkFacts, TopologyFacts, Versions
-from preflight.parse.common import Unparseable
+from preflight.parse.common import Unparseable, to_int
 from preflight.parse.ib_sysfs import merge_ibstat_sysfs, sysfs_doc, sysfs_ports
 from preflight.parse.ibstat import IbStat, parse_ibstat
 from preflight.parse.misc_tools import QuerySections, parse_acsctl, parse_fabric, parse_query_sections
