@@ -133,7 +133,8 @@ def run_level_of(text: str) -> str | None:
 
 _BORDER = re.compile(r"^\+[-=]{3,}\+[-=]{3,}\+?$")
 _SECTION = re.compile(r"^[|+]-{2,}\s+([A-Za-z][\w /&-]*?)\s+-+\+-+[|+]?$")
-_GPU_LINE = re.compile(r"^GPU\s*(\d+)\s*:\s*(Pass|Fail|Warn\w*|Skip\w*|Not Run)\b\s*(.*)$", re.I)
+_GPU_LINE = re.compile(r"^GPU\s*(\S*?)\s*:\s*(Pass|Fail|Warn\w*|Skip\w*|Not Run)\b\s*(.*)$", re.I)
+_GPU_STATUS = re.compile(r"^(Pass|Fail|Warn\w*|Skip\w*|Not Run)\s*-\s*GPUs?\b\s*:?\s*(.*)$", re.I)
 _STATUS = re.compile(
     r"^(Pass|Fail|Warn(?:ing)?|Skip(?:ped)?|Not Run)\b(?:\s*-\s*(All|GPUs?\s*:\s*([\d,\s]+)))?\s*$", re.I)
 _META = {"dcgm version": "version", "driver version detected": "driver", "gpu device ids detected": "ids"}
@@ -162,9 +163,10 @@ class _TestAcc:
     messages: list[DcgmMessage]
     lines: list[str]
     table: int
+    unattributed: list[str]  # a per-GPU status whose GPU number could not be read still counts
 
     def build(self) -> DcgmTest:
-        statuses = ([self.row_status] if self.row_status else []) + [g.status for g in self.gpus]
+        statuses = ([self.row_status] if self.row_status else []) + [g.status for g in self.gpus] + self.unattributed
         all_gpus = self.all_gpus or (not self.gpus and self.row_status is not None)
         return DcgmTest(self.name, self.category, worst(statuses), tuple(self.gpus), all_gpus,
                         tuple(self.messages), tuple(self.lines), self.table)
@@ -277,7 +279,7 @@ class _TableReader:
         self.flush_test()
         m = _STATUS.match(value)
         status = normalize_status(m.group(1)) if m else None
-        acc = _TestAcc(key, self.category, status, False, [], [], [line], self.tables - 1)
+        acc = _TestAcc(key, self.category, status, False, [], [], [line], self.tables - 1, [])
         if m and m.group(2):
             if m.group(2).lower() == "all":
                 acc.all_gpus = True
@@ -291,17 +293,24 @@ class _TableReader:
         if self.test is None and self.cell is None:
             return
         gl = _GPU_LINE.match(value)
-        st = _STATUS.match(value)
-        if self.test is not None and (gl or (st and st.group(3))):
+        st = _GPU_STATUS.match(value)
+        if self.test is not None and (gl or st):
             self.flush_cell()
             self.test.lines.append(line)
             if gl:
-                self.test.gpus.append(GpuStatus(int(gl.group(1)), normalize_status(gl.group(2)) or "not_run"))
+                status = normalize_status(gl.group(2)) or "not_run"
+                if gl.group(1).isdigit():
+                    self.test.gpus.append(GpuStatus(int(gl.group(1)), status))
+                else:
+                    self.test.unattributed.append(status)
                 if gl.group(3).strip():
                     self.cell = _Cell("info", [gl.group(3)], [line])
             elif st:
                 status = normalize_status(st.group(1)) or "not_run"
-                self.test.gpus.extend(GpuStatus(int(n), status) for n in re.findall(r"\d+", st.group(3)))
+                ids = re.findall(r"\d+", st.group(2))
+                self.test.gpus.extend(GpuStatus(int(n), status) for n in ids)
+                if not ids or not re.fullmatch(r"[\d,\s]*", st.group(2)):
+                    self.test.unattributed.append(status)
             return
         if self.cell is None:
             self.cell = _Cell("info", [], [])
