@@ -218,7 +218,7 @@ def _row(acc: _Acc, line: str) -> None:
 
 def _settings(acc: _Acc, line: str) -> bool:
     flat = line.replace("\t", "  ").strip()
-    if ":" not in flat or flat.lower().startswith(("local address", "remote address", "gid")):
+    if ":" not in flat or flat.lower().startswith(("local address", "remote address", "gid:")):
         return False
     for part in _SPLIT.split(flat):
         key, sep, value = part.partition(":")
