@@ -80,7 +80,7 @@ class PerftestBlock:
 
     @property
     def largest(self) -> BwRow | LatRow | None:
-        rows = self.rows
+        rows: list[BwRow | LatRow] = list(self.rows)
         return max(rows, key=lambda r: r.bytes) if rows else None
 
     def bw_gbps(self, row: BwRow) -> float | None:
