@@ -147,113 +147,157 @@ def _sweeps(sizes: list[int]) -> tuple[int, bool]:
     return len(segments), not sequential
 
 
-def parse_nccl_tests(text: str) -> NcclTestResult | Unparseable:
-    """nccl-tests `*_perf` output (stdout of e.g. `all_reduce_perf -b 8 -e 8G -f 2 -g N`)."""
-    if not isinstance(text, str) or not is_probably_text(text):
-        return Unparseable.of("empty or binary output", text if isinstance(text, str) else "")
-    rows: list[NcclRow] = []
-    notes: list[str] = []
-    devices: list[NcclDevice] = []
-    params: dict[str, str] = {}
-    avgs: list[float] = []
-    oob = None
-    version = nccl_version = None
-    seen_header = error_column = ancient = False
-    starts: list[str] = []  # '# nThread' headers printed before the first result row: one per job that started
-    rank0: dict[tuple[str | None, int | None], int] = {}  # (host, pid) of each 'Rank 0' line -> devices it listed
-    rank0_lines: list[str] = []
+@dataclass
+class _Scan:
+    """What one pass over an nccl-tests log has seen so far."""
+
+    rows: list[NcclRow] = field(default_factory=list)
+    devices: list[NcclDevice] = field(default_factory=list)
+    params: dict[str, str] = field(default_factory=dict)
+    avgs: list[float] = field(default_factory=list)
+    oob: int | None = None
+    version: str | None = None
+    nccl_version: str | None = None
+    seen_header: bool = False
+    error_column: bool = False
+    ancient: bool = False
+    starts: list[str] = field(default_factory=list)  # '# nThread' headers before the first result row: one per job
+    rank0: dict[tuple[str | None, int | None], int] = field(default_factory=dict)  # (host, pid) of each 'Rank 0' line -> devices it listed
+    rank0_lines: list[str] = field(default_factory=list)
     last_rank0: tuple[str | None, int | None] | None = None
-    for raw in text.replace("\r", "").splitlines():
-        line = _TAG.sub(" ", raw)
-        if re.search(r"\bsize\b.*\bcount\b|\bbytes\b.*\bN\b.*\btype\b", line):
-            seen_header = True
-            error_column = error_column or bool(re.search(r"\berror\b", line))
-            ancient = ancient or bool(re.search(r"\bres\s*$", line.strip()))
-            continue
-        m = re.search(r"nccl-tests version (\S+)", line)
-        if m:
-            version = m.group(1)
-        m = re.search(r"nccl-library=(\d+)", line)
-        if m:
-            nccl_version = _library_version(m.group(1))
-        m = re.search(r"NCCL version (\d+\.\d+\.\d+)", line)
-        if m:
-            nccl_version = m.group(1)
-        if re.search(r"\bnThread\s+\d+", line):
-            if not rows:
-                starts.append(raw)
-            params.update(re.findall(r"(\w+(?: iters)?):?\s+(\d+(?:\(\w+\))?)", line.replace("#", " ")))
-            continue
-        m = re.search(r"Avg bus bandwidth\s*:\s*(" + _NUM + ")", line)
-        if m:
-            value = _f(m.group(1))
-            if value is not None:
-                avgs.append(value)
-            continue
-        m = re.search(r"Out of bounds values\s*:\s*(\d+)", line)
-        if m:
-            oob = int(m.group(1))
-            continue
-        m = re.search(r"Rank\s+(\d+)\s+(?:Group\s+\d+\s+)?(?:Pid\s+(\d+)\s+on\s+(\S+)\s+)?(?:uses\s+)?device\s+(\d+)\s+\[([^\]]+)\]\s+(.*)$", line)
-        if m:
-            devices.append(NcclDevice(rank=int(m.group(1)), host=m.group(3), device=int(m.group(4)), bus_id=m.group(5),
-                                      name=m.group(6).strip(), pid=to_int(m.group(2), whole=True), raw_line=raw))
-            if not rows:
-                if devices[-1].rank == 0:
-                    rank0_lines.append(raw)
-                    last_rank0 = (devices[-1].host, devices[-1].pid)
-                    rank0[last_rank0] = rank0.get(last_rank0, 0)
-                if last_rank0 is not None:
-                    rank0[last_rank0] += 1
-            continue
-        if line.lstrip().startswith("#"):
-            continue
-        toks = line.split()
-        if len(toks) < 10 or not toks[0].isdigit() or not toks[1].isdigit():
-            continue
-        tail = toks[-8:]
-        if not all(re.fullmatch(_NUM, t) for t in tail):
-            continue
-        middle = toks[2:-8]
-        dtype = middle[0] if middle else None
-        redop = middle[1] if len(middle) > 1 and not re.fullmatch(_NUM, middle[1]) else None
-        root = next((int(t) for t in middle[1:] if re.fullmatch(r"-?\d+", t)), None)
-        err_like = error_column or any(re.search(r"[eE.]", t) for t in (tail[3], tail[7]))
-        vals = [_f(t) for t in tail]
-        rows.append(NcclRow(int(toks[0]), int(toks[1]), dtype, redop, *vals, raw_line=raw, root=root,
-                            wrong_is_error=err_like))
-    info = tuple(f"{d.host or '?'} dev{d.device} [{d.bus_id}] {d.name}" for d in devices)
-    if not rows and not avgs:
-        if not (devices or version or seen_header or params or oob is not None):
-            return Unparseable.of("no nccl-tests header, rows or 'Avg bus bandwidth' line", text)
-        if ancient:
+
+
+_RANK_LINE = re.compile(r"Rank\s+(\d+)\s+(?:Group\s+\d+\s+)?(?:Pid\s+(\d+)\s+on\s+(\S+)\s+)?(?:uses\s+)?device\s+(\d+)"
+                        r"\s+\[([^\]]+)\]\s+(.*)$")
+
+
+def _scan_versions(s: _Scan, line: str) -> None:
+    m = re.search(r"nccl-tests version (\S+)", line)
+    if m:
+        s.version = m.group(1)
+    m = re.search(r"nccl-library=(\d+)", line)
+    if m:
+        s.nccl_version = _library_version(m.group(1))
+    m = re.search(r"NCCL version (\d+\.\d+\.\d+)", line)
+    if m:
+        s.nccl_version = m.group(1)
+
+
+def _scan_device(s: _Scan, m: re.Match[str], raw: str) -> None:
+    """A `Rank N ... device D [bus] name` line; before the first row, counts the devices each Rank 0 listed."""
+    s.devices.append(NcclDevice(rank=int(m.group(1)), host=m.group(3), device=int(m.group(4)), bus_id=m.group(5),
+                                name=m.group(6).strip(), pid=to_int(m.group(2), whole=True), raw_line=raw))
+    if s.rows:
+        return
+    if s.devices[-1].rank == 0:
+        s.rank0_lines.append(raw)
+        s.last_rank0 = (s.devices[-1].host, s.devices[-1].pid)
+        s.rank0[s.last_rank0] = s.rank0.get(s.last_rank0, 0)
+    if s.last_rank0 is not None:
+        s.rank0[s.last_rank0] += 1
+
+
+def _result_row(line: str, raw: str, error_column: bool) -> NcclRow | None:
+    """A result row (`size count type redop root  time algbw busbw #wrong  time algbw busbw #wrong`), else None."""
+    toks = line.split()
+    if len(toks) < 10 or not toks[0].isdigit() or not toks[1].isdigit():
+        return None
+    tail = toks[-8:]
+    if not all(re.fullmatch(_NUM, t) for t in tail):
+        return None
+    middle = toks[2:-8]
+    dtype = middle[0] if middle else None
+    redop = middle[1] if len(middle) > 1 and not re.fullmatch(_NUM, middle[1]) else None
+    root = next((int(t) for t in middle[1:] if re.fullmatch(r"-?\d+", t)), None)
+    err_like = error_column or any(re.search(r"[eE.]", t) for t in (tail[3], tail[7]))
+    vals = [_f(t) for t in tail]
+    return NcclRow(int(toks[0]), int(toks[1]), dtype, redop, *vals, raw_line=raw, root=root, wrong_is_error=err_like)
+
+
+def _scan_line(s: _Scan, raw: str) -> None:
+    line = _TAG.sub(" ", raw)
+    if re.search(r"\bsize\b.*\bcount\b|\bbytes\b.*\bN\b.*\btype\b", line):
+        s.seen_header = True
+        s.error_column = s.error_column or bool(re.search(r"\berror\b", line))
+        s.ancient = s.ancient or bool(re.search(r"\bres\s*$", line.strip()))
+        return
+    _scan_versions(s, line)
+    if re.search(r"\bnThread\s+\d+", line):
+        if not s.rows:
+            s.starts.append(raw)
+        s.params.update(re.findall(r"(\w+(?: iters)?):?\s+(\d+(?:\(\w+\))?)", line.replace("#", " ")))
+        return
+    m = re.search(r"Avg bus bandwidth\s*:\s*(" + _NUM + ")", line)
+    if m:
+        value = _f(m.group(1))
+        if value is not None:
+            s.avgs.append(value)
+        return
+    m = re.search(r"Out of bounds values\s*:\s*(\d+)", line)
+    if m:
+        s.oob = int(m.group(1))
+        return
+    m = _RANK_LINE.search(line)
+    if m:
+        _scan_device(s, m, raw)
+        return
+    if line.lstrip().startswith("#"):
+        return
+    row = _result_row(line, raw, s.error_column)
+    if row is not None:
+        s.rows.append(row)
+
+
+def _notes(s: _Scan, runs: int, interleaved: bool) -> list[str]:
+    """What a reader of the result should know about the log's shape (header only, several sweeps, old format...)."""
+    notes: list[str] = []
+    if not s.rows and not s.avgs:
+        if s.ancient:
             notes.append("NCCL 1.x test format ('bytes N type op ... res'): header only, no result rows")
         else:
             notes.append("header only: no result rows (the run hung, failed, or the excerpt ends early)")
-    runs, interleaved = _sweeps([r.size_bytes for r in rows])
     if interleaved:
         notes.append("sizes jump back and forth: several runs interleaved in one log")
     elif runs > 1:
         notes.append(f"{runs} sequential size sweeps in one log")
-    if rows and not seen_header:
+    if s.rows and not s.seen_header:
         notes.append("no column header seen")
-    if error_column:
+    if s.error_column:
         notes.append("old format: float 'error' column instead of '#wrong' counts")
-    if avgs and avgs[-1] == 0 and rows:
+    if s.avgs and s.avgs[-1] == 0 and s.rows:
         notes.append("'Avg bus bandwidth' is 0 although rows were printed")
-    why = tuple(w for w, hit in (("headers", len(starts) >= 2), ("rank0", len(rank0) >= 2),
+    return notes
+
+
+def _independence(s: _Scan, interleaved: bool) -> dict[str, Any]:
+    """Signs that N separate single-process jobs each measured alone (several headers, several Rank 0 lines)."""
+    why = tuple(w for w, hit in (("headers", len(s.starts) >= 2), ("rank0", len(s.rank0) >= 2),
                                  ("interleaved", interleaved)) if hit)
-    independent = max(len(starts), len(rank0), 2 if interleaved else 0) if why else 0
-    shown = (starts if len(starts) >= 2 else []) + (rank0_lines if len(rank0) >= 2 else [])
-    blocks = list(rank0.values())  # devices listed after each Rank 0 line; the last block may be cut short
+    independent = max(len(s.starts), len(s.rank0), 2 if interleaved else 0) if why else 0
+    shown = (s.starts if len(s.starts) >= 2 else []) + (s.rank0_lines if len(s.rank0) >= 2 else [])
+    blocks = list(s.rank0.values())  # devices listed after each Rank 0 line; the last block may be cut short
     same = len(blocks) >= 2 and all(b == blocks[0] for b in blocks[:-1]) and blocks[-1] <= blocks[0]
-    per_run = blocks[0] if same else None
-    result = NcclTestResult(rows=tuple(rows), avg_busbw=avgs[-1] if avgs else None, out_of_bounds=oob,
-                            version=version, ranks=len(devices), devices=info, notes=tuple(notes),
-                            interleaved=interleaved, nccl_version=nccl_version, params=params,
-                            device_info=tuple(devices), error_column=error_column, runs=max(runs, 1),
-                            avg_busbw_all=tuple(avgs), independent_runs=independent, ranks_per_run=per_run,
-                            independent_why=why, independent_evidence=tuple(x.strip() for x in shown[:6]))
+    return {"independent_runs": independent, "ranks_per_run": blocks[0] if same else None, "independent_why": why,
+            "independent_evidence": tuple(x.strip() for x in shown[:6])}
+
+
+def parse_nccl_tests(text: str) -> NcclTestResult | Unparseable:
+    """nccl-tests `*_perf` output (stdout of e.g. `all_reduce_perf -b 8 -e 8G -f 2 -g N`)."""
+    if not isinstance(text, str) or not is_probably_text(text):
+        return Unparseable.of("empty or binary output", text if isinstance(text, str) else "")
+    s = _Scan()
+    for raw in text.replace("\r", "").splitlines():
+        _scan_line(s, raw)
+    if not s.rows and not s.avgs and not (s.devices or s.version or s.seen_header or s.params or s.oob is not None):
+        return Unparseable.of("no nccl-tests header, rows or 'Avg bus bandwidth' line", text)
+    info = tuple(f"{d.host or '?'} dev{d.device} [{d.bus_id}] {d.name}" for d in s.devices)
+    runs, interleaved = _sweeps([r.size_bytes for r in s.rows])
+    result = NcclTestResult(rows=tuple(s.rows), avg_busbw=s.avgs[-1] if s.avgs else None, out_of_bounds=s.oob,
+                            version=s.version, ranks=len(s.devices), devices=info,
+                            notes=tuple(_notes(s, runs, interleaved)), interleaved=interleaved,
+                            nccl_version=s.nccl_version, params=s.params, device_info=tuple(s.devices),
+                            error_column=s.error_column, runs=max(runs, 1), avg_busbw_all=tuple(s.avgs),
+                            **_independence(s, interleaved))
     if result.independent_note:
         result = dataclasses.replace(result, notes=result.notes + (result.independent_note,))
     return result

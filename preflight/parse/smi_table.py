@@ -139,6 +139,36 @@ def _table_gpu(block: list[str]) -> TableGpu | None:
                     missing=missing, raw_lines=tuple(block), **vals)
 
 
+def _process_row(line: str) -> TableProcess | None:
+    """A row of the Processes section (`|  0  N/A  N/A  1234  C  python  80000MiB |`), else None."""
+    pm = _PROC.match(line)
+    if not pm:
+        return None
+    return TableProcess(gpu=to_int(pm.group(1), signed=False), pid=int(pm.group(4)), type=pm.group(5),
+                        name=pm.group(6).strip(), memory_mib=to_int(pm.group(7), signed=False),
+                        gi_id=pm.group(2), ci_id=pm.group(3), raw_line=line)
+
+
+def _mig_line(migs: list[MigDevice], line: str) -> None:
+    """A MIG devices line: a device's first line starts a MigDevice, its second (BAR1 memory) completes it."""
+    mm = _MIG1.match(line)
+    if mm:
+        c = _cells(line)
+        mem = _MEM.search(c[1]) if len(c) > 1 else None
+        sm = re.match(r"\s*(\d+)", c[2]) if len(c) > 2 else None
+        migs.append(MigDevice(gpu=int(mm.group(1)), gi_id=to_int(mm.group(2), signed=False),
+                              ci_id=to_int(mm.group(3), signed=False), mig_dev=to_int(mm.group(4), signed=False),
+                              memory_used_mib=int(mem.group(1)) if mem else None,
+                              memory_total_mib=int(mem.group(2)) if mem else None,
+                              sm_count=int(sm.group(1)) if sm else None, raw_lines=(line,)))
+    elif migs and _MEM.search(line) and len(migs[-1].raw_lines) == 1:
+        bar = _MEM.search(line)
+        last = migs.pop()
+        migs.append(dataclasses.replace(last, bar1_used_mib=int(bar.group(1)) if bar else None,
+                                        bar1_total_mib=int(bar.group(2)) if bar else None,
+                                        raw_lines=last.raw_lines + (line,)))
+
+
 def parse_table(text: str) -> SmiTable | Unparseable:
     """The default `nvidia-smi` output (no arguments); 535/555-era widths, fragments, MIG section."""
     refused = _guard(text)
@@ -186,27 +216,11 @@ def parse_table(text: str) -> SmiTable | Unparseable:
         elif section == "procs":
             if "No running processes" in line:
                 no_procs = True
-            pm = _PROC.match(line)
-            if pm:
-                procs.append(TableProcess(gpu=to_int(pm.group(1), signed=False), pid=int(pm.group(4)), type=pm.group(5),
-                                          name=pm.group(6).strip(), memory_mib=to_int(pm.group(7), signed=False),
-                                          gi_id=pm.group(2), ci_id=pm.group(3), raw_line=line))
+            proc = _process_row(line)
+            if proc is not None:
+                procs.append(proc)
         else:
-            mm = _MIG1.match(line)
-            if mm:
-                c = _cells(line)
-                mem = _MEM.search(c[1]) if len(c) > 1 else None
-                sm = re.match(r"\s*(\d+)", c[2]) if len(c) > 2 else None
-                migs.append(MigDevice(gpu=int(mm.group(1)), gi_id=to_int(mm.group(2), signed=False), ci_id=to_int(mm.group(3), signed=False),
-                                      mig_dev=to_int(mm.group(4), signed=False), memory_used_mib=int(mem.group(1)) if mem else None,
-                                      memory_total_mib=int(mem.group(2)) if mem else None,
-                                      sm_count=int(sm.group(1)) if sm else None, raw_lines=(line,)))
-            elif migs and _MEM.search(line) and len(migs[-1].raw_lines) == 1:
-                bar = _MEM.search(line)
-                last = migs.pop()
-                migs.append(dataclasses.replace(last, bar1_used_mib=int(bar.group(1)) if bar else None,
-                                                bar1_total_mib=int(bar.group(2)) if bar else None,
-                                                raw_lines=last.raw_lines + (line,)))
+            _mig_line(migs, line)
     flush()
     if not drv and not gpus and not migs:
         return Unparseable.of("no 'Driver Version' header, GPU rows or MIG rows: not an nvidia-smi table", text)

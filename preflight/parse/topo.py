@@ -198,52 +198,82 @@ def _affinity_cells(rest: list[str], names: list[str]) -> dict[str, str]:
     return dict(zip(names, rest))
 
 
-def parse_topo_matrix(text: str) -> TopoMatrix | Unparseable:
-    """`nvidia-smi topo -m`: tabs or spaces, glued cells, named NIC columns, headerless fragments."""
-    if not is_probably_text(text):
-        return Unparseable.of("empty or binary output", text)
-    lines = text.replace("\r", "").split("\n")
+_AFFINITY_COLUMNS = ("CPU Affinity", "NUMA Affinity", "GPU NUMA ID")
+
+
+def _scan_lines(lines: list[str]) -> tuple[list[str], list[str], dict[str, str], list[tuple[str, list[str], str]]]:
+    """(header columns, affinity columns, NIC legend, matrix rows as (label, tokens, line)) of the first matrix."""
     columns: list[str] = []
     has_affinity: list[str] = []
-    rows: list[str] = []
-    links: dict[tuple[str, str], str] = {}
-    cpu: dict[str, str] = {}
-    numa: dict[str, str] = {}
-    gnuma: dict[str, str] = {}
     nic_names: dict[str, str] = {}
-    raw_rows: dict[str, str] = {}
-    notes: list[str] = []
-    missing: dict[str, str] = {}
     pending: list[tuple[str, list[str], str]] = []
-    seen_header = False
     done_matrix = False
     for line in lines:
-        stripped = line.strip()
         legend = re.match(r"^\s*(NIC\d+)\s*:\s*(\S+)\s*$", line)
         if legend:
             nic_names[legend.group(1)] = legend.group(2)
             continue
-        if stripped.startswith("Legend"):
+        if line.strip().startswith("Legend"):
             done_matrix = True
             continue
         if done_matrix:
             continue
         if _is_header(line):
-            if seen_header and rows:
-                done_matrix = True  # a second matrix (topo -p2p) follows: not ours
-                continue
-            columns = [t for t in _HEADER_TOKEN.findall(line) if t not in ("CPU Affinity", "NUMA Affinity", "GPU NUMA ID")]
-            has_affinity = [t for t in _HEADER_TOKEN.findall(line) if t in ("CPU Affinity", "NUMA Affinity", "GPU NUMA ID")]
-            seen_header = True
+            # A later header re-reads the columns. (The guard meant to stop at a second matrix, `seen_header and
+            # rows`, never fired: rows were only read after this loop. Kept as it behaved; a matrix whose rows
+            # hold P2P codes is refused below.)
+            columns = [t for t in _HEADER_TOKEN.findall(line) if t not in _AFFINITY_COLUMNS]
+            has_affinity = [t for t in _HEADER_TOKEN.findall(line) if t in _AFFINITY_COLUMNS]
             continue
         m = _ROW.match(line)
-        if not m:
+        if m:
+            pending.append((m.group(1), m.group(2).split(), line))
+    return columns, has_affinity, nic_names, pending
+
+
+def _misaligned(label: str, cells: list[str], rest: list[str], columns: list[str], headerless: bool,
+                line: str) -> Unparseable | None:
+    """Why a row cannot belong to this matrix (P2P codes, its X cell elsewhere, not a column), else None."""
+    if not cells and rest and rest[0] in P2P_STATUS:
+        return Unparseable.of(f"row {label} holds P2P status codes ({rest[0]}): a `topo -p2p` matrix, "
+                              "not `topo -m`", line)
+    if label in columns:
+        own = columns.index(label)
+        if "X" in cells and cells.index("X") != own:
+            return Unparseable.of(f"row {label} has its X cell under {columns[cells.index('X')]}, not its own "
+                                  "column: columns misaligned", line)
+        if "X" not in cells and len(cells) > own:
+            return Unparseable.of(f"row {label} has no X cell in its own column: columns misaligned", line)
+        return None
+    if not label.startswith("GPU") and len(cells) > 0 and headerless:
+        return None  # a named NIC row of a headerless fragment: its cells are read against the proven columns
+    return Unparseable.of(f"row {label} is not a column of the matrix header", line)
+
+
+def _read_affinity(label: str, rest: dict[str, str], stores: dict[str, dict[str, str]], missing: dict[str, str]) -> None:
+    """A GPU row's CPU/NUMA affinity cells into their stores (N/A is recorded as missing, not as a value)."""
+    for key, store in stores.items():
+        value = rest.get(key)
+        if value is None:
             continue
-        label, rest = m.group(1), m.group(2)
-        tokens = rest.split()
-        pending.append((label, tokens, line))
+        if value.upper() == "N/A":
+            missing[f"{label} {key}"] = "na"
+        else:
+            store[label] = value
+
+
+def parse_topo_matrix(text: str) -> TopoMatrix | Unparseable:
+    """`nvidia-smi topo -m`: tabs or spaces, glued cells, named NIC columns, headerless fragments."""
+    if not is_probably_text(text):
+        return Unparseable.of("empty or binary output", text)
+    columns, has_affinity, nic_names, pending = _scan_lines(text.replace("\r", "").split("\n"))
     if not pending:
         return Unparseable.of("no matrix rows (GPUn/NICn lines) found", text)
+    rows: list[str] = []
+    links: dict[tuple[str, str], str] = {}
+    stores: dict[str, dict[str, str]] = {key: {} for key in _AFFINITY_COLUMNS}
+    raw_rows: dict[str, str] = {}
+    missing: dict[str, str] = {}
     gaps: list[str] = []  # what the output did not show: becomes `partial`
     if not columns:
         inferred = _headerless_columns(pending)
@@ -255,20 +285,9 @@ def parse_topo_matrix(text: str) -> TopoMatrix | Unparseable:
         cells, rest = _split_cells(tokens, len(columns))
         if label in raw_rows:
             continue
-        if not cells and rest and rest[0] in P2P_STATUS:
-            return Unparseable.of(f"row {label} holds P2P status codes ({rest[0]}): a `topo -p2p` matrix, "
-                                  "not `topo -m`", line)
-        if label in columns:
-            own = columns.index(label)
-            if "X" in cells and cells.index("X") != own:
-                return Unparseable.of(f"row {label} has its X cell under {columns[cells.index('X')]}, not its own "
-                                      "column: columns misaligned", line)
-            if "X" not in cells and len(cells) > own:
-                return Unparseable.of(f"row {label} has no X cell in its own column: columns misaligned", line)
-        elif not label.startswith("GPU") and len(cells) > 0 and gaps:
-            pass  # a named NIC row of a headerless fragment: its cells are read against the proven columns
-        else:
-            return Unparseable.of(f"row {label} is not a column of the matrix header", line)
+        refused = _misaligned(label, cells, rest, columns, bool(gaps), line)
+        if refused is not None:
+            return refused
         full_width = len(_split_cells(tokens, None)[0])
         if len(cells) < len(columns):
             gaps.append(f"row {label} shows {len(cells)} of {len(columns)} cells")
@@ -280,15 +299,7 @@ def parse_topo_matrix(text: str) -> TopoMatrix | Unparseable:
                                       "are misaligned", line)
             links[(label, col)] = cell
         if label.startswith("GPU") and rest and full_width <= len(columns):
-            rest = _affinity_cells(rest, has_affinity)
-            for key, store in (("CPU Affinity", cpu), ("NUMA Affinity", numa), ("GPU NUMA ID", gnuma)):
-                value = rest.get(key)
-                if value is None:
-                    continue
-                if value.upper() == "N/A":
-                    missing[f"{label} {key}"] = "na"
-                else:
-                    store[label] = value
+            _read_affinity(label, _affinity_cells(rest, has_affinity), stores, missing)
     absent = [c for c in columns if c.startswith("GPU") and c not in raw_rows]
     if not links:
         return Unparseable.of("matrix rows have no link cells (X/NV#/PIX/PXB/PHB/NODE/SYS)", text)
@@ -296,12 +307,11 @@ def parse_topo_matrix(text: str) -> TopoMatrix | Unparseable:
         gaps.append("no GPU rows: only GPU↔NIC links from NIC rows are known")
     elif absent:
         gaps.append(f"no rows for {', '.join(absent)}")
-    notes.extend(gaps)
     partial = "; ".join(gaps) or None
     return TopoMatrix(
-        columns=tuple(columns), rows=tuple(rows), links=links, cpu_affinity=cpu, numa_affinity=numa,
-        gpu_numa_id=gnuma, nic_names=nic_names, fragment=partial is not None, notes=tuple(notes), raw_rows=raw_rows,
-        missing=missing, partial=partial,
+        columns=tuple(columns), rows=tuple(rows), links=links, cpu_affinity=stores["CPU Affinity"],
+        numa_affinity=stores["NUMA Affinity"], gpu_numa_id=stores["GPU NUMA ID"], nic_names=nic_names,
+        fragment=partial is not None, notes=tuple(gaps), raw_rows=raw_rows, missing=missing, partial=partial,
     )
 
 
