@@ -17,6 +17,8 @@ _RUNNING = re.compile(r"^Running\s+(\S+?)(\.?)\s*$")
 _TITLE = re.compile(r"^(?P<title>.*?\b(?P<rk>CPU|GPU)\(row\)\s*(?P<dir><->|->|<-)\s*(?P<ck>CPU|GPU)\(column\)"
                     r".*?)\s*(?:\((?P<unit>[^)]+)\))?\s*$")
 _SUM = re.compile(r"^SUM\s+(\S+)\s+(\S+)\s*$")
+# v0.10 prints the run-to-run spread of a test's samples after its SUM line
+_COV = re.compile(r"^COEFFICIENT_OF_VARIATION\s+(\S+)\s+(\S+)\s*$")
 _DEVICE = re.compile(r"^Device\s+(\d+):\s*(.*?)\s*(?:\(([0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}(?:\.\d)?)\))?\s*$")
 _ERROR = re.compile(r"ASSERT|Invalid value|CUDA error|cudaError|CUresult|failed|Segmentation fault|core dumped"
                     r"|terminate called|what\(\):|^Error\b|^ERROR\b", re.I)
@@ -212,6 +214,10 @@ class _Reader:
         m = _SUM.match(line)
         if m:
             self.sum_line(line, m.group(1), m.group(2))
+            return True
+        if _COV.match(line):
+            if self.cur is not None:
+                self.cur.lines.append(line)
             return True
         m = _DEVICE.match(line)
         if m:

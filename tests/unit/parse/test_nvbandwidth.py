@@ -132,3 +132,23 @@ def test_a_degraded_recording_never_reads_healthier(path: Path) -> None:
         assert not_healthier(r, original), what
         if what in ("emptied", "garbage"):
             assert isinstance(r, Unparseable)
+
+
+@pytest.mark.parametrize("name, test, per_gpu, total", [
+    ("8xh100-v0.10-h2d-ce.txt", "host_to_device_memcpy_ce", (55.33, 55.37), 442.87),
+    ("8xh100-v0.10-d2h-ce.txt", "device_to_host_memcpy_ce", (55.18, 55.26), 441.72),
+    ("8xh100-v0.10-d2d-read-ce.txt", "device_to_device_memcpy_read_ce", (395.05, 395.25), 22126.64),
+])
+def test_h100_v010_runs_with_coefficient_of_variation(name: str, test: str, per_gpu: tuple[float, float],
+                                                       total: float) -> None:
+    """v0.10 prints COEFFICIENT_OF_VARIATION after SUM: part of the block, not a broken matrix row."""
+    from preflight.parse.common import strip_corpus_header
+
+    text = (Path(__file__).resolve().parents[2] / "fixtures" / "corpus" / "nvbandwidth" / name).read_text()
+    run = parse_nvbandwidth(strip_corpus_header(text)[1])
+    assert isinstance(run, NvbandwidthRun) and run.complete and run.version == "v0.10.0"
+    block = run.test(test)
+    assert block is not None and block.sum == total
+    values = block.measured()
+    assert len(values) == (56 if "d2d" in name else 8)
+    assert min(values) == per_gpu[0] and max(values) == per_gpu[1]
