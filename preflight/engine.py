@@ -14,7 +14,7 @@ from typing import Any
 
 import checks as _builtin_checks  # importing the package registers every built-in check with preflight.registry
 from preflight import __version__
-from preflight.collect.bundle import Bundle
+from preflight.collect.bundle import Bundle, NodeRaw
 from preflight.facts import FleetFacts, NodeFacts
 from preflight.parse.node import build_node_facts
 from preflight.registry import ACCEPT_HINT, CheckContext, CheckSpec, all_checks, select_checks
@@ -75,17 +75,36 @@ def _guard(spec: CheckSpec, produce: Iterable[Finding], node: str | None) -> lis
         return [Finding(check=spec.id, node=node, status=Status.ERROR, msg=f"check crashed: {type(exc).__name__}: {exc}")]
 
 
-def _facts_of(raw: Any) -> NodeFacts:
-    """Facts parsed while the run was still collecting (preflight.live), when still valid; else parse now."""
-    pre = getattr(raw, "_prebuilt", None)
-    if pre is not None and pre[0] == raw.facts_key():
-        return pre[1]
-    return build_node_facts(raw)
+class FactsCache:
+    """NodeFacts parsed ahead of `judge`, reused only while the node's raw is unchanged.
+
+    A live run (preflight.session) parses each node as it answers, while the others still answer, so
+    judging after the last node has nothing left to parse. An entry is used only while
+    `raw.facts_key()` (collector output, outcome, expectations, thresholds) is what it was when parsed;
+    the entry holds the collector output it was parsed from, so its identity cannot be reused meanwhile.
+    """
+
+    def __init__(self) -> None:
+        self._by_name: dict[str, tuple[tuple[Any, ...], Any, NodeFacts]] = {}  # one dict op at a time: GIL-safe
+
+    def add(self, raw: NodeRaw) -> None:
+        """Parse now; a node that fails to parse is left for `judge` to parse (and report) again."""
+        try:
+            self._by_name[raw.name] = (raw.facts_key(), raw.collector, build_node_facts(raw))
+        except Exception:
+            pass
+
+    def facts(self, raw: NodeRaw) -> NodeFacts:
+        hit = self._by_name.get(raw.name)
+        if hit is not None and hit[0] == raw.facts_key():
+            return hit[2]
+        return build_node_facts(raw)
 
 
-def judge(bundle: Bundle, specs: list[CheckSpec] | None = None) -> tuple[RunReport, FleetFacts]:
+def judge(bundle: Bundle, specs: list[CheckSpec] | None = None, *,
+          cache: FactsCache | None = None) -> tuple[RunReport, FleetFacts]:
     specs = all_checks() if specs is None else specs
-    nodes = tuple(_facts_of(raw) for raw in bundle.nodes)
+    nodes = tuple(cache.facts(raw) if cache is not None else build_node_facts(raw) for raw in bundle.nodes)
     fleet = FleetFacts(nodes=nodes, expect=dict(bundle.inventory.get("expect") or {}))
     by_name = {n.name: n for n in nodes}
     per_node: dict[str, list[Finding]] = {n.name: [] for n in nodes}
