@@ -182,13 +182,80 @@ class _Attempt:
     launch_failed: list[str]
 
 
+class _Reader:
+    """srun's labelled output -> per-task records: on_start(node) at a task's header, on_done(task) at its end."""
+
+    def __init__(self, on_start: Callable[[str], None], on_done: Callable[[_Task], None]) -> None:
+        self.tasks: dict[int, _Task] = {}
+        self.srun_err: list[str] = []
+        self.t_start = time.monotonic()
+        self.on_start, self.on_done = on_start, on_done
+
+    def line(self, kind: str, raw: bytes) -> None:
+        text = raw.decode("utf-8", "replace")
+        m = _LABEL.match(text)
+        if not m:
+            if kind == "err" or text.strip():
+                self.srun_err.append(text)
+            return
+        task = self.tasks.setdefault(int(m.group(1)), _Task([], []))
+        body = m.group(2)
+        if kind == "err":
+            task.err.append(body)
+        elif task.done:
+            return
+        elif body.startswith(NODE_MARK + " ") and task.node is None:
+            parts = body.split()
+            task.node = parts[1] if len(parts) > 1 else None
+            task.step_nodes = parts[2] if len(parts) > 2 else ""
+            if task.node:
+                self.on_start(task.node)
+        elif body in (B64_MARK, RAW_MARK) and task.mode is None:
+            task.mode = body
+        elif body == END_MARK and task.mode is not None:
+            _finish_task(task)
+            task.duration_s = round(time.monotonic() - self.t_start, 3)
+            self.on_done(task)
+        elif task.mode is not None:
+            task.lines.append(body)
+
+
+def _pump(proc: subprocess.Popen[bytes], reader: _Reader, deadline: float) -> bool:
+    """Read srun's stdout and stderr line by line into `reader` until both close; True when `deadline` came first."""
+    sel = selectors.DefaultSelector()
+    assert proc.stdout is not None and proc.stderr is not None
+    sel.register(proc.stdout, selectors.EVENT_READ, "out")
+    sel.register(proc.stderr, selectors.EVENT_READ, "err")
+    partial = {"out": b"", "err": b""}
+    open_streams = 2
+    try:
+        while open_streams:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return True
+            for key, _ in sel.select(timeout=min(remaining, 0.5)):
+                chunk = os.read(key.fileobj.fileno(), 65536)  # type: ignore[union-attr]
+                if not chunk:
+                    sel.unregister(key.fileobj)
+                    open_streams -= 1
+                    if partial[key.data]:
+                        reader.line(key.data, partial[key.data])
+                        partial[key.data] = b""
+                    continue
+                data = partial[key.data] + chunk
+                *whole, partial[key.data] = data.split(b"\n")
+                for raw in whole:
+                    reader.line(key.data, raw)
+        return False
+    finally:
+        sel.close()
+
+
 def _run_srun(argv: list[str], script: str, env: dict[str, str], deadline: float,
-              on_start: Any, on_done: Any) -> _Attempt:
+              on_start: Callable[[str], None], on_done: Callable[[_Task], None]) -> _Attempt:
     """One srun: stream its labelled output into per-task records, calling on_start(node) at a
     task's header and on_done(task) at its end marker; stop srun at `deadline`."""
-    tasks: dict[int, _Task] = {}
-    srun_err: list[str] = []
-    t_start = time.monotonic()
+    reader = _Reader(on_start, on_done)
     try:
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 env=env, start_new_session=True)
@@ -204,72 +271,18 @@ def _run_srun(argv: list[str], script: str, env: dict[str, str], deadline: float
             pass
 
     threading.Thread(target=feed, daemon=True).start()
-    sel = selectors.DefaultSelector()
-    assert proc.stdout is not None and proc.stderr is not None
-    sel.register(proc.stdout, selectors.EVENT_READ, "out")
-    sel.register(proc.stderr, selectors.EVENT_READ, "err")
-    partial = {"out": b"", "err": b""}
-
-    def line(kind: str, raw: bytes) -> None:
-        text = raw.decode("utf-8", "replace")
-        m = _LABEL.match(text)
-        if not m:
-            if kind == "err" or text.strip():
-                srun_err.append(text)
-            return
-        task = tasks.setdefault(int(m.group(1)), _Task([], []))
-        body = m.group(2)
-        if kind == "err":
-            task.err.append(body)
-        elif task.done:
-            return
-        elif body.startswith(NODE_MARK + " ") and task.node is None:
-            parts = body.split()
-            task.node = parts[1] if len(parts) > 1 else None
-            task.step_nodes = parts[2] if len(parts) > 2 else ""
-            if task.node:
-                on_start(task.node)
-        elif body in (B64_MARK, RAW_MARK) and task.mode is None:
-            task.mode = body
-        elif body == END_MARK and task.mode is not None:
-            _finish_task(task)
-            task.duration_s = round(time.monotonic() - t_start, 3)
-            on_done(task)
-        elif task.mode is not None:
-            task.lines.append(body)
-
-    timed_out = False
-    open_streams = 2
-    while open_streams:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            timed_out = True
-            break
-        for key, _ in sel.select(timeout=min(remaining, 0.5)):
-            chunk = os.read(key.fileobj.fileno(), 65536)  # type: ignore[union-attr]
-            if not chunk:
-                sel.unregister(key.fileobj)
-                open_streams -= 1
-                if partial[key.data]:
-                    line(key.data, partial[key.data])
-                    partial[key.data] = b""
-                continue
-            data = partial[key.data] + chunk
-            *whole, partial[key.data] = data.split(b"\n")
-            for raw in whole:
-                line(key.data, raw)
+    timed_out = _pump(proc, reader, deadline)
     if timed_out:
         _stop(proc)
     try:
         proc.wait(timeout=max(0.1, min(5.0, deadline + 5.0 - time.monotonic())))
     except subprocess.TimeoutExpired:
         _stop(proc)
-    sel.close()
     for stream in (proc.stdout, proc.stderr):
-        stream.close()
-    stderr = "\n".join(srun_err)
+        stream.close()  # type: ignore[union-attr]
+    stderr = "\n".join(reader.srun_err)
     failed = sorted(set(_LAUNCH_FAILED.findall(stderr)))
-    return _Attempt(tasks, stderr, proc.returncode, timed_out, failed)
+    return _Attempt(reader.tasks, stderr, proc.returncode, timed_out, failed)
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -318,132 +331,143 @@ def collect_slurm(script: str, options: SlurmOptions, *, expected_nodes: Sequenc
     Nodes that answered but were not expected are appended after the expected ones.
     Returns within about `time_limit_s` + 10 s (srun is signalled at the limit).
     """
-    env = _env(options)
-    emit = on_event or (lambda kind, name, raw: None)
-    started = time.time()
-    t0 = time.monotonic()
-    deadline = t0 + options.time_limit_s
-    inside = in_allocation(env)
-
-    expected: list[str] | None = list(expected_nodes) if expected_nodes is not None else None
-    if expected is None and options.nodelist:
-        expected = expand_hostlist(options.nodelist, options)
-    if expected is None and inside and env.get("SLURM_JOB_NODELIST") and not options.nodes:
-        expected = expand_hostlist(env["SLURM_JOB_NODELIST"], options)
-    announced: set[str] = set()
-
-    def on_start(name: str) -> None:
-        if name not in announced:
-            announced.add(name)
-            emit("started", name, None)
-
-    for name in expected or []:
-        on_start(name)
-
-    results: dict[str, NodeRaw] = {}
-    learnt: list[str] = []
-
-    held: dict[str, NodeRaw] = {}  # non-ok results of the running srun: final only if its step was not aborted
-
-    def on_done(task: _Task) -> None:
-        if task.node is None or task.node in results:
-            return
-        outcome, message, doc = decode_output(task.rc, task.output, "\n".join(task.err))
-        raw = _node_raw(task.node, started, t0, outcome, message, doc, task.duration_s)
-        if outcome == "ok":
-            results[task.node] = raw
-            emit("finished", task.node, raw)
-        else:
-            held[task.node] = raw
-
-    def settle(attempt: _Attempt) -> None:
-        """A step srun aborted (a launch failed elsewhere) killed the other tasks: their non-ok
-        results are the abort's doing and those nodes are asked again; otherwise they stand."""
-        if not attempt.launch_failed:
-            for name, raw in held.items():
-                if name not in results:
-                    results[name] = raw
-                    emit("finished", name, raw)
-        held.clear()
-
-    def learn(attempt: _Attempt) -> None:
-        for task in attempt.tasks.values():
-            names = [task.node] if task.node else []
-            if task.step_nodes:
-                names += expand_hostlist(task.step_nodes, options) or []
-            for name in names:
-                if name not in learnt:
-                    learnt.append(name)
-
+    run = _SlurmRun(script, options, expected_nodes, on_event)
     # --nodes: what the caller asked, or every expected node; --nodelist: the caller's list, or the
     # expected nodes when they were given explicitly (an inventory of Slurm node names)
     first_list = options.nodelist
     if first_list is None and expected_nodes is not None:
-        first_list = ",".join(expected)  # type: ignore[arg-type]
-    nnodes = options.nodes or (len(expected) if expected else None)
-    attempt = _run_srun(srun_argv(options, nodelist=first_list, nnodes=nnodes, inside=inside), script, env,
-                        deadline, on_start, on_done)
-    learn(attempt)
-    settle(attempt)
-    attempts = [attempt]
-    failed: dict[str, str] = {}
-    for name in attempt.launch_failed:
-        failed[name] = f"srun could not launch the collector on {name}: {_launch_error(attempt.stderr, name)}"
-
-    if failed and not attempt.timed_out and time.monotonic() < deadline - 1:
+        first_list = ",".join(run.expected or [])
+    first = run.attempt(first_list, options.nodes or (len(run.expected) if run.expected else None))
+    if run.failed and not first.timed_out and time.monotonic() < run.deadline - 1:
         # srun aborts the whole step when one node cannot launch: ask the others once more without it
-        pool = expected if expected is not None else learnt
-        again = [n for n in pool if n not in results and n not in failed]
+        pool = run.expected if run.expected is not None else run.learnt
+        again = [n for n in pool if n not in run.results and n not in run.failed]
         if again:
-            retry = _run_srun(srun_argv(options, nodelist=",".join(again), nnodes=len(again), inside=inside),
-                              script, env, deadline, on_start, on_done)
-            learn(retry)
-            settle(retry)
-            attempts.append(retry)
-            for name in retry.launch_failed:
-                failed.setdefault(name, f"srun could not launch the collector on {name}: "
-                                        f"{_launch_error(retry.stderr, name)}")
+            run.attempt(",".join(again), len(again))
+    return run.finish()
 
-    last = attempts[-1]
-    names = list(expected) if expected is not None else sorted(learnt)
-    names += sorted(n for n in list(results) + list(failed) if n not in names)
-    if not names:
-        where = options.partition or options.nodelist or env.get("SLURM_JOB_ID") or "default"
+
+class _SlurmRun:
+    """The state of one collection across its srun attempts: who answered, who failed, who was learnt."""
+
+    def __init__(self, script: str, options: SlurmOptions, expected_nodes: Sequence[str] | None,
+                 on_event: Event | None) -> None:
+        self.script, self.options = script, options
+        self.env = _env(options)
+        self.emit = on_event or (lambda kind, name, raw: None)
+        self.started = time.time()
+        self.t0 = time.monotonic()
+        self.deadline = self.t0 + options.time_limit_s
+        self.inside = in_allocation(self.env)
+        self.expected = self._expected(expected_nodes)
+        self.announced: set[str] = set()
+        self.results: dict[str, NodeRaw] = {}
+        self.learnt: list[str] = []
+        self.held: dict[str, NodeRaw] = {}  # non-ok results of the running srun: final only if its step was not aborted
+        self.failed: dict[str, str] = {}
+        self.attempts: list[_Attempt] = []
+        for name in self.expected or []:
+            self.on_start(name)
+
+    def _expected(self, expected_nodes: Sequence[str] | None) -> list[str] | None:
+        expected: list[str] | None = list(expected_nodes) if expected_nodes is not None else None
+        if expected is None and self.options.nodelist:
+            expected = expand_hostlist(self.options.nodelist, self.options)
+        if expected is None and self.inside and self.env.get("SLURM_JOB_NODELIST") and not self.options.nodes:
+            expected = expand_hostlist(self.env["SLURM_JOB_NODELIST"], self.options)
+        return expected
+
+    def on_start(self, name: str) -> None:
+        if name not in self.announced:
+            self.announced.add(name)
+            self.emit("started", name, None)
+
+    def on_done(self, task: _Task) -> None:
+        if task.node is None or task.node in self.results:
+            return
+        outcome, message, doc = decode_output(task.rc, task.output, "\n".join(task.err))
+        raw = _node_raw(task.node, self.started, self.t0, outcome, message, doc, task.duration_s)
+        if outcome == "ok":
+            self.results[task.node] = raw
+            self.emit("finished", task.node, raw)
+        else:
+            self.held[task.node] = raw
+
+    def attempt(self, nodelist: str | None, nnodes: int | None) -> _Attempt:
+        """One srun over these nodes; what it learnt, settled, and the launches that failed."""
+        argv = srun_argv(self.options, nodelist=nodelist, nnodes=nnodes, inside=self.inside)
+        att = _run_srun(argv, self.script, self.env, self.deadline, self.on_start, self.on_done)
+        self._learn(att)
+        self._settle(att)
+        self.attempts.append(att)
+        for name in att.launch_failed:
+            self.failed.setdefault(name, f"srun could not launch the collector on {name}: "
+                                         f"{_launch_error(att.stderr, name)}")
+        return att
+
+    def _settle(self, att: _Attempt) -> None:
+        """A step srun aborted (a launch failed elsewhere) killed the other tasks: their non-ok
+        results are the abort's doing and those nodes are asked again; otherwise they stand."""
+        if not att.launch_failed:
+            for name, raw in self.held.items():
+                if name not in self.results:
+                    self.results[name] = raw
+                    self.emit("finished", name, raw)
+        self.held.clear()
+
+    def _learn(self, att: _Attempt) -> None:
+        for task in att.tasks.values():
+            names = [task.node] if task.node else []
+            if task.step_nodes:
+                names += expand_hostlist(task.step_nodes, self.options) or []
+            for name in names:
+                if name not in self.learnt:
+                    self.learnt.append(name)
+
+    def finish(self) -> list[NodeRaw]:
+        """One NodeRaw per node, in order: answered, failed to launch, timed out, or silent."""
+        names = list(self.expected) if self.expected is not None else sorted(self.learnt)
+        names += sorted(n for n in list(self.results) + list(self.failed) if n not in names)
+        if not names:
+            return [self._nobody()]
+        out: list[NodeRaw] = []
+        for name in names:
+            if name in self.results:
+                out.append(self.results[name])
+                continue
+            self.on_start(name)
+            raw = _node_raw(name, self.started, self.t0, *self._why_not(name), None)
+            self.emit("finished", name, raw)
+            out.append(raw)
+        return out
+
+    def _why_not(self, name: str) -> tuple[str, str]:
+        """(outcome, message) of a node that gave no result."""
+        last, limit = self.attempts[-1], self.options.time_limit_s
+        if name in self.failed:
+            return "error", self.failed[name]
+        if last.timed_out:
+            if any(t.node == name for t in last.tasks.values()):
+                return "timeout", f"collector started but did not finish within the Slurm time limit of {limit:g} s"
+            # e.g. still queued: srun says why ("Required node not available (down, drained or reserved)")
+            return "timeout", (f"collector did not start within the Slurm time limit of {limit:g} s: "
+                               f"{_tail(last.stderr) or 'srun printed nothing'}")
+        task = next((t for a in self.attempts for t in a.tasks.values() if t.node == name), None)
+        detail = _tail("\n".join(task.err)) if task and task.err else ""
+        return "error", (f"no collector output from this node (srun exit {last.returncode}): "
+                         f"{detail or _tail(last.stderr) or 'nothing on stderr'}")
+
+    def _nobody(self) -> NodeRaw:
+        """No node answered and none was known: one pseudo-node named `slurm:<where>` carries the reason."""
+        last = self.attempts[-1]
+        where = self.options.partition or self.options.nodelist or self.env.get("SLURM_JOB_ID") or "default"
         pseudo = f"slurm:{where}"
         if last.timed_out:
-            outcome, message = "timeout", (f"no node answered within {options.time_limit_s:g} s "
+            outcome, message = "timeout", (f"no node answered within {self.options.time_limit_s:g} s "
                                            f"(queued or hung?): {_tail(last.stderr) or 'srun printed nothing'}")
         else:
             outcome, message = "error", f"srun exited {last.returncode} with no node answering: {_tail(last.stderr)}"
-        raw = _node_raw(pseudo, started, t0, outcome, message, None)
-        on_start(pseudo)
-        emit("finished", pseudo, raw)
-        return [raw]
-
-    out: list[NodeRaw] = []
-    for name in names:
-        if name in results:
-            out.append(results[name])
-            continue
-        if name in failed:
-            on_start(name)
-            raw = _node_raw(name, started, t0, "error", failed[name], None)
-        elif last.timed_out:
-            on_start(name)
-            task = next((t for t in last.tasks.values() if t.node == name), None)
-            if task:
-                why = f"collector started but did not finish within the Slurm time limit of {options.time_limit_s:g} s"
-            else:  # e.g. still queued: srun says why ("Required node not available (down, drained or reserved)")
-                why = (f"collector did not start within the Slurm time limit of {options.time_limit_s:g} s: "
-                       f"{_tail(last.stderr) or 'srun printed nothing'}")
-            raw = _node_raw(name, started, t0, "timeout", why, None)
-        else:
-            on_start(name)
-            task = next((t for a in attempts for t in a.tasks.values() if t.node == name), None)
-            detail = _tail("\n".join(task.err)) if task and task.err else ""
-            raw = _node_raw(name, started, t0, "error",
-                            f"no collector output from this node (srun exit {last.returncode}): "
-                            f"{detail or _tail(last.stderr) or 'nothing on stderr'}", None)
-        emit("finished", name, raw)
-        out.append(raw)
-    return out
+        raw = _node_raw(pseudo, self.started, self.t0, outcome, message, None)
+        self.on_start(pseudo)
+        self.emit("finished", pseudo, raw)
+        return raw
