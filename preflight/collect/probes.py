@@ -111,25 +111,31 @@ PROBES: tuple[Probe, ...] = (
 NCCL_PROBES = ("nccl_allreduce", "nccl_allreduce_repeat")
 ACTIVE_PROBES: tuple[Probe, ...] = (
     # DCGM diagnostics (NVIDIA DCGM `dcgmi diag`; levels as DCGM defines them): r1 deployment checks, r2 adds
-    # PCIe/memory/short stress, r3 adds targeted stress/power (~10-20 min on 8 GPUs). -j: one JSON document.
-    Probe("dcgm_r1", "cmd", ("dcgmi", "diag", "-r", "1", "-j"), timeout_s=120.0, optional=True, serial=True,
+    # PCIe/memory/short stress, r3 adds targeted stress/power (~10-20 min on 8 GPUs). The text table (what
+    # published runs show; parse/dcgm_diag.py reads -j JSON too).
+    Probe("dcgm_r1", "cmd", ("dcgmi", "diag", "-r", "1"), timeout_s=120.0, optional=True, serial=True,
           est_s=30.0),
-    Probe("dcgm_r2", "cmd", ("dcgmi", "diag", "-r", "2", "-j"), timeout_s=300.0, optional=True, serial=True,
+    Probe("dcgm_r2", "cmd", ("dcgmi", "diag", "-r", "2"), timeout_s=300.0, optional=True, serial=True,
           active=True, est_s=150.0),
-    Probe("dcgm_r3", "cmd", ("dcgmi", "diag", "-r", "3", "-j"), timeout_s=1500.0, optional=True, serial=True,
+    Probe("dcgm_r3", "cmd", ("dcgmi", "diag", "-r", "3"), timeout_s=1500.0, optional=True, serial=True,
           active=True, est_s=900.0),
-    # NVIDIA nvbandwidth: copy-engine host<->device and device<->device bandwidth per GPU pair
-    Probe("nvbandwidth", "cmd", ("nvbandwidth", "-t", "host_to_device_memcpy_ce", "device_to_host_memcpy_ce",
-                                 "device_to_device_memcpy_read_ce"), timeout_s=240.0, optional=True, serial=True,
-          active=True, est_s=60.0),
+    # NVIDIA nvbandwidth, one test per run (as published runs do, so each answer is one recording): copy-engine
+    # host->device, device->host per GPU, and device->device read per GPU pair
+    Probe("nvbandwidth_h2d", "cmd", ("nvbandwidth", "-t", "host_to_device_memcpy_ce"), timeout_s=120.0,
+          optional=True, serial=True, active=True, est_s=15.0),
+    Probe("nvbandwidth_d2h", "cmd", ("nvbandwidth", "-t", "device_to_host_memcpy_ce"), timeout_s=120.0,
+          optional=True, serial=True, active=True, est_s=15.0),
+    Probe("nvbandwidth_d2d", "cmd", ("nvbandwidth", "-t", "device_to_device_memcpy_read_ce"), timeout_s=180.0,
+          optional=True, serial=True, active=True, est_s=30.0),
     # perftest ib_write_bw server + client on the node per HCA (GPUDirect when nvidia_peermem is loaded)
     Probe("ib_loopback", "builtin", timeout_s=120.0, optional=True, serial=True, active=True, est_s=30.0),
 )
+NVBANDWIDTH_PROBES = ("nvbandwidth_h2d", "nvbandwidth_d2h", "nvbandwidth_d2d")
 # What each --level runs on top of the state probes, and its documented per-node budget (docs/levels.md)
 LEVELS: dict[str, tuple[str, ...]] = {
     "quick": ("dcgm_r1",),
-    "standard": ("dcgm_r2", "nvbandwidth", *NCCL_PROBES, "ib_loopback"),
-    "deep": ("dcgm_r3", "nvbandwidth", *NCCL_PROBES, "ib_loopback"),
+    "standard": ("dcgm_r2", *NVBANDWIDTH_PROBES, *NCCL_PROBES, "ib_loopback"),
+    "deep": ("dcgm_r3", *NVBANDWIDTH_PROBES, *NCCL_PROBES, "ib_loopback"),
 }
 LEVEL_BUDGET_S: dict[str, float] = {"quick": 60.0, "standard": 300.0, "deep": 1800.0}
 # `preflight hang`: the job's processes and the fabric's counters, only when asked
