@@ -87,11 +87,13 @@ def load_profile(name: str) -> dict[str, Any]:
     for tool, mapping in (data.get("tools") or {}).items():
         merged["tools"].setdefault(tool, {})
         for argv, answer in mapping.items():
-            # an answer is a recording file, or {file: ..., rc: N} for tools that print and exit non-zero
+            # an answer is a recording file, or {file: ..., rc: N, sleep: S} for tools that print and exit
+            # non-zero, or that take time (active tests: a scaled-down duration, not the real one)
             if isinstance(answer, dict):
-                merged["tools"][tool][str(argv)] = (folder / answer["file"], int(answer.get("rc", 0)))
+                merged["tools"][tool][str(argv)] = (_answer_path(folder, answer["file"]), int(answer.get("rc", 0)),
+                                                    float(answer.get("sleep", 0)))
             else:
-                merged["tools"][tool][str(argv)] = (folder / answer, 0)
+                merged["tools"][tool][str(argv)] = (_answer_path(folder, answer), 0, 0.0)
     for tool, seconds in (data.get("planted_hang") or {}).items():  # a planted fault, never a recording
         merged["hang"][str(tool)] = float(seconds)
         merged["tools"].setdefault(str(tool), {})
@@ -127,7 +129,15 @@ _USAGE_ERRORS = {
 }
 
 
-def stand_in_script(tool: str, mapping: dict[str, tuple[Path, int]], rec_dir: Path) -> str:
+def _answer_path(folder: Path, name: str) -> Path:
+    """A profile's answer file; `../other-profile/file` reuses another profile's recording (no copy)."""
+    path = (folder / name).resolve()
+    if not path.is_relative_to(PROFILES.resolve()):
+        raise ValueError(f"sim profile {folder.name}: answer {name!r} is outside the profiles folder")
+    return path
+
+
+def stand_in_script(tool: str, mapping: dict[str, tuple[Path, int, float]], rec_dir: Path) -> str:
     """A /bin/sh script answering the recorded argv (so it works without python3 too).
 
     Keys match the arguments joined by single spaces; `*` in a key matches anything
@@ -135,10 +145,11 @@ def stand_in_script(tool: str, mapping: dict[str, tuple[Path, int]], rec_dir: Pa
     """
     cases = []
     ordered = sorted(mapping.items(), key=lambda kv: ("*" in kv[0], kv[0]))
-    for i, (argv, (path, rc)) in enumerate(ordered):
+    for i, (argv, (path, rc, *rest)) in enumerate(ordered):
         body = rec_dir / f"{tool}-{i}.out"
         body.write_text(_body(path))
-        cases.append(f"  {_case_pattern(argv)}) cat {shlex.quote(str(body))}; exit {int(rc)};;")
+        pause = f"sleep {rest[0]:g}; " if rest and rest[0] > 0 else ""
+        cases.append(f"  {_case_pattern(argv)}) {pause}cat {shlex.quote(str(body))}; exit {int(rc)};;")
     message, code = _USAGE_ERRORS.get(tool, (f"{tool}: invalid option or arguments: $*", 2))
     return (
         "#!/bin/sh\n"
