@@ -20,7 +20,7 @@ from pathlib import Path
 
 from preflight.engine import judge
 from preflight.inventory import load_inventory
-from preflight.live import collect
+from preflight.session import collect
 from preflight.sim.fleet import SimFleet
 from preflight.transport.fanout import FanoutOptions
 from preflight.transport.ssh import SshOptions

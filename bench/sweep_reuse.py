@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from preflight.inventory import load_inventory
-from preflight.live import collect
+from preflight.session import collect
 from preflight.sim.fleet import SimFleet
 from preflight.transport.fanout import ConnectionPool, FanoutOptions
 from preflight.transport.ssh import SshOptions

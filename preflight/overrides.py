@@ -30,7 +30,7 @@ class Overrides:
         return bool(self.expect or self.accept)
 
     def merged(self, expect: dict[str, Any], sources: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
-        """`expect`/`sources` (a node's, as preflight.live attaches them) with these on top."""
+        """`expect`/`sources` (a node's, as preflight.session attaches them) with these on top."""
         expect, sources = dict(expect), dict(sources)
         for key, value in self.expect.items():
             expect[key], sources[key] = value, SOURCE_EXPECT

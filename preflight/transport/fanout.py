@@ -119,6 +119,17 @@ class FanoutOptions:
     pool: ConnectionPool | None = None  # keep connections open for the next sweep
     stop: threading.Event | None = None  # set it to end the run now (a UI quitting): pending nodes end as timeouts
 
+    # preflight.session drives a run through these two, so that it (and the TUI above it) never imports
+    # the transport: the options a request carries are the transport.
+    def fan_out(self, nodes: Sequence[Target], script: str, on_event: Event | None = None) -> list[NodeRaw]:
+        """`collect_fleet` with these options."""
+        return collect_fleet(nodes, script, self, on_event)
+
+    @staticmethod
+    def connection_pool() -> ConnectionPool:
+        """A pool for sweeps that keep their connections (close it to end them)."""
+        return ConnectionPool()
+
 
 Event = Callable[[str, str, NodeRaw | None], None]  # (kind, node name, result) kind: started|finished
 

@@ -1,8 +1,17 @@
-"""The interactive UI (Textual). Entry points used by the CLI; the app lives in preflight/tui/app.py."""
+"""The interactive UI (Textual). Entry points used by the CLI; the app lives in preflight/tui/app.py.
+
+The TUI is handed data (a bundle path, a session LiveRequest, a judged hang gather), never flags: it
+imports the session, engine, plan and report layers, never the CLI or the transport.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from preflight.collect.bundle import Bundle
+    from preflight.hang.gather import LiveHang
+    from preflight.session import LiveRequest
 
 
 def run_bundle(path: str, *, model: str | None = None) -> int:
@@ -19,28 +28,25 @@ def run_bundle(path: str, *, model: str | None = None) -> int:
     return 3 if code is None else int(code)
 
 
-def run_hang(bundle: Any, *, title: str = "preflight hang") -> int:
-    from preflight.hang.live import judge_hang
+def run_hang(bundle: Bundle, *, title: str = "preflight hang") -> int:
+    from preflight.hang.gather import judge_hang
+
+    return run_hang_result(judge_hang(bundle), title=title)
+
+
+def run_hang_result(result: LiveHang, *, title: str = "preflight hang") -> int:
+    """The ranks × causes screen on a judged gather; its exit code when the user quits (3 if none)."""
     from preflight.tui.screens.hang import HangApp
 
-    code = HangApp(judge_hang(bundle), title).run()
+    code = HangApp(result, title).run()
     return 3 if code is None else int(code)
 
 
-def run_live(args: Any) -> int:
-    """Collect from an inventory with live updates (args: the `run` command's namespace)."""
-    import sys
-
-    from preflight.cli import live_request
-    from preflight.inventory import InventoryError
+def run_live(request: LiveRequest, *, model: str | None = None) -> int:
+    """Collect from the request's nodes with live updates (the CLI resolved the flags into the request)."""
     from preflight.tui.app import PreflightApp
     from preflight.tui.source import LiveSource
 
-    try:
-        req = live_request(args)
-    except (InventoryError, ValueError) as exc:  # PlanError is a ValueError
-        print(f"preflight: {exc}", file=sys.stderr)
-        return 3
-    app = PreflightApp(LiveSource(req), model=getattr(args, "model", None))
+    app = PreflightApp(LiveSource(request), model=model)
     code = app.run()
     return 3 if code is None else int(code)

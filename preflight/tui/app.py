@@ -9,7 +9,6 @@ at most every `judge_interval` seconds and never twice at once.
 from __future__ import annotations
 
 import dataclasses
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -20,10 +19,10 @@ from textual.binding import Binding
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from preflight.collect.bundle import Bundle, save_bundle
-from preflight.engine import judge
+from preflight.engine import FactsCache, judge
 from preflight.registry import all_checks
 from preflight.results import EXIT_CANNOT_RUN, exit_code
-from preflight.transport.fanout import ConnectionPool
+from preflight.session import LiveSession
 from preflight.tui.messages import CheckJudged, FleetJudged, NodeJudged, NodeStarted, RunFinished
 from preflight.tui.source import BundleSource, LiveSource, RunSource
 from preflight.tui.state import Pending, RunState, group_map, specs_by_scope
@@ -48,14 +47,18 @@ class PreflightApp(App[int]):
         self.model_name = model
         self.output_dir = Path(output_dir) if output_dir is not None else Path.cwd()
         self.judge_interval = judge_interval
-        self._stop = threading.Event()  # set on quit: the SSH fan-out stops at once
-        self._pool = ConnectionPool()  # re-running a node reuses its open connection
         self.groups_of = group_map()
         self.specs = {s.id: s for s in all_checks()}
+        # live: the session's stop event ends the fan-out on quit, re-running a node reuses its open
+        # connection, and each node's facts are parsed once, as it answers, for every judge after
+        self._session: LiveSession | None = None
+        self._facts: FactsCache | None = None
         if isinstance(source, BundleSource):
             self.state = RunState.from_bundle(source.bundle)
             self.collecting = False
         else:
+            self._session = LiveSession(source.request, keep_connections=True)
+            self._facts = self._session.facts
             names = [n.name for n in source.request.nodes]
             self.state = RunState.for_nodes(names, Bundle(nodes=[], inventory={"path": source.request.inventory_path}))
             self.collecting = True
@@ -90,39 +93,31 @@ class PreflightApp(App[int]):
     # ----- workers (threads: they only post messages)
     @work(thread=True, group="collect", exit_on_error=False)
     def collect_nodes(self, names: list[str]) -> None:
-        from preflight.live import collect
-
-        assert isinstance(self.source, LiveSource)
+        assert self._session is not None
         worker = get_current_worker()
-        req = self.source.request
-        nodes = [n for n in req.nodes if n.name in set(names)]
         node_specs = specs_by_scope("node")
-        fill = self.source.fill_expect
 
         def on_event(kind: str, name: str, raw: Any) -> None:
             if worker.is_cancelled:
                 return
             if kind == "started":
                 self.post_message(NodeStarted(name))
-            elif kind == "finished" and raw is not None:
-                fill(raw)
-                rep, facts = judge(Bundle(nodes=[raw]), node_specs)
+            elif kind == "finished" and raw is not None:  # expectations attached, facts parsed: by the session
+                rep, facts = judge(Bundle(nodes=[raw]), node_specs, cache=self._facts)
                 self.post_message(NodeJudged(raw, rep, facts))
 
-        options = dataclasses.replace(req.options, stop=self._stop, pool=self._pool)
-        bundle = collect(nodes, options, inventory_path=req.inventory_path,
-                         include_optional=req.include_optional, on_event=on_event)
+        bundle = self._session.collect(names, on_event=on_event)
         if not worker.is_cancelled:
             self.post_message(RunFinished(bundle))
 
     @work(thread=True, group="judge", exit_on_error=False)
     def judge_fleet(self, bundle: Bundle, versions: dict[str, int]) -> None:
-        report, facts = judge(bundle)
+        report, facts = judge(bundle, cache=self._facts)
         self.post_message(FleetJudged(report, facts, versions))
 
     @work(thread=True, group="check", exit_on_error=False)
     def judge_check(self, check_id: str, bundle: Bundle) -> None:
-        report, _facts = judge(bundle, [self.specs[check_id]])
+        report, _facts = judge(bundle, [self.specs[check_id]], cache=self._facts)
         self.post_message(CheckJudged(check_id, report))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -194,6 +189,17 @@ class PreflightApp(App[int]):
             self.notify(f"a bundle holds recorded facts: re-judging {name}'s recordings (nothing is collected)",
                         title="re-run node")
 
+    def open_node(self, name: str, *, group: str | None = None) -> None:
+        """The node screen (screens open each other through the app, so none imports another)."""
+        from preflight.tui.screens.node import NodeScreen
+
+        self.push_screen(NodeScreen(name, group=group))
+
+    def open_check(self, *, check_id: str | None = None, group: str | None = None) -> None:
+        from preflight.tui.screens.check import CheckScreen
+
+        self.push_screen(CheckScreen(group=group, check_id=check_id))
+
     def rerun_check(self, check_id: str) -> None:
         bundle, _ = self.state.snapshot()
         self.judge_check(check_id, bundle)
@@ -246,8 +252,8 @@ class PreflightApp(App[int]):
         return exit_code(self.state.run_report())
 
     def action_quit_app(self) -> None:
-        self._stop.set()  # the fan-out closes its connections and returns; no thread keeps the process alive
-        self._pool.close()
+        if self._session is not None:  # the fan-out stops, its connections close; no thread keeps the process alive
+            self._session.close()
         for w in self.workers:
             w.cancel()
         self.exit(self.final_code())

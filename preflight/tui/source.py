@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from preflight.collect.bundle import Bundle, NodeRaw
+from preflight.session import LiveRequest, Node, attach_expectations
 
 
 @dataclass(frozen=True)
@@ -29,9 +30,9 @@ class BundleSource:
 
 @dataclass(frozen=True)
 class LiveSource:
-    """`request` is a preflight.cli.LiveRequest (nodes, options, include_optional, inventory_path, save)."""
+    """A live run: the request the CLI resolved (nodes, transport options, include_optional, inventory, save)."""
 
-    request: Any
+    request: LiveRequest
 
     kind = "live"
 
@@ -43,20 +44,16 @@ class LiveSource:
         return {"kind": "live", "bundle": self.request.save, "label": None,
                 "inventory": self.request.inventory_path, "via": "tui"}
 
-    def node(self, name: str) -> Any:
+    def node(self, name: str) -> Node:
         return next(n for n in self.request.nodes if n.name == name)
 
     def fill_expect(self, raw: NodeRaw) -> NodeRaw:
-        """What live.collect adds after the run, added as each node answers (judging needs it now)."""
-        from preflight import live
-
+        """The inventory's expectations on a raw (the session's own attach; a session sweep already did it)."""
         try:
             node = self.node(raw.name)
         except StopIteration:
             return raw
-        raw.expect, raw.expect_sources = live._expect_of(node)
-        raw.thresholds = {k: dict(v) for k, v in dict(getattr(node, "thresholds", {}) or {}).items()}
-        return raw
+        return attach_expectations(raw, node)
 
 
 RunSource = BundleSource | LiveSource

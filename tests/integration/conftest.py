@@ -55,7 +55,7 @@ def judge_sim_fleet(factory, inv_dir, nodes, *, expectations=None, include_optio
     """Start `nodes`, write their inventory, collect over SSH and judge: (report, fleet)."""
     from preflight.engine import judge
     from preflight.inventory import load_inventory
-    from preflight.live import collect
+    from preflight.session import collect
     from preflight.transport.fanout import FanoutOptions
     from preflight.transport.ssh import SshOptions
 

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from preflight.inventory import load_inventory
-from preflight.live import collect
+from preflight.session import collect
 from preflight.transport.fanout import FanoutOptions
 from preflight.transport.ssh import SshOptions
 

@@ -11,7 +11,7 @@ import asyncio
 import pytest
 from textual.widgets import DataTable
 
-from preflight.cli import LiveRequest
+from preflight.session import LiveRequest
 from preflight.collect.bundle import load_bundle
 from preflight.inventory import load_inventory
 from preflight.transport.fanout import FanoutOptions

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from preflight.collect.bundle import Bundle, NodeRaw
-from preflight.hang.live import judge_hang
+from preflight.hang.gather import judge_hang
 from preflight.tui.screens.hang import HangApp, rank_rows
 
 

@@ -19,7 +19,7 @@ from preflight.tui.status import STYLE, SYMBOL, label
 from preflight.tui.views import ValueGroup, check_groups, check_status
 
 if TYPE_CHECKING:
-    from preflight.tui.app import PreflightApp
+    from preflight.tui.host import RunHost
 
 
 class CheckScreen(Screen[None]):
@@ -37,7 +37,7 @@ class CheckScreen(Screen[None]):
         self._ids: list[str] = []
 
     @property
-    def papp(self) -> PreflightApp:
+    def papp(self) -> RunHost:
         return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
@@ -142,11 +142,9 @@ class CheckScreen(Screen[None]):
         self.action_open_node()
 
     def action_open_node(self) -> None:
-        from preflight.tui.screens.node import NodeScreen
-
         g = self._selected()
         if g is not None and g.nodes and g.nodes[0] != "fleet":
-            self.app.push_screen(NodeScreen(g.nodes[0], group=self.papp.specs[self.check_id or ""].group))
+            self.papp.open_node(g.nodes[0], group=self.papp.specs[self.check_id or ""].group)
 
     def action_rerun(self) -> None:
         if self.check_id:

@@ -21,7 +21,7 @@ from preflight.tui.state import cell_status, node_verdict
 from preflight.tui.status import STYLE, SYMBOL, UNREACH_STYLE
 
 if TYPE_CHECKING:
-    from preflight.tui.app import PreflightApp
+    from preflight.tui.host import RunHost
 
 SHORT = {"versions": "ver", "gpu": "gpu", "nvlink": "nvl", "topology": "topo", "ib": "ib", "memory": "mem",
          "nccl": "nccl", "network": "net"}
@@ -53,7 +53,7 @@ class FleetScreen(Screen[None]):
         self._shown: list[str] = []
 
     @property
-    def papp(self) -> PreflightApp:
+    def papp(self) -> RunHost:
         return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
@@ -203,24 +203,18 @@ class FleetScreen(Screen[None]):
     # ----- events and actions
     @on(DataTable.CellSelected, "#fleet")
     def open_cell(self, event: DataTable.CellSelected) -> None:
-        from preflight.tui.screens.node import NodeScreen
-
         name = str(event.cell_key.row_key.value)
         col = str(event.cell_key.column_key.value)
-        self.app.push_screen(NodeScreen(name, group=col if col in GROUPS else None))
+        self.papp.open_node(name, group=col if col in GROUPS else None)
 
     @on(DataTable.HeaderSelected, "#fleet")
     def open_column(self, event: DataTable.HeaderSelected) -> None:
-        from preflight.tui.screens.check import CheckScreen
-
         col = str(event.column_key.value)
         if col in GROUPS:
-            self.app.push_screen(CheckScreen(group=col))
+            self.papp.open_check(group=col)
 
     def action_check(self) -> None:
-        from preflight.tui.screens.check import CheckScreen
-
-        self.app.push_screen(CheckScreen(group=self._cursor_group()))
+        self.papp.open_check(group=self._cursor_group())
 
     def action_toggle_failures(self) -> None:
         self.failures_only = not self.failures_only

@@ -19,7 +19,7 @@ from preflight.tui.widgets.finding_detail import FindingDetail
 from preflight.tui.widgets.topology import TopologyView
 
 if TYPE_CHECKING:
-    from preflight.tui.app import PreflightApp
+    from preflight.tui.host import RunHost
 
 
 class NodeScreen(Screen[None]):
@@ -39,7 +39,7 @@ class NodeScreen(Screen[None]):
         self._rows: list[Finding] = []
 
     @property
-    def papp(self) -> PreflightApp:
+    def papp(self) -> RunHost:
         return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
@@ -139,11 +139,9 @@ class NodeScreen(Screen[None]):
         self.refresh_node()
 
     def action_check(self) -> None:
-        from preflight.tui.screens.check import CheckScreen
-
         f = self._selected()
         if f is not None:
-            self.app.push_screen(CheckScreen(check_id=f.check))
+            self.papp.open_check(check_id=f.check)
 
     def action_rerun(self) -> None:
         self.papp.rerun_node(self.node_name)

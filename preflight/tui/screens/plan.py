@@ -27,7 +27,7 @@ from preflight.plan.shapes import PlanOptions
 
 if TYPE_CHECKING:
     from preflight.plan.result import PlanResult
-    from preflight.tui.app import PreflightApp
+    from preflight.tui.host import RunHost
 
 DEFAULT_MODEL = "meta-llama/Llama-3.1-70B"
 VERDICT = {"safe": ("✔ safe", "green"), "risky": ("▲ risky", "bold yellow"), "unsafe": ("✖ unsafe", "bold red")}
@@ -71,7 +71,7 @@ class PlanScreen(Screen[None]):
         self._requested: tuple[str, PlanOptions] | None = None
 
     @property
-    def papp(self) -> PreflightApp:
+    def papp(self) -> RunHost:
         return self.app  # type: ignore[return-value]
 
     def _model_choices(self) -> tuple[list[tuple[str, str]], str]:

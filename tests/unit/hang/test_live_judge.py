@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from preflight.collect.bundle import Bundle, NodeRaw
-from preflight.hang.live import judge_hang, main_thread_stack
+from preflight.hang.gather import judge_hang, main_thread_stack
 from preflight.parse.common import strip_corpus_header
 
 PROFILES = Path(__file__).resolve().parents[3] / "preflight" / "sim" / "profiles"

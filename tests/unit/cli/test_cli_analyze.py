@@ -11,7 +11,7 @@ import pytest
 
 from preflight.hang import scenarios
 
-CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "corpus"
+CORPUS = Path(__file__).resolve().parents[2] / "fixtures" / "corpus"
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

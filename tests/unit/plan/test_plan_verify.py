@@ -15,7 +15,7 @@ from preflight.plan.shapes import PlanOptions
 from preflight.plan.verify import feed_back, message_sizes, run_tests, verify_tests
 from preflight.plan.result import build_plan
 
-RECORDED = Path(__file__).resolve().parents[2] / "preflight" / "sim" / "profiles" / "h100-healthy" / "all-reduce-perf.txt"
+RECORDED = Path(__file__).resolve().parents[3] / "preflight" / "sim" / "profiles" / "h100-healthy" / "all-reduce-perf.txt"
 
 
 @pytest.fixture(scope="module")

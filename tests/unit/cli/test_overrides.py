@@ -18,7 +18,7 @@ from preflight.engine import judge
 from preflight.overrides import SOURCE_ACCEPT, SOURCE_EXPECT, parse_overrides
 from preflight.results import Status
 
-DEMO = Path(__file__).resolve().parents[2] / "preflight" / "data" / "demo" / "bundle.json"
+DEMO = Path(__file__).resolve().parents[3] / "preflight" / "data" / "demo" / "bundle.json"
 SMI_PROBES = ("smi_query", "smi_table", "smi_version", "smi_q", "smi_q_ecc", "smi_q_perf", "topo", "nvlink_status",
               "p2p_read", "nvlink_errors", "driver_version_file")
 

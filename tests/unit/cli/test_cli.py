@@ -13,7 +13,7 @@ from preflight.cli import demo_bundle_path, main
 from preflight.collect.bundle import load_bundle, save_bundle
 
 jsonschema = pytest.importorskip("jsonschema")
-SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "preflight" / "report" / "schema.json").read_text())
+SCHEMA = json.loads((Path(__file__).resolve().parents[3] / "preflight" / "report" / "schema.json").read_text())
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

@@ -10,7 +10,7 @@ import pytest
 from preflight.multinode import LaunchSpec, build_command, find_slow_nodes, locate_slow_nodes, ring_pairs, shell_line
 from preflight.parse.common import strip_corpus_header
 
-CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "corpus"
+CORPUS = Path(__file__).resolve().parents[2] / "fixtures" / "corpus"
 
 
 def rec(rel: str) -> str:

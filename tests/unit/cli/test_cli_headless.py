@@ -11,7 +11,7 @@ import pytest
 
 from preflight.cli import demo_bundle_path
 
-XSD = next((Path(__file__).resolve().parents[1] / "fixtures" / "junit").glob("*.xsd"))
+XSD = next((Path(__file__).resolve().parents[2] / "fixtures" / "junit").glob("*.xsd"))
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

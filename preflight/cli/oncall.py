@@ -1,0 +1,174 @@
+"""On-call commands: `hang` (gather from a hung job's nodes), `analyze` (files copied off), `nccl-multinode`."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from preflight.cli.common import consoles, write_json
+from preflight.collect.bundle import Bundle
+from preflight.results import EXIT_CANNOT_RUN
+
+
+def cmd_hang(args: argparse.Namespace) -> int:
+    """Exit 0 with a likely cause named, 2 when none, 3 when it cannot gather."""
+    from preflight.collect.bundle import BundleError, load_bundle
+    from preflight.hang.gather import judge_hang
+    from preflight.inventory import InventoryError
+    from preflight.report import hang_console
+
+    out, err = consoles(args)
+    try:
+        re.compile(args.job_pattern)
+        if args.bundle:
+            bundle = load_bundle(args.bundle)
+        elif args.inventory or args.host_list:
+            bundle = _gather(args, err)
+        else:
+            raise ValueError("give -i INVENTORY / -H HOSTS to gather, or --bundle DIR to judge a saved gather")
+    except re.error as exc:
+        err.print(f"[bold red]preflight hang: bad --job-pattern: {exc}[/]")
+        return EXIT_CANNOT_RUN
+    except (BundleError, InventoryError, ValueError) as exc:
+        err.print(f"[bold red]preflight hang: {exc}[/]")
+        return EXIT_CANNOT_RUN
+    try:
+        result = judge_hang(bundle)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:  # a hand-edited or foreign bundle
+        err.print(f"[bold red]preflight hang: cannot judge this gather: {type(exc).__name__}: {exc}[/]")
+        return EXIT_CANNOT_RUN
+    if args.json:
+        write_json(args.json, {"schema": "preflight-hang", "schema_version": 1, **result.to_dict()})
+    if args.tui and sys.stdout.isatty():
+        from preflight.tui import run_hang_result
+
+        return run_hang_result(result)
+    if not args.quiet and args.json != "-":
+        hang_console.render(result.verdict, out, title="preflight hang", live_rows=result.ranks)
+        if result.nodes_without_job:
+            out.print(f"[dim]no rank (a process matching {args.job_pattern!r} with RANK / OMPI_COMM_WORLD_RANK / "
+                      f"SLURM_PROCID in its environment) on: {', '.join(result.nodes_without_job)}[/]", soft_wrap=True)
+    return 0 if result.verdict.causes else 2
+
+
+def _gather(args: argparse.Namespace, err: Console) -> Bundle:
+    """`--sweeps` gathers over the same open connections; the bundle is the last sweep's (saved with --save)."""
+    from preflight.cli.progress import collect_with_progress, live_request
+    from preflight.collect.bundle import save_bundle
+    from preflight.collect.probes import HANG_BASE, HANG_PROBES
+    from preflight.session import LiveSession
+
+    req = live_request(args)
+    job = {"pattern": args.job_pattern, "pyspy": not args.no_pyspy, "ib_interval_s": max(0.0, args.ib_interval)}
+    with LiveSession(req, keep_connections=True) as session:
+        for sweep in range(max(1, args.sweeps)):
+            t0 = time.monotonic()
+            bundle = collect_with_progress(session, err, include_optional=HANG_PROBES, only=HANG_BASE + HANG_PROBES,
+                                           job=job)
+            if args.sweeps > 1:
+                err.print(f"sweep {sweep + 1}: {time.monotonic() - t0:.2f} s, {session.pool.opened} connection(s) "
+                          f"opened, {session.pool.reused} reused")
+    bundle.label = "hang"
+    if req.save:
+        err.print(f"bundle saved: {save_bundle(bundle, req.save)}")
+    return bundle
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    """Exit 0 with a likely cause named, 2 when the inputs name none, 3 when no input could be read."""
+    from preflight.hang.verdict import analyze
+    from preflight.report import hang_console
+
+    out, err = consoles(args)
+    missing = [p for p in args.paths if not Path(p).exists()]
+    if len(missing) == len(args.paths):
+        err.print(f"[bold red]preflight analyze: not found: {', '.join(missing)}[/]")
+        return EXIT_CANNOT_RUN
+    verdict = analyze([Path(p) for p in args.paths])
+    if args.json:
+        write_json(args.json, {"schema": "preflight-hang", "schema_version": 1, **verdict.to_dict()})
+    if not args.quiet and args.json != "-":
+        hang_console.render(verdict, out)
+    return 0 if verdict.causes else 2
+
+
+def cmd_nccl_multinode(args: argparse.Namespace) -> int:
+    """Exit 0 when the run is fast enough and proves its network, 2 when not, 3 when it cannot run."""
+    from rich.markup import escape
+
+    from preflight.inventory import InventoryError, load_inventory
+    from preflight.multinode import LaunchSpec, judge_run, run_test
+
+    console = Console(highlight=False, emoji=False)
+    err = Console(stderr=True, highlight=False, emoji=False)
+    try:
+        inv = load_inventory(args.inventory)
+        if args.limit:
+            inv = inv.select(args.limit)
+    except InventoryError as exc:
+        err.print(f"[bold red]preflight: {exc}[/]")
+        return EXIT_CANNOT_RUN
+    nodes = list(inv.nodes)
+    launcher = next((n for n in nodes if n.name == args.launcher_node), None) if args.launcher_node else nodes[0]
+    if launcher is None:
+        err.print(f"[bold red]preflight: launcher node {args.launcher_node!r} is not in the selection[/]")
+        return EXIT_CANNOT_RUN
+    gpus = args.gpus_per_node or int(launcher.expect.gpus_per_node or 8)
+    via = args.via or ("srun" if inv.slurm else "mpirun")
+    threshold = args.min_busbw or launcher.expect.allreduce_busbw_gbps_min
+    runner = _runner(launcher, inv, args)
+    hosts = tuple(n.name for n in nodes)
+    whole = run_test(LaunchSpec(hosts=hosts, gpus_per_node=gpus, launcher=via), runner)
+    console.print(f"[bold]{via}[/] on {launcher.name}: {whole.command}")
+    if whole.result is None:
+        console.print(f"[bold red]no result[/]: {whole.error}")
+    else:
+        console.print(f"{len(hosts)} nodes × {gpus} GPUs: busbw {whole.busbw} GB/s at the largest size"
+                      + (f" (expected >= {threshold:g})" if threshold else ""))
+    judged = judge_run(whole, threshold, launcher.expect.get("nccl_net"))
+    style = {"pass": "green", "warn": "yellow", "fail": "bold red"}[judged.status]
+    console.print(f"[{style}]{judged.status}[/]: " + escape("; ".join(judged.reasons)), soft_wrap=True)
+    for line in judged.evidence:
+        console.print("  " + escape(line), soft_wrap=True)
+    doc: dict[str, Any] = {"launcher": launcher.name, "via": via, "command": whole.command, "busbw": whole.busbw,
+                           "error": whole.error, "threshold": threshold, "status": judged.status,
+                           "reasons": list(judged.reasons), "transport": list(whole.net.transports),
+                           "evidence": list(judged.evidence)}
+    low = whole.busbw is None or (threshold is not None and whole.busbw < threshold) or judged.status == "fail"
+    if args.pairs and threshold is not None and len(hosts) >= 2:
+        doc.update(_pairs(hosts, gpus, threshold, runner, via, console))
+    if args.json:
+        write_json(args.json, doc)
+    return 2 if low else 0
+
+
+def _runner(launcher: Any, inv: Any, args: argparse.Namespace) -> Any:
+    """argv -> (rc, stdout, stderr) on the launcher node over SSH, bounded by --timeout."""
+    from preflight.transport.fanout import run_command
+    from preflight.transport.ssh import SshOptions
+
+    ssh = SshOptions(known_hosts=tuple(inv.known_hosts) + tuple(args.known_hosts), ssh_config_path=inv.ssh_config)
+
+    def runner(argv: list[str]) -> tuple[int | None, str, str]:
+        return run_command(launcher, argv, ssh, args.timeout)
+
+    return runner
+
+
+def _pairs(hosts: tuple[str, ...], gpus: int, threshold: float, runner: Any, via: str,
+           console: Console) -> dict[str, Any]:
+    """Every node in two 2-node runs (ring order): the slow node and the suspects, printed and as JSON."""
+    from preflight.multinode import locate_slow_nodes
+
+    verdict, _outcomes = locate_slow_nodes(hosts, gpus, threshold, runner, launcher=via)
+    for a, b, bw in verdict.pairs:
+        console.print(f"  pair {a} + {b}: {bw if bw is not None else 'failed'} GB/s")
+    console.print(f"slow: {', '.join(verdict.slow) or 'none'}; suspect: {', '.join(verdict.suspect) or 'none'}")
+    return {"pairs": [{"hosts": [a, b], "busbw": bw} for a, b, bw in verdict.pairs],
+            "slow": list(verdict.slow), "suspect": list(verdict.suspect)}

@@ -1,0 +1,196 @@
+"""A live run, the layer under both the CLI and the TUI: inventory nodes in, a bundle out.
+
+It owns what a run needs between "which nodes" and "judge": the request (`LiveRequest`), one stop
+event, the transport's connection pool when connections are kept, the expectations attached to each
+node's result (once, `attach_expectations`), and a `FactsCache` that parses each node while the others
+still answer, so `engine.judge(bundle, cache=...)` finds the facts ready.
+
+This module never imports the transport: the request carries it (`LiveRequest.options` is a
+`preflight.transport.fanout.FanoutOptions`, which fans out and makes connection pools), chosen where
+the request is made (`preflight.session.request`, called by the CLI). So the TUI, which imports this
+module, loads neither paramiko nor fabric, and `import preflight.tui.app` stays light.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import ipaddress
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from preflight import __version__
+from preflight.collect.bundle import Bundle, NodeRaw
+from preflight.collect.script import build_script, select_probes
+from preflight.engine import FactsCache
+
+Event = Callable[[str, str, NodeRaw | None], None]  # (kind, node name, result), kind: started | finished
+LOCAL_ADDRESSES = ("local", "localhost-local")
+
+
+class Node(Protocol):
+    """What the session reads of an inventory node (`preflight.inventory.Node`)."""
+
+    name: str
+    address: str
+    command_timeout_s: float
+    expect: Any  # preflight.inventory.Expectations
+    thresholds: Any
+
+
+class Transport(Protocol):
+    """How nodes are reached: `FanoutOptions` (SSH, or the controller itself for `local`)."""
+
+    @property
+    def forks(self) -> int: ...
+
+    @property
+    def ssh(self) -> Any: ...
+
+    def fan_out(self, nodes: Sequence[Any], script: str, on_event: Event | None = None) -> list[NodeRaw]: ...
+
+    def connection_pool(self) -> Any: ...
+
+
+@dataclass(frozen=True)
+class LiveRequest:
+    """What a live run needs, resolved before any SSH (`preflight.session.request.live_request`)."""
+
+    nodes: tuple[Node, ...]
+    options: Transport  # FanoutOptions
+    include_optional: tuple[str, ...]
+    inventory_path: str | None
+    save: str | None
+    slurm: bool = False  # the inventory has a `slurm:` section (launchers default to srun)
+
+
+def expectations_of(node: Node) -> tuple[dict[str, Any], dict[str, str]]:
+    """(expect, where each key came from) of an inventory node, as a bundle records them."""
+    expect = node.expect.as_dict() if hasattr(node.expect, "as_dict") else dict(node.expect or {})
+    sources: dict[str, str] = {}
+    for key in expect:
+        try:
+            sources[key] = node.expect_source(key)  # type: ignore[attr-defined]
+        except Exception:  # an inventory without provenance still works
+            sources[key] = "inventory"
+    for key, src in dict(getattr(node, "expect_sources", None) or {}).items():
+        if key.startswith("accept."):  # who accepted each gap
+            sources[key] = src
+    return expect, sources
+
+
+def attach_expectations(raw: NodeRaw, node: Node) -> NodeRaw:
+    """Put the inventory's expectations and thresholds on a node's result: judging compares against them."""
+    raw.expect, raw.expect_sources = expectations_of(node)
+    raw.thresholds = {k: dict(v) for k, v in dict(getattr(node, "thresholds", {}) or {}).items()}
+    return raw
+
+
+def peer_names(nodes: Sequence[Node]) -> tuple[str, ...]:
+    """Host names the inventory reaches nodes by (IP literals and `local` need no resolving)."""
+    names = []
+    for n in nodes:
+        try:
+            ipaddress.ip_address(n.address)
+            continue
+        except ValueError:
+            pass
+        if n.address not in LOCAL_ADDRESSES:
+            names.append(n.address)
+    return tuple(sorted(set(names)))
+
+
+def collect(
+    nodes: Sequence[Node],
+    options: Transport,
+    *,
+    inventory_path: str | None = None,
+    include_optional: tuple[str, ...] = (),
+    on_event: Event | None = None,
+    only: tuple[str, ...] | None = None,
+    job: dict[str, Any] | None = None,
+    cache: FactsCache | None = None,
+) -> Bundle:
+    """One sweep: the script built once, fanned out, each result given its expectations as it arrives.
+
+    `only` restricts the probes to these ids (the hang gather); `job` is its settings (pattern, py-spy,
+    interval). With a `cache`, each node is parsed as soon as it answers (the fan-out thread would only
+    wait), so judging after the last node has nothing left to parse.
+    """
+    ngpus = max((int(n.expect.gpus_per_node or 0) for n in nodes if getattr(n.expect, "gpus_per_node", None)), default=8)
+    probes = [p for p in select_probes(include_optional) if only is None or p.id in only]
+    script = build_script(probes, ngpus=ngpus, deadline_s=max((n.command_timeout_s for n in nodes), default=120.0),
+                          peers=peer_names(nodes) if only is None else (), job=job)
+    started = time.time()
+    by_name = {n.name: n for n in nodes}
+    attached: set[str] = set()
+
+    def finished(kind: str, name: str, raw: NodeRaw | None) -> None:
+        if kind == "finished" and raw is not None and name in by_name:
+            attach_expectations(raw, by_name[name])
+            attached.add(name)
+            if cache is not None and only is None:
+                cache.add(raw)
+        if on_event is not None:
+            on_event(kind, name, raw)
+
+    raws = options.fan_out(nodes, script, on_event=finished)
+    for node, raw in zip(nodes, raws):
+        if node.name not in attached:  # the fan-out reports every node; this is the guard if one did not
+            attach_expectations(raw, node)
+    return Bundle(nodes=raws, created=started, tool_version=__version__, inventory=_inventory_doc(inventory_path),
+                  options={"forks": options.forks, "probes": [p.id for p in probes], **({"job": dict(job)} if job else {}),
+                           "accept_new_hostkeys": options.ssh.accept_new_hostkeys})
+
+
+def _inventory_doc(path: str | None) -> dict[str, Any]:
+    inv: dict[str, Any] = {"path": path}
+    if path and Path(path).is_file():
+        inv["sha256"] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return inv
+
+
+class LiveSession:
+    """One live run's machinery, shared by every sweep: a stop event, kept connections, parsed facts.
+
+    `keep_connections`: later sweeps (the TUI re-running a node, `preflight hang --sweeps`) reuse the
+    open SSH connections. Close the session (or use it as a context manager) to stop the fan-out at
+    once and end the connections; nothing it started keeps the process alive.
+    """
+
+    def __init__(self, request: LiveRequest, *, keep_connections: bool = False) -> None:
+        self.request = request
+        self.stop = threading.Event()
+        self.pool: Any = request.options.connection_pool() if keep_connections else None
+        self.facts = FactsCache()
+
+    def collect(self, names: Iterable[str] | None = None, *, on_event: Event | None = None,
+                only: tuple[str, ...] | None = None, job: dict[str, Any] | None = None,
+                include_optional: tuple[str, ...] | None = None) -> Bundle:
+        """One sweep over the request's nodes (or those named), parsing each node as it answers."""
+        req = self.request
+        wanted = None if names is None else set(names)
+        nodes = [n for n in req.nodes if wanted is None or n.name in wanted]
+        options = dataclasses.replace(req.options, stop=self.stop, pool=self.pool)  # type: ignore[type-var]
+        extra = req.include_optional if include_optional is None else include_optional
+        return collect(nodes, options, inventory_path=req.inventory_path, include_optional=extra,
+                       on_event=on_event, only=only, job=job, cache=self.facts)
+
+    def close(self) -> None:
+        self.stop.set()
+        if self.pool is not None:
+            self.pool.close()
+
+    def __enter__(self) -> LiveSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+__all__ = ["Event", "LiveRequest", "LiveSession", "Node", "Transport", "attach_expectations", "collect",
+           "expectations_of", "peer_names"]

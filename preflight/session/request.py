@@ -1,0 +1,74 @@
+"""Arguments as data -> a `LiveRequest`: inventory, selection, overrides, timeouts, SSH options.
+
+Here, not in `preflight.session`, because choosing the transport imports it (`FanoutOptions`,
+`SshOptions`): the CLI calls this, the TUI is handed the request it made and never imports this module.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from preflight.session import LiveRequest
+
+
+@dataclass(frozen=True)
+class RunArgs:
+    """What a caller says about a live run (the CLI fills it from its flags; see `preflight run --help`)."""
+
+    inventory: str | None = None
+    host_list: str | None = None  # comma-separated [user@]host[:port]
+    limit: str | None = None
+    forks: int = 32
+    connect_timeout: float | None = None
+    timeout: float | None = None
+    known_hosts: tuple[str, ...] = ()
+    accept_new_hostkeys: bool = False
+    nccl: bool = False
+    save: str | None = None
+    expect: tuple[str, ...] = ()  # --expect KEY=VALUE, applied to every inventory node
+    accept: tuple[str, ...] = ()  # --accept CHECK_OR_FACT=WHY
+
+    @classmethod
+    def of(cls, source: Any) -> RunArgs:
+        """From any object with these attributes (an argparse Namespace); absent ones keep their defaults."""
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            if hasattr(source, f.name) and getattr(source, f.name) is not None:
+                value = getattr(source, f.name)
+                values[f.name] = tuple(value) if isinstance(value, list) else value
+        return cls(**values)
+
+
+def load_selection(args: RunArgs) -> Any:
+    """The inventory (or `-H` host list), narrowed by `limit`; InventoryError with the reason."""
+    from preflight.inventory import inventory_from_hosts, load_inventory
+
+    if args.inventory:
+        inv = load_inventory(args.inventory)
+    else:
+        inv = inventory_from_hosts([h for h in (args.host_list or "").split(",") if h.strip()])
+    return inv.select(args.limit) if args.limit else inv
+
+
+def live_request(args: RunArgs) -> LiveRequest:
+    """Everything resolved before any SSH; raises ValueError (InventoryError included) with the reason.
+
+    The `--expect`/`--accept` overrides are put on the inventory's nodes here, so the bundle a live run
+    saves records them with their source.
+    """
+    from preflight.collect.probes import NCCL_PROBES
+    from preflight.overrides import parse_overrides
+    from preflight.transport.fanout import FanoutOptions
+    from preflight.transport.ssh import SshOptions
+
+    inv = load_selection(args)
+    nodes = parse_overrides(args.expect, args.accept).apply_to_nodes(inv.nodes)
+    if args.connect_timeout or args.timeout:
+        nodes = [dataclasses.replace(n, **({"connect_timeout_s": args.connect_timeout} if args.connect_timeout else {}),
+                                     **({"command_timeout_s": args.timeout} if args.timeout else {})) for n in nodes]
+    ssh = SshOptions(known_hosts=tuple(inv.known_hosts) + tuple(args.known_hosts),
+                     accept_new_hostkeys=args.accept_new_hostkeys, ssh_config_path=inv.ssh_config)
+    return LiveRequest(tuple(nodes), FanoutOptions(forks=max(1, args.forks), ssh=ssh),
+                       NCCL_PROBES if args.nccl else (), args.inventory, args.save, bool(inv.slurm))
