@@ -140,6 +140,10 @@ class NodeFacts:
     kernel_events: tuple[Any, ...] = ()  # fatal GPU messages without an Xid (fallen off the bus, GSP timeouts)
     peermem: bool | None = None  # nvidia_peermem module loaded (GPUDirect RDMA)
     nccl_tests: tuple[Any, ...] | None = None
+    # active tests (--level standard/deep; see docs/levels.md)
+    dcgm: Any = None  # DcgmDiag from `dcgmi diag -r N` (parse/dcgm_diag.py)
+    copy_bw: dict[str, Any] | None = None  # nvbandwidth test name -> NvbTest (h2d, d2h, d2d read CE)
+    ib_loopback: dict[str, Any] | None = None  # HCA -> LoopbackResult (ib_write_bw server+client on the node)
     nvlink_errors: dict[int, dict[int, dict[str, int]]] | None = None  # GPU -> link -> counter -> value (nvlink -e)
     fabricmanager: tuple[str, tuple[str, ...]] | None = None  # (systemctl is-active word, journal lines that matter)
     resolved: dict[str, Any] | None = None  # peer host name -> sorted addresses, or {"error": why}

@@ -32,6 +32,7 @@ KNOWN_FACTS = frozenset(
     {
         "versions", "gpus", "topology", "nvlink", "ib", "memory", "xid", "nccl_tests", "peermem", "gpu_processes",
         "clock_offset_s", "p2p", "acs", "netifs", "fabricmanager", "resolved", "nvlink_errors",
+        "dcgm", "copy_bw", "ib_loopback",
     }
 )
 GROUPS = ("versions", "gpu", "nvlink", "topology", "ib", "memory", "nccl", "network")
@@ -60,6 +61,12 @@ FACT_DOCS: dict[str, tuple[str, str]] = {
     "acs": ("lspci -vvv (ACSCtl lines)", "lspci lists the devices and none has an ACS capability"),
     "netifs": ("/sys/class/net", "never"),
     "resolved": ("getaddrinfo of every peer host name on the node", "the inventory names nodes by address"),
+    "dcgm": ("dcgmi diag -r 1 (--level quick), -r 2 (standard), -r 3 (deep)",
+             "the level runs no DCGM diagnostic, or at --level quick DCGM is not installed"),
+    "copy_bw": ("nvbandwidth -t host_to_device_memcpy_ce / device_to_host_memcpy_ce / device_to_device_memcpy_read_ce "
+                "(--level standard, deep)", "the level runs no copy test (quick)"),
+    "ib_loopback": ("ib_write_bw server + client per HCA on the node, 8 MiB, GPUDirect when nvidia_peermem is loaded "
+                    "(--level standard, deep)", "the level runs no loopback test (quick), or the node has no IB/RoCE HCA"),
 }
 
 

@@ -616,11 +616,11 @@ def builtin_ib_loopback(probe, config):
     """`ib_write_bw` server and client on this node per HCA (loopback through the HCA), 8 MiB messages as
     Azure's aznhc runs it, with --use_cuda=0 when GPUDirect RDMA is loaded: both outputs kept verbatim per HCA
     (units as printed). The server is killed by its process group."""
-    if shutil.which("ib_write_bw") is None:
-        return {"rc": None, "stdout": "", "stderr": "", "error": "absent"}
     hcas = _hcas()
     if not hcas:
         return {"rc": None, "stdout": "", "stderr": "", "error": "absent", "note": "no /sys/class/infiniband"}
+    if shutil.which("ib_write_bw") is None:
+        return {"rc": None, "stdout": "", "stderr": "", "error": "absent", "argv": ["ib_write_bw"]}
     gdr = os.path.isdir(_host_path("/sys/module/nvidia_peermem"))
     deadline = time.monotonic() + probe["timeout_s"]
     per = {}

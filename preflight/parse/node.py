@@ -40,6 +40,7 @@ from preflight.parse.versions import (
     parse_os_release,
 )
 from preflight.parse.xid import parse_kernel_log
+from preflight.parse.active import copy_bw_facts, dcgm_facts, ib_loopback_facts
 
 
 class _Ctx:
@@ -74,7 +75,9 @@ class _Ctx:
         if err == "absent":
             return None, f"{tool} not found on the node" if p.get("kind") in ("cmd", "") else f"{probe_id}: not present"
         if err == "timeout":
-            return None, f"{tool} timed out"
+            return None, f"{tool} timed out" + (f" ({p['note']})" if p.get("note") else "")
+        if err == "not run":  # an active test the collector did not start: busy GPUs, no room in the budget
+            return None, f"{tool} not run: {p.get('note') or 'no reason given'}"
         if err:
             return None, f"{probe_id}: {err}"
         out = p.get("stdout") or ""
@@ -356,6 +359,9 @@ def build_node_facts(raw: NodeRaw) -> NodeFacts:
         kernel_events=events.others if events is not None else (),
         peermem=peermem,
         nccl_tests=_nccl(c),
+        dcgm=dcgm_facts(c),
+        copy_bw=copy_bw_facts(c),
+        ib_loopback=ib_loopback_facts(c),
         p2p=c.parsed("p2p", "p2p_read", parse_p2p_matrix),
         acs=_acs(c),
         netifs=_netifs(c),
@@ -381,7 +387,7 @@ def build_node_facts(raw: NodeRaw) -> NodeFacts:
 # Facts that exist only where there are NVIDIA GPUs: on a node the inventory declares GPU-less they do not apply.
 # (acs and peermem: PCIe peer-to-peer and GPUDirect RDMA need a GPU at one end)
 GPU_FACTS = ("gpus", "topology", "nvlink", "nvlink_errors", "p2p", "fabricmanager", "gpu_processes", "nccl_tests", "xid",
-             "acs", "peermem")
+             "acs", "peermem", "dcgm", "copy_bw")
 
 
 def _no_gpus_expected(raw: NodeRaw) -> bool:

@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 
 from preflight.collect.bundle import Bundle, NodeRaw, load_bundle
-from preflight.collect.probes import NCCL_PROBES
+from preflight.collect.probes import LEVELS, NCCL_PROBES
 from preflight.collect.script import build_script, decode_output, select_probes
 from preflight.engine import all_checks, judge
 from preflight.parse.common import strip_corpus_header
@@ -44,7 +44,7 @@ CORPUS = ROOT / "tests" / "fixtures" / "corpus"
 
 # What the integration fault fleet's jobs are configured with (network.*, ib.port.count judge against it)
 EXPECT = {"ib_ports": 2, "nccl_socket_ifname": "eth0", "nccl_ib_hca": "mlx5_0,mlx5_1"}
-HANGING = {"smi-hung", "smi-hung-no-python"}  # planted hangs: slow on purpose, proven elsewhere
+HANGING = {"smi-hung", "smi-hung-no-python", "dcgm-hung"}  # planted hangs: slow on purpose, proven elsewhere
 HEALTHY_COPIES = 3
 # Peer names the collector resolves on every node (network.resolve): `localhost` resolves everywhere; one
 # healthy node also asks for a name under `.invalid`, which never resolves (RFC 6761), as a stale hostfile would.
@@ -65,6 +65,9 @@ NO_PASSING_FIXTURE: dict[str, str] = {
     # preflight/sim/record_demo.py); the pass path is covered with a one-line hand-written log in
     # tests/unit/checks/test_node_checks.py::test_xid_fatal_fails_nonfatal_warns_clean_passes
     "gpu.xid": "no recorded clean kernel log (dmesg) of a GPU node exists in the project",
+    # the only loopback recording is HDR200-class (~192 Gb/s), slower than the NDR 400 ports of every simulated
+    # node; tests/unit/checks/test_active_checks.py covers the pass path on facts built from parsed outputs
+    "ib.loopback_bw": "no published ib_write_bw loopback of an NDR 400 port to replay",
 }
 
 
@@ -112,7 +115,7 @@ def _sandbox_thresholds() -> dict:
 @pytest.fixture(scope="module")
 def sim_findings(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, Finding]]:
     tmp = tmp_path_factory.mktemp("offline-fleet")
-    probes = select_probes(NCCL_PROBES)
+    probes = select_probes((*NCCL_PROBES, *LEVELS["standard"]))  # the active tests too (--level standard)
     script = build_script(probes, ngpus=8, deadline_s=60.0, peers=PEERS)
     stale = build_script(probes, ngpus=8, deadline_s=60.0, peers=(*PEERS, UNRESOLVABLE))
     nodes = [(f"healthy-{i}", "h100-healthy", stale if i == HEALTHY_COPIES - 1 else script)
