@@ -1,5 +1,5 @@
 """Built-in checks. The list is explicit: importing this package registers every check."""
 
-from checks import active, gpu, health, infiniband, limits, memory, nccl, network, pcie, topology, versions  # noqa: F401
+from checks import active, gpu, health, infiniband, limits, memory, nccl, network, pcie, topology, versions
 
 __all__ = ["active", "gpu", "health", "infiniband", "limits", "memory", "nccl", "network", "pcie", "topology", "versions"]

@@ -248,8 +248,7 @@ def fabricmanager(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
        remediation="Counters that grow point at a marginal link: reset them (`nvidia-smi nvlink -r`), run an NCCL all-reduce, re-read; "
                    "if they grow again, reseat or RMA the GPU/baseboard and keep TP off this node.",
        thresholds={"Replay Errors": 0, "Recovery Errors": 0, "CRC Errors": 0},
-       threshold_sources={k: "preflight default: any error since driver load is worth a look (stas00/ml-engineering debug.md "
-                             "recommends checking these counters)" for k in ("Replay Errors", "Recovery Errors", "CRC Errors")})
+       threshold_sources=dict.fromkeys(("Replay Errors", "Recovery Errors", "CRC Errors"), "preflight default: any error since driver load is worth a look (stas00/ml-engineering debug.md " "recommends checking these counters)"))
 def nvlink_errors(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
     for gpu, links in sorted((node.nvlink_errors or {}).items()):
         over = []

@@ -28,7 +28,7 @@ MARKERS = (REDACTED, "[redacted-aws-key-id]", "[redacted-github-token]", "[redac
 # -- inert ------------------------------------------------------------------------------------------------------
 
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
-_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x00, 0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0))}
+_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0))}
 _ESCAPES.update({c: f"\\u{c:04x}" for c in range(0xD800, 0xE000)})
 
 

@@ -91,7 +91,7 @@ def build_script(probes: list[Probe], *, ngpus: int = 8, deadline_s: float = 300
     pyspy, ib_interval_s) travel as JSON data, never as shell words."""
     config = {"probes": [_probe_dict(p) for p in probes], "ngpus": ngpus, "deadline_s": deadline_s,
               "peers": list(peers), "job": dict(job or {})}
-    py = collector_source() + "\n\nif __name__ == '__main__':\n    main(json.loads(%r))\n" % json.dumps(config)
+    py = collector_source() + f"\n\nif __name__ == '__main__':\n    main(json.loads({json.dumps(config)!r}))\n"
     if HEREDOC in collector_source():
         raise AssertionError("collector source contains the heredoc delimiter")
     fallback = _shell_fallback(probes, ngpus)

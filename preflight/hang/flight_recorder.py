@@ -39,7 +39,7 @@ def safe_unpickle(data: bytes) -> Any | Unparseable:
         return Unparseable.of(f"pickle larger than {MAX_PICKLE_BYTES} bytes", "")
     try:
         return _SafeUnpickler(io.BytesIO(data)).load()
-    except Exception as e:  # noqa: BLE001 - any malformed or hostile pickle is a refusal, not a crash
+    except Exception as e:
         return Unparseable.of(f"not a plain-data pickle: {type(e).__name__}: {e}", "")
 
 

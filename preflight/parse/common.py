@@ -15,7 +15,7 @@ class Unparseable:
     excerpt: str = ""
 
     @classmethod
-    def of(cls, reason: str, text: str) -> "Unparseable":
+    def of(cls, reason: str, text: str) -> Unparseable:
         return cls(reason=reason, excerpt=text.strip()[:200])
 
 

@@ -37,7 +37,7 @@ def parse_acsctl(text: str) -> list[AcsEntry] | Unparseable:
         if re.match(r"^[0-9a-fA-F]{2,4}:[0-9a-fA-F]{2}", line):
             device = line.strip()
         elif "ACSCtl:" in line:
-            flags = dict((name, sign == "+") for name, sign in re.findall(r"(\w+)([+-])", line.split("ACSCtl:", 1)[1]))
+            flags = {name: sign == "+" for name, sign in re.findall(r"(\w+)([+-])", line.split("ACSCtl:", 1)[1])}
             out.append(AcsEntry(device, flags, line))
     return out or Unparseable.of("no 'ACSCtl:' lines", text)
 

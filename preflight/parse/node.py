@@ -13,6 +13,7 @@ from typing import Any
 
 from preflight.collect.bundle import NodeRaw
 from preflight.facts import GpuFacts, IbPortFacts, MemoryFacts, NodeFacts, NvLinkFacts, TopologyFacts, Versions
+from preflight.parse.active import copy_bw_facts, dcgm_facts, ib_loopback_facts
 from preflight.parse.common import Unparseable, to_int
 from preflight.parse.ib_sysfs import merge_ibstat_sysfs, sysfs_doc, sysfs_ports
 from preflight.parse.ibstat import IbStat, parse_ibstat
@@ -40,7 +41,6 @@ from preflight.parse.versions import (
     parse_os_release,
 )
 from preflight.parse.xid import parse_kernel_log
-from preflight.parse.active import copy_bw_facts, dcgm_facts, ib_loopback_facts
 
 
 class _Ctx:

@@ -8,8 +8,9 @@ from __future__ import annotations
 import csv
 import dataclasses
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from preflight.facts import GpuFacts
 from preflight.parse.common import SMI_ERRORS, Unparseable, na_reason, normalize_bus_id, smi_error, to_float, to_int

@@ -9,13 +9,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from preflight.facts import FleetFacts
-from preflight.plan.judged_fleet import fleet_shape
 from preflight.plan.errors import PlanError
+from preflight.plan.judged_fleet import fleet_shape
 from preflight.plan.launch import LaunchCommands, launch_commands
 from preflight.plan.models import ModelSpec
 from preflight.plan.planner import Candidate, Plan, plan
-from preflight.plan.shapes import FleetShape
-from preflight.plan.shapes import PlanOptions
+from preflight.plan.shapes import FleetShape, PlanOptions
 from preflight.results import RunReport
 
 

@@ -37,9 +37,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 SCHEMA_ID = "preflight-report"
 SUPPORTED_SCHEMA_VERSIONS = (1,)

@@ -36,7 +36,8 @@ from __future__ import annotations
 import re
 import time as _time
 import xml.etree.ElementTree as ET
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from preflight.results import Finding, NodeReport, RunReport, Status
 

@@ -154,7 +154,7 @@ def _section(f: Finding) -> list[str]:
     return lines
 
 
-def _drift_lines(drift: "Drift") -> list[str]:
+def _drift_lines(drift: Drift) -> list[str]:
     items = list(drift.items)
     lines = ["## Drift from baseline", ""]
     if not items:
@@ -171,7 +171,7 @@ def _drift_lines(drift: "Drift") -> list[str]:
 
 
 def markdown_summary(report: RunReport, *, fail_on: str = "fail", title: str = "preflight",
-                     drift: "Drift | None" = None) -> str:
+                     drift: Drift | None = None) -> str:
     """A Markdown job summary of `report` (see the module docstring for its layout and bounds)."""
     if fail_on not in ("fail", "warn"):
         raise ValueError(f"fail_on must be 'fail' or 'warn', not {fail_on!r}")

@@ -42,7 +42,7 @@ def record(out: Path) -> Path:
     bundle.label = "recording"
     bundle.inventory = {"path": "simulated fleet (python -m preflight.sim.record_demo)", "expect": DEMO_EXPECT}
     for raw in bundle.nodes:  # sources named in the tmp inventory would point at a deleted file
-        raw.expect_sources = {k: "inventory:demo.yaml defaults" for k in raw.expect}
+        raw.expect_sources = dict.fromkeys(raw.expect, "inventory:demo.yaml defaults")
         raw.expect_sources.update({f"accept.{k}": "inventory:demo.yaml defaults" for k in raw.expect.get("accept", {})})
     return save_bundle(bundle, out)
 

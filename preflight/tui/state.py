@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from preflight.collect.bundle import Bundle, NodeRaw
-from preflight.facts import FleetFacts, NodeFacts
 from preflight.engine import all_checks
+from preflight.facts import FleetFacts, NodeFacts
 from preflight.registry import GROUPS, CheckSpec
 from preflight.results import Finding, NodeReport, RunReport, Status, worst
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import judge_sim_fleet
 
 FLEET = [("a-01", "a100-pcie-x2"), ("a-02", "a100-pcie-x2"), ("a-03", "a100-ecc-error"), ("a-04", "a100-hw-slowdown")]

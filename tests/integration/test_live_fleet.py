@@ -17,8 +17,8 @@ import pytest
 from preflight.collect.bundle import load_bundle
 from preflight.engine import judge
 from preflight.inventory import load_inventory
-from preflight.session import collect
 from preflight.report.json_report import report_dict
+from preflight.session import collect
 from preflight.transport.fanout import FanoutOptions
 from preflight.transport.ssh import SshOptions
 

@@ -8,8 +8,8 @@ verdicts are what is tested, on recorded outputs.
 from __future__ import annotations
 
 import pytest
-
 from conftest import judge_sim_fleet
+
 from preflight.collect.probes import NCCL_PROBES
 
 FLEET = [("n-01", "h100-healthy"), ("n-02", "h100-healthy"), ("n-03", "nccl-slow"), ("n-04", "nccl-wrong")]

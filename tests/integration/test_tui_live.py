@@ -11,9 +11,9 @@ import asyncio
 import pytest
 from textual.widgets import DataTable
 
-from preflight.session import LiveRequest
 from preflight.collect.bundle import load_bundle
 from preflight.inventory import load_inventory
+from preflight.session import LiveRequest
 from preflight.transport.fanout import FanoutOptions
 from preflight.transport.ssh import SshOptions
 from preflight.tui.app import PreflightApp

@@ -119,7 +119,7 @@ def _nccl_node(name: str, first: str, second: str | None = None, **expect) -> No
     probes = {"nccl_allreduce": first}
     if second is not None:
         probes["nccl_allreduce_repeat"] = second
-    return node(name, probes, expect=expect, expect_sources={k: "inventory:test.yaml defaults" for k in expect})
+    return node(name, probes, expect=expect, expect_sources=dict.fromkeys(expect, "inventory:test.yaml defaults"))
 
 
 def test_nccl_busbw_fails_only_when_every_run_is_low() -> None:

@@ -8,8 +8,15 @@ from pathlib import Path
 
 from hang_corpus import body
 
-from preflight.hang.flight_recorder import (FrDump, FrTrace, first_mismatch, load_dump, parse_dump_text, parse_frtrace,
-                                            safe_unpickle)
+from preflight.hang.flight_recorder import (
+    FrDump,
+    FrTrace,
+    first_mismatch,
+    load_dump,
+    parse_dump_text,
+    parse_frtrace,
+    safe_unpickle,
+)
 from preflight.hang.verdict import analyze
 from preflight.parse.common import Unparseable
 
@@ -41,7 +48,7 @@ def test_torchfrtrace_culprit_errors_block() -> None:
 
 
 class _Evil:
-    def __reduce__(self):  # noqa: D105
+    def __reduce__(self):
         return (os.system, ("echo owned > /dev/null",))
 
 

@@ -58,7 +58,8 @@ def test_zombie_rank_outranks_nothing_else_and_names_its_node() -> None:
 
 
 def test_ranks_of_an_unreachable_or_unselected_node_are_not_called_dead() -> None:
-    world4 = lambda pid, rank: {**_proc(pid, rank, world=4), "env": {"RANK": str(rank), "LOCAL_RANK": str(rank % 2), "WORLD_SIZE": "4"}}
+    def world4(pid, rank):
+        return {**_proc(pid, rank, world=4), "env": {"RANK": str(rank), "LOCAL_RANK": str(rank % 2), "WORLD_SIZE": "4"}}
     only_a = judge_hang(Bundle(nodes=[_raw("a", [world4(1, 0), world4(2, 1)])]))  # node b not gathered (-l)
     assert {c.kind for c in only_a.verdict.causes} == {"live_unseen_rank"}
     assert all(c.score < 0.5 for c in only_a.verdict.causes)

@@ -8,7 +8,13 @@ from preflight.parse.common import Unparseable, strip_corpus_header
 from preflight.parse.fabricmanager import FabricBlock, FabricManagerLog, parse_fabric
 from preflight.parse.ibstat import parse_ibdev2netdev, parse_ibstat, parse_ibv_devinfo
 from preflight.parse.nccl_tests import parse_nccl_tests
-from preflight.parse.nvidia_smi import parse_list_gpus, parse_query_csv, parse_query_sections, parse_table, parse_version
+from preflight.parse.nvidia_smi import (
+    parse_list_gpus,
+    parse_query_csv,
+    parse_query_sections,
+    parse_table,
+    parse_version,
+)
 from preflight.parse.nvlink import parse_nvlink_capabilities, parse_nvlink_remote, parse_nvlink_status
 from preflight.parse.topo import parse_p2p_matrix, parse_topo_matrix
 from preflight.parse.versions import (

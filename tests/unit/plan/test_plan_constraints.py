@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from _planfleet import fleet, node
+
 from preflight.plan import PlanOptions, load_model
 from preflight.plan.constraints import fleet_reasons, model_reasons
-
-from _planfleet import fleet, node
 
 
 def codes(reasons, severity: str | None = None) -> set[str]:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from _planfleet import fleet, node
 
 from preflight.plan import PlanOptions, evaluate, load_model
 from preflight.plan.estimate import allreduce_seconds, pp_bubble
-
-from _planfleet import fleet, node
 
 
 def test_allreduce_time_from_busbw() -> None:

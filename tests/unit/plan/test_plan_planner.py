@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from _planfleet import fleet, node
 
 from preflight.plan import PlanError, PlanOptions, evaluate, load_model, plan
-
-from _planfleet import fleet, node
 
 
 def find(p, tp: int, pp: int = 1, dp: int = 1, ep: int = 1):

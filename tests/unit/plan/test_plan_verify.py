@@ -11,9 +11,9 @@ from preflight.collect.bundle import load_bundle
 from preflight.engine import judge
 from preflight.parse.common import strip_corpus_header
 from preflight.plan.models import load_model
+from preflight.plan.result import build_plan
 from preflight.plan.shapes import PlanOptions
 from preflight.plan.verify import feed_back, message_sizes, run_tests, verify_tests
-from preflight.plan.result import build_plan
 
 RECORDED = Path(__file__).resolve().parents[3] / "preflight" / "sim" / "profiles" / "h100-healthy" / "all-reduce-perf.txt"
 

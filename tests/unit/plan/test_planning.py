@@ -14,8 +14,8 @@ from preflight.engine import judge
 from preflight.plan.judged_fleet import fleet_shape, nvlink_domain
 from preflight.plan.launch import launch_commands
 from preflight.plan.models import load_model
-from preflight.plan.shapes import PlanOptions
 from preflight.plan.result import build_plan
+from preflight.plan.shapes import PlanOptions
 
 GB = 1e9
 
