@@ -49,9 +49,10 @@ def _filter(text, grep, tail_lines):
 
 # Process groups still running (killed at the collector's deadline, so no probe outlives the collector) and
 # programs that already timed out here (a wedged driver hangs every nvidia-smi: the next ones are not started,
-# so hung processes do not pile up on the node).
-_LIVE = {}
-_HUNG = set()
+# so hung processes do not pile up on the node). Types here are comments, never annotations: this file runs on
+# whatever python3 a node has.
+_LIVE = {}  # type: dict[int, subprocess.Popen[bytes]]
+_HUNG = set()  # type: set[str]
 _LIVE_LOCK = threading.Lock()
 
 
@@ -118,7 +119,7 @@ def _run_argv(argv, timeout_s):
 def probe_cmd(probe, config):
     argv = [a.replace("{ngpus}", str(config.get("ngpus") or 1)) for a in probe["argv"]]
     candidates = [argv] + [list(f) for f in probe.get("fallback", [])]
-    result = None
+    result = None  # type: dict[str, object] | None
     for cand in candidates:
         if shutil.which(cand[0]) is None:
             continue
@@ -214,7 +215,7 @@ def builtin_resolve(probe, config):
     peers = list(config.get("peers") or [])
     if not peers:
         return {"rc": 0, "stdout": "", "stderr": "", "error": "absent"}
-    out = {}
+    out = {}  # type: dict[str, object]
 
     def one(name):
         try:
@@ -292,7 +293,7 @@ def _nvml_snapshot():
         count = nv.nvmlDeviceGetCount()
         for i in range(count):
             h = nv.nvmlDeviceGetHandleByIndex(i)
-            gpu = {"index": i}
+            gpu = {"index": i}  # type: dict[str, object]
             calls = {
                 "name": (nv.nvmlDeviceGetName,),
                 "uuid": (nv.nvmlDeviceGetUUID,),
@@ -482,7 +483,7 @@ def builtin_job_procs(probe, config):
     hostname = socket.gethostname()
     btime = _boot_time(proc_root)  # once, not per process
     pyspy = shutil.which("py-spy") if job.get("pyspy", True) else None
-    found = []
+    found = []  # type: list[dict[str, object]]
     deadline = time.monotonic() + probe["timeout_s"] * 0.8
     try:
         entries = sorted((e for e in os.listdir(proc_root) if e.isdigit()), key=int)
@@ -575,7 +576,7 @@ class ActiveGate(object):
         self.budget_s = float(active.get("budget_s") or 0) or None
         self.force = bool(active.get("force"))
         self.used_s = 0.0
-        self._busy = "unknown"
+        self._busy = "unknown"  # type: list[str] | str | None
 
     def refuse(self, probe):
         """Why this test may not start (None: it may). Busy GPUs stop tests that take them; the budget
@@ -623,7 +624,7 @@ def builtin_ib_loopback(probe, config):
         return {"rc": None, "stdout": "", "stderr": "", "error": "absent", "argv": ["ib_write_bw"]}
     gdr = os.path.isdir(_host_path("/sys/module/nvidia_peermem"))
     deadline = time.monotonic() + probe["timeout_s"]
-    per = {}
+    per = {}  # type: dict[str, dict[str, object]]
     for hca in hcas[:16]:
         left = deadline - time.monotonic()
         if left < 2:
