@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from preflight.parse.common import Unparseable
 from preflight.parse.dcgm_diag import DcgmDiag, parse_dcgm_diag
@@ -22,6 +23,8 @@ DCGM_PROBES = ("dcgm_r1", "dcgm_r2", "dcgm_r3")
 NVBANDWIDTH_TESTS = {"nvbandwidth_h2d": "host_to_device_memcpy_ce", "nvbandwidth_d2h": "device_to_host_memcpy_ce",
                      "nvbandwidth_d2d": "device_to_device_memcpy_read_ce"}
 
+T = TypeVar("T")
+
 
 class _Facts(Protocol):  # parse.node._Ctx, without importing it (node imports this module)
     raw: Any
@@ -31,7 +34,7 @@ class _Facts(Protocol):  # parse.node._Ctx, without importing it (node imports t
 
     def na(self, key: str, why: str) -> None: ...
     def text(self, probe_id: str) -> tuple[str | None, str]: ...
-    def parsed(self, key: str, probe_id: str, parser: Any) -> Any: ...
+    def parsed(self, key: str, probe_id: str, parser: Callable[[str], T | Unparseable]) -> T | None: ...
 
 
 @dataclass(frozen=True)

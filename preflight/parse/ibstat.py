@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypedDict
 
 from preflight.parse.common import Unparseable, is_probably_text, to_int
 
@@ -250,12 +250,21 @@ class IbvDevice:
     port_info: tuple[IbvPort, ...] = ()
 
 
+class _DevBlock(TypedDict):
+    """One `hca_id:` block while it is read."""
+
+    hca_id: str
+    fields: dict[str, str]
+    ports: dict[int, dict[str, str]]
+    raw: dict[int, list[str]]  # port number -> its lines
+
+
 def parse_ibv_devinfo(text: str) -> list[IbvDevice] | Unparseable:
     """`ibv_devinfo [-v]`: per HCA, firmware and per-port state / active_mtu / link_layer (-v continuation lines kept)."""
     refused = _guard(text)
     if refused:
         return refused
-    devs: list[dict[str, Any]] = []
+    devs: list[_DevBlock] = []
     port: dict[str, str] | None = None
     last_key: tuple[dict[str, str], str] | None = None
     for line in text.replace("\r", "").splitlines():
@@ -289,13 +298,13 @@ def parse_ibv_devinfo(text: str) -> list[IbvDevice] | Unparseable:
             return Unparseable.of("fragment: port lines without their 'hca_id:' header", text)
         return Unparseable.of("no 'hca_id:' blocks", text)
     out = []
-    for d in devs:
+    for dev in devs:
         infos = tuple(
             IbvPort(number=n, state=(p.get("state") or "").split(" ")[0] or None, active_mtu=to_int(p.get("active_mtu"), signed=False),
                     max_mtu=to_int(p.get("max_mtu"), signed=False), link_layer=p.get("link_layer"), fields=dict(p),
-                    raw_lines=tuple(d["raw"].get(n, ())))
-            for n, p in sorted(d["ports"].items()))
-        out.append(IbvDevice(d["hca_id"], d["fields"].get("fw_ver"), d["ports"], d["fields"], infos))
+                    raw_lines=tuple(dev["raw"].get(n, ())))
+            for n, p in sorted(dev["ports"].items()))
+        out.append(IbvDevice(dev["hca_id"], dev["fields"].get("fw_ver"), dev["ports"], dev["fields"], infos))
     return out
 
 

@@ -210,8 +210,9 @@ def _result_row(line: str, raw: str, error_column: bool) -> NcclRow | None:
     redop = middle[1] if len(middle) > 1 and not re.fullmatch(_NUM, middle[1]) else None
     root = next((int(t) for t in middle[1:] if re.fullmatch(r"-?\d+", t)), None)
     err_like = error_column or any(re.search(r"[eE.]", t) for t in (tail[3], tail[7]))
-    vals = [_f(t) for t in tail]
-    return NcclRow(int(toks[0]), int(toks[1]), dtype, redop, *vals, raw_line=raw, root=root, wrong_is_error=err_like)
+    oop_time, oop_alg, oop_bus, oop_wrong, ip_time, ip_alg, ip_bus, ip_wrong = (_f(t) for t in tail)  # the 8 of `tail`
+    return NcclRow(int(toks[0]), int(toks[1]), dtype, redop, oop_time, oop_alg, oop_bus, oop_wrong,
+                   ip_time, ip_alg, ip_bus, ip_wrong, raw_line=raw, root=root, wrong_is_error=err_like)
 
 
 def _scan_line(s: _Scan, raw: str) -> None:

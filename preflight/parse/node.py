@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from preflight.collect.bundle import NodeRaw
 from preflight.facts import GpuFacts, IbPortFacts, MemoryFacts, NodeFacts, NvLinkFacts, TopologyFacts, Versions
@@ -41,6 +42,8 @@ from preflight.parse.versions import (
     parse_os_release,
 )
 from preflight.parse.xid import parse_kernel_log
+
+T = TypeVar("T")
 
 
 class _Ctx:
@@ -86,7 +89,7 @@ class _Ctx:
             return None, f"{tool} exited {p.get('rc')}" + (f": {detail[-1][:200]}" if detail else "")
         return out, ""
 
-    def parsed(self, key: str, probe_id: str, parser: Any) -> Any:
+    def parsed(self, key: str, probe_id: str, parser: Callable[[str], T | Unparseable]) -> T | None:
         text, why = self.text(probe_id)
         if text is None:
             self.missing.setdefault(key, why)
@@ -148,11 +151,12 @@ def _versions(c: _Ctx, rows: list[GpuRow] | None, table: SmiTable | None) -> Ver
         if cuda is None:
             cuda = cuda_from_nvml(nvml.get("cuda_driver_version"))
     nccl_text = "\n".join(t for t in (c.text("ldconfig")[0], c.text("nccl_libs")[0]) if t)
-    nccl = parse_nccl_version_from_libs(nccl_text)
-    if isinstance(nccl, Unparseable):
+    nccl_found = parse_nccl_version_from_libs(nccl_text)
+    nccl: str | None = None
+    if isinstance(nccl_found, Unparseable):
         c.missing["nccl"] = "no libnccl.so in ldconfig or the usual library paths (NCCL may ship inside containers)"
-        nccl = None
     else:
+        nccl = nccl_found
         ev["nccl"] = next((ln.strip() for ln in nccl_text.splitlines() if "libnccl" in ln), "")
     ofed = c.parsed("ofed", "ofed_info", parse_ofed_info)
     kernel_text, _ = c.text("uname")

@@ -13,7 +13,7 @@ from preflight.parse.common import smi_guard as _guard
 class ListedGpu(NamedTuple):
     """A line of `nvidia-smi --list-gpus` (-L); a tuple so `(index, name, uuid)` unpacking keeps working."""
 
-    index: int
+    index: int  # type: ignore[assignment]  # the field shadows tuple.index(); its name is the API (and the -L column)
     name: str
     uuid: str | None
 

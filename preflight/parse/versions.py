@@ -52,7 +52,7 @@ def parse_driver_version_info(text: str) -> DriverVersion | Unparseable:
                          gcc.group(1) if gcc else None, line.strip())
 
 
-def parse_os_release(text: str) -> dict[str, str]:
+def parse_os_release(text: object) -> dict[str, str]:
     """`/etc/os-release` as a dict (quotes removed)."""
     out: dict[str, str] = {}
     if not isinstance(text, str):
@@ -161,7 +161,7 @@ class MemInfo:
         return self.values_kib.get("HugePages_Free")
 
 
-def parse_meminfo(text: str) -> MemInfo | Unparseable:
+def parse_meminfo(text: object) -> MemInfo | Unparseable:
     """`/proc/meminfo` (values in kB; HugePages_* are counts)."""
     if not isinstance(text, str):
         return Unparseable.of("not text", "")
@@ -175,7 +175,7 @@ def parse_meminfo(text: str) -> MemInfo | Unparseable:
     return MemInfo(vals)
 
 
-def parse_nvcc_version(text: str) -> str | Unparseable:
+def parse_nvcc_version(text: object) -> str | Unparseable:
     """`nvcc --version`: `Cuda compilation tools, release 12.6, V12.6.20`."""
     if not isinstance(text, str):
         return Unparseable.of("not text", "")
@@ -214,8 +214,8 @@ def parse_modinfo_details(text: str) -> ModInfo | Unparseable:
             fields.setdefault(m.group(1), []).append(m.group(2).strip())
     if "version" not in fields and "filename" not in fields:
         return Unparseable.of("no 'version:' or 'filename:' line", text)
-    lic = (fields.get("license") or [None])[0]
-    return ModInfo(version=(fields.get("version") or [None])[0], license=lic,
+    lic = fields["license"][0] if fields.get("license") else None
+    return ModInfo(version=fields["version"][0] if fields.get("version") else None, license=lic,
                    open_module=None if lic is None else ("MIT" in lic or "GPL" in lic),
                    fields={k: tuple(v) for k, v in fields.items()},
                    parms=tuple(p.split(":", 1)[0] for p in fields.get("parm", [])))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from preflight.facts import describe_xid, load_xid_catalog  # noqa: F401  (the catalogue lives with the facts)
+from preflight.facts import describe_xid as describe_xid  # re-exported: the catalogue lives with the facts
+from preflight.facts import load_xid_catalog as load_xid_catalog
 
 _XID = re.compile(
     r"NVRM:\s*Xid\s*\((?P<dev>[^)]*)\):\s*(?P<code>\d+)\s*,\s*"
@@ -99,7 +100,7 @@ def _logical_lines(lines: list[str]) -> list[list[str]]:
     return out
 
 
-def parse_kernel_log(text: str) -> KernelLogEvents:
+def parse_kernel_log(text: object) -> KernelLogEvents:
     """dmesg (plain or `--ctime`), journal or syslog lines, Talos `kern:` lines; never fails (no events is a result)."""
     if not isinstance(text, str):
         return KernelLogEvents((), ())
