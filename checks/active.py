@@ -99,12 +99,13 @@ def _copy_findings(node: NodeFacts, ctx: CheckContext, test: str, label: str) ->
     mid = median(values.values())
     override, osrc = ctx.threshold("h2d_d2h_gbps_min")
     for gpu, v in sorted(values.items()):
+        floor: float | None
         if override is not None:
             floor, src = float(override), osrc
         elif sku is not None:
             floor, src = sku[0], sku[3]
         else:
-            floor, src = _pcie_floor(_gpu(node, gpu))  # type: ignore[assignment]
+            floor, src = _pcie_floor(_gpu(node, gpu))
         subject = f"GPU{gpu} {label}"
         ev = tuple(block.evidence[:4])
         if floor is None:
@@ -186,9 +187,9 @@ def loopback_bw(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
             floor, src = float(override), osrc
         elif sku is not None and res.gpudirect:
             floor, src = sku[2], sku[3]
-        elif rates.get(hca):
-            floor = round(LOOPBACK_EFFICIENCY * float(rates[hca]), 1)
-            src = f"ours: {LOOPBACK_EFFICIENCY:.0%} of {hca}'s {rates[hca]:g} Gb/s port rate (ibstat)"
+        elif rate := rates.get(hca):
+            floor = round(LOOPBACK_EFFICIENCY * float(rate), 1)
+            src = f"ours: {LOOPBACK_EFFICIENCY:.0%} of {hca}'s {rate:g} Gb/s port rate (ibstat)"
         else:
             yield ctx.unknown(node, f"{hca}: {res.gbps:.1f} Gb/s measured, but no port rate to compare with",
                               subject=subject, evidence=res.evidence)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Any
 
 from preflight.facts import NodeFacts
 from preflight.registry import CheckContext, check, describe_xid
@@ -18,7 +19,7 @@ _XID_SOURCE = "Xid catalogue (preflight/data/xid_catalog.yaml: NVIDIA Xid catalo
                    "repeated codes after a reset mean RMA. Application-level codes (13, 31, 43) point at the job, not the node.")
 def gpu_xid(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
     events = node.xid or ()
-    by_code: dict[int, list] = {}
+    by_code: dict[int, list[Any]] = {}  # NodeFacts.xid holds parse.xid.XidEvent, typed Any there
     for ev in events:
         by_code.setdefault(ev.code, []).append(ev)
     for code, evs in sorted(by_code.items()):
@@ -38,18 +39,18 @@ def gpu_xid(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
                            observed=ev.kind.replace("_", " "), expected="no fatal GPU kernel messages",
                            msg=f"kernel reports {ev.kind.replace('_', ' ')} (no Xid printed)", evidence=(ev.raw_line,),
                            hint="A GPU that fell off the bus or whose GSP stopped answering needs a node reboot; drain first.")
-    sxids: dict[tuple[str | None, int | None], list] = {}
+    sxids: dict[tuple[str | None, int | None], list[Any]] = {}
     for ev in node.kernel_events:
         if ev.kind == "nvswitch_sxid":
             sxids.setdefault((ev.device, ev.code), []).append(ev)
-    for (dev, code), evs in sorted(sxids.items(), key=lambda kv: (str(kv[0][0]), kv[0][1] or 0)):
-        text = "\n".join(e.raw_line for e in evs)
+    for (dev, sxid), sevs in sorted(sxids.items(), key=lambda kv: (str(kv[0][0]), kv[0][1] or 0)):
+        text = "\n".join(e.raw_line for e in sevs)
         fatal = bool(re.search(r"\bfatal\b", text, re.I)) and not re.search(r"non-?fatal", text, re.I)
-        yield ctx.finding(node, Status.FAIL if fatal else Status.WARN, subject=f"SXid {code}",
-                          observed=f"{len(evs)}× NVSwitch SXid {code} on {dev}",
+        yield ctx.finding(node, Status.FAIL if fatal else Status.WARN, subject=f"SXid {sxid}",
+                          observed=f"{len(sevs)}× NVSwitch SXid {sxid} on {dev}",
                           expected="no SXid", expected_source="NVIDIA NVSwitch SXid errors (the message says Fatal / Non-fatal)",
-                          msg=f"NVSwitch {dev} reports {'fatal' if fatal else 'non-fatal'} SXid {code}",
-                          evidence=tuple(e.raw_line for e in evs[:8]),
+                          msg=f"NVSwitch {dev} reports {'fatal' if fatal else 'non-fatal'} SXid {sxid}",
+                          evidence=tuple(e.raw_line for e in sevs[:8]),
                           hint="A fatal SXid needs the NVSwitch tray/baseboard reset (drain first); repeated non-fatal SXids on one "
                                "link point at a marginal NVLink: check `nvidia-smi nvlink -e` and fabric manager logs.")
     if not by_code and not sxids and not any(e.kind in ("fallen_off_bus", "gsp_timeout") for e in node.kernel_events):
@@ -118,12 +119,12 @@ def mig_mode(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
     for g in node.gpus or ():
         if g.mig_mode is None:
             yield ctx.unknown(node, f"{g.ref} MIG mode not reported by any collected output", subject=g.ref)
-    known = [g for g in known if g.mig_mode.strip().upper() not in ("N/A", "[N/A]")]  # GPUs without MIG support
+    known = [g for g in known if g.mig_mode is not None and g.mig_mode.strip().upper() not in ("N/A", "[N/A]")]  # GPUs without MIG support
     if not known:
         if node.gpus and all(g.mig_mode is not None for g in node.gpus):
             yield ctx.na(node, "no GPU on this node supports MIG (mig.mode.current N/A)")
         return
-    bad = [g for g in known if (g.mig_mode.strip().lower() == "enabled") != want]
+    bad = [g for g in known if g.mig_mode is not None and (g.mig_mode.strip().lower() == "enabled") != want]
     if not bad:
         yield ctx.ok(node, observed="Enabled" if want else "Disabled",
                      msg=f"MIG {'enabled' if want else 'disabled'} on all {len(known)} GPUs")
@@ -235,6 +236,7 @@ def temperature(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
         yield ctx.unknown(node, "no GPUs reported: temperature margin cannot be judged")
     limit, source = ctx.threshold("min_margin_c")
     for g in gpus:
+        assert g.temp_limit_margin_c is not None  # `gpus` keeps only these
         observed = f"{g.temperature_c:g} C, {g.temp_limit_margin_c:g} C below the slowdown limit" if g.temperature_c is not None \
             else f"{g.temp_limit_margin_c:g} C below the slowdown limit"
         if g.temp_limit_margin_c < float(limit):

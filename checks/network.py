@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from preflight.facts import NodeFacts
+from preflight.facts import FleetFacts, NodeFacts
 from preflight.registry import CheckContext, check, consistency
 from preflight.results import Finding, Status
 
@@ -88,14 +88,14 @@ def nccl_interfaces(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
        summary="The interfaces NCCL uses (expect.nccl_socket_ifname) have the same MTU on every node (a mismatch drops large frames or hangs bootstrap)",
        remediation="Set the same MTU on every node's fabric interfaces (netplan/NetworkManager, or the switch profile for RoCE).",
        na_when="the inventory names no NCCL interface (expect.nccl_socket_ifname)")
-def mtu_consistent(fleet, ctx: CheckContext) -> Iterator[Finding]:
+def mtu_consistent(fleet: FleetFacts, ctx: CheckContext) -> Iterator[Finding]:
     values: dict[str, object] = {}
     for n in fleet.reachable:
         spec, _ = ctx.expected(n, "nccl_socket_ifname")
         if spec is None:
             continue
         used = nccl_matches(str(spec), sorted(n.netifs or {}))
-        mtus = sorted({(n.netifs or {})[i].get("mtu") for i in used if (n.netifs or {})[i].get("mtu")})
+        mtus = sorted({mtu for i in used if (mtu := (n.netifs or {})[i].get("mtu"))})
         values[n.name] = ", ".join(str(m) for m in mtus) or None
     if not values:
         for n in fleet.reachable:
@@ -108,14 +108,14 @@ def mtu_consistent(fleet, ctx: CheckContext) -> Iterator[Finding]:
 @check(id="network.resolve", group="network", scope="fleet", needs=("resolved",),
        summary="Every node resolves every peer's host name (as the inventory names them), and all nodes agree on the address (a stale /etc/hosts entry differs)",
        remediation="Fix DNS or /etc/hosts on the node; torchrun/NCCL bootstrap (MASTER_ADDR, hostfiles) fails or connects to the wrong host otherwise.")
-def resolve(fleet, ctx: CheckContext) -> Iterator[Finding]:
+def resolve(fleet: FleetFacts, ctx: CheckContext) -> Iterator[Finding]:
     from collections import Counter
 
     majority: dict[str, tuple[str, ...]] = {}
     names = sorted({name for n in fleet.reachable for name in (n.resolved or {})})
     for name in names:
-        answers = Counter(tuple(n.resolved[name]) for n in fleet.reachable
-                          if isinstance((n.resolved or {}).get(name), list))
+        answers = Counter(tuple(ans) for n in fleet.reachable
+                          if isinstance(ans := (n.resolved or {}).get(name), list))
         if answers:
             majority[name] = answers.most_common(1)[0][0]
     for n in fleet.reachable:

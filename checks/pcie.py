@@ -25,6 +25,7 @@ def gpu_link(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
     if not node.gpus:
         yield ctx.unknown(node, "no GPUs reported: PCIe links cannot be judged")
     for g in gpus:
+        assert g.pcie_width_current is not None and g.pcie_width_max is not None  # `gpus` keeps only these
         gen = f"Gen{g.pcie_gen_current}/{g.pcie_gen_max}" if g.pcie_gen_current is not None else "gen unknown"
         observed = f"x{g.pcie_width_current} of x{g.pcie_width_max}, {gen}"
         if g.pcie_width_current < g.pcie_width_max:

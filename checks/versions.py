@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from preflight.facts import FleetFacts
 from preflight.registry import CheckContext, check, consistency
@@ -57,7 +57,7 @@ def _not_applicable(fleet: FleetFacts, attr: str) -> dict[str, str]:
     return out
 
 
-def _same(attr: str, key: str, label: str, hint: str):
+def _same(attr: str, key: str, label: str, hint: str) -> Callable[[FleetFacts, CheckContext], Iterator[Finding]]:
     def fn(fleet: FleetFacts, ctx: CheckContext) -> Iterator[Finding]:
         values, evidence = _versions(fleet, attr)
         yield from consistency(fleet, ctx, key, values, label=label, hint=hint, evidence=evidence,
