@@ -145,9 +145,11 @@ def dump_from_obj(obj: Any, source: str = "") -> FrDump | Unparseable:
             is_p2p=bool(e.get("is_p2p")), profiling_name=_s(e.get("profiling_name")), state=_s(e.get("state")),
             input_sizes=repr(e.get("input_sizes")), output_sizes=repr(e.get("output_sizes")),
             input_dtypes=repr(e.get("input_dtypes")), time_created_ns=_int_or_none(e.get("time_created_ns"))))
-    cfg = obj.get("pg_config") if isinstance(obj.get("pg_config"), dict) else {}
+    cfg = obj.get("pg_config")
+    cfg = cfg if isinstance(cfg, dict) else {}
     pg_ranks = {str(k): _ranks_list(v.get("ranks")) for k, v in cfg.items() if isinstance(v, dict)}
-    st = obj.get("pg_status") if isinstance(obj.get("pg_status"), dict) else {}
+    st = obj.get("pg_status")
+    st = st if isinstance(st, dict) else {}
     pg_status = {str(k): {kk: vv for kk, vv in v.items() if isinstance(vv, int)} for k, v in st.items() if isinstance(v, dict)}
     rank = _int_or_none(obj.get("rank"))
     if rank is None and source:

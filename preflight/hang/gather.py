@@ -175,7 +175,7 @@ def _missing_rank_causes(ranks: list[LiveRank], *, complete: bool = True) -> lis
         return []
     per_node = Counter(r.node for r in ranks)
     local_size = max(per_node.values()) if per_node else 0
-    node_of_block = {}
+    node_of_block: dict[int, Counter[str]] = {}
     for r in ranks:
         if r.rank is not None and local_size:
             node_of_block.setdefault(r.rank // local_size, Counter())[r.node] += 1
@@ -231,8 +231,8 @@ def _stack_causes(ranks: list[LiveRank]) -> list[Cause]:
 
 def _gpu_causes(ranks: list[LiveRank]) -> list[Cause]:
     known = [r for r in ranks if r.gpu_util is not None]
-    busy = [r for r in known if r.gpu_util >= 90]
-    idle = [r for r in known if r.gpu_util <= 5]
+    busy = [r for r in known if r.gpu_util is not None and r.gpu_util >= 90]  # `known` has only non-None
+    idle = [r for r in known if r.gpu_util is not None and r.gpu_util <= 5]
     if not busy or not idle or len(idle) * 4 > len(known):
         return []
     return [Cause(0.7, f"rank {r.rank}'s GPU {r.gpu} on {r.node} is idle ({r.gpu_util}%) while {len(busy)} rank(s) "

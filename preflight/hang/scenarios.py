@@ -148,6 +148,7 @@ def build(name: str, nodes: int = 8, gpus: int = 8, channels: int = 4) -> Scenar
         if name == "xid":
             dm = [GENERATED.format(what=f"dmesg --ctime of {h}", name=name), "", T_DMESG_OK]
             if odd:
+                assert bad_rank is not None  # 'xid' names its bad rank in the table above
                 d = bad_rank - node * gpus
                 dm.append(T_XID79.format(bus2=H100_BUS[d % len(H100_BUS)], pid=41000 + node * 100 + d))
             files[f"dmesg/{h}.txt"] = "\n".join(dm) + "\n"

@@ -151,7 +151,9 @@ def _dtype_reasons(nodes: Sequence[NodeShape], opts: PlanOptions) -> list[Reason
         return []
     for node in nodes:
         spec = gpu_spec_for(node.gpu_model)
-        cc = spec.get("compute_capability") if spec else None
+        if not spec:
+            continue
+        cc = spec.get("compute_capability")
         if cc is not None and float(cc) < need:
             return [Reason("unsafe", "gpu.dtype", f"{opts.weight_dtype} needs compute capability ≥ {need}; "
                            f"{node.gpu_model} is {cc}", f"gpus.yaml {spec['id']}: compute_capability={cc}")]

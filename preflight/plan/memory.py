@@ -76,7 +76,7 @@ def memory_per_gpu(
     ctx = math.ceil(opts.context / KV_BLOCK_TOKENS) * KV_BLOCK_TOKENS
     kv_elems = kv_elems_per_token_per_layer_per_gpu(model, tp)
 
-    best: tuple[float, int, float, float, float, float, int, int] | None = None
+    best: tuple[float, float, int, int, int, float, int, int] | None = None
     start = 0
     for s, n in enumerate(split):
         idx = range(start, start + n)

@@ -217,8 +217,13 @@ def plan(fleet: FleetShape, model: ModelSpec, opts: PlanOptions) -> Plan:
         if c is not None:
             cands.append(c)
     safe = [c for c in cands if c.verdict == "safe"]
-    per_seq = lambda c: c.estimate("decode_tokens_per_s_per_seq") or 0.0  # noqa: E731
-    agg = lambda c: c.estimate("decode_tokens_per_s_aggregate") or 0.0  # noqa: E731
+
+    def per_seq(c: Candidate) -> float:
+        return c.estimate("decode_tokens_per_s_per_seq") or 0.0
+
+    def agg(c: Candidate) -> float:
+        return c.estimate("decode_tokens_per_s_aggregate") or 0.0
+
     latency = sorted(safe, key=lambda c: (-per_seq(c), c.gpus, c.pp))
     throughput = sorted(safe, key=lambda c: (-agg(c), -c.memory.max_seqs, c.gpus))
     notes = (

@@ -179,9 +179,9 @@ def _suite_element(suite: _Suite, index: int, properties: dict[str, str], timest
 
 
 def _timestamp(report: RunReport) -> str:
-    t = report.meta.get("bundle_created") or report.meta.get("judged")
+    when = report.meta.get("bundle_created") or report.meta.get("judged")
     try:
-        t = float(t)
+        t = float(when) if when is not None else _time.time()
     except (TypeError, ValueError):
         t = _time.time()
     return _time.strftime("%Y-%m-%dT%H:%M:%S", _time.gmtime(t))

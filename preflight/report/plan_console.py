@@ -97,9 +97,9 @@ def render(result: PlanResult, console: Console, *, show_all: bool = False, limi
         for line in reasons_legend(unsafe):
             console.print(line)
     elif unsafe:
-        why = Counter(r.code for c in unsafe for r in c.reasons if r.severity == "unsafe")
+        codes = Counter(r.code for c in unsafe for r in c.reasons if r.severity == "unsafe")
         console.print(f"[dim]{len(unsafe)} unsafe layouts not shown (--all lists them): "
-                      + ", ".join(f"{k} ×{v}" for k, v in why.most_common()) + "[/]")
+                      + ", ".join(f"{k} ×{v}" for k, v in codes.most_common()) + "[/]")
     for kind, cands in (("latency", p.recommend_latency), ("throughput", p.recommend_throughput)):
         if not cands:
             console.print(f"[bold red]no safe layout for {kind}[/]")

@@ -6,7 +6,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.markup import escape
 from rich.table import Table
 
@@ -41,9 +41,11 @@ def probe_timings(bundle: Any) -> list[ProbeTiming]:
 def render(bundle: Any, console: Console, *, limit: int = 12) -> None:
     rows = probe_timings(bundle)
     t = Table(title="slowest probes on the nodes (the collector runs them 4 at a time)", title_justify="left")
-    for col, kw in (("probe", {}), ("nodes", {"justify": "right"}), ("median s", {"justify": "right"}),
-                    ("max s", {"justify": "right"}), ("slowest node", {}), ("timeouts", {"justify": "right"})):
-        t.add_column(col, **kw)
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("probe", "left"), ("nodes", "right"), ("median s", "right"), ("max s", "right"), ("slowest node", "left"),
+        ("timeouts", "right"))  # "left" is add_column's default
+    for col, justify in columns:
+        t.add_column(col, justify=justify)
     for r in rows[:limit]:
         t.add_row(r.probe, str(r.nodes), f"{r.median_s:.2f}", f"{r.max_s:.2f}", escape(r.slowest_node), str(r.timeouts or ""))
     console.print(t)

@@ -29,6 +29,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from preflight.sim.fleet import _alive, _signal, _whoami, load_profile, stop_process_tree
 from preflight.sim.fleet import prepare_node_root as fleet_prepare_node_root
@@ -64,7 +65,7 @@ def _free_ports(n: int) -> list[int]:
             s.close()
 
 
-def prepare_node_root(root: Path, profile_name: str) -> dict[str, object]:
+def prepare_node_root(root: Path, profile_name: str) -> dict[str, Any]:
     """SimFleet's node folder (stand-ins on bin/, files under hostroot/), for a profile name or a Slurm behaviour."""
     return fleet_prepare_node_root(root, SLURM_BEHAVIOURS.get(profile_name, profile_name))
 
@@ -76,7 +77,7 @@ class SlurmSimNode:
     port: int
     root: Path
     proc: subprocess.Popen[bytes] | None = None
-    limits: dict[str, object] = field(default_factory=dict)
+    limits: dict[str, Any] = field(default_factory=dict)  # the profile's limits, as its YAML gives them
 
     @property
     def pid(self) -> int | None:

@@ -4,6 +4,7 @@ interfaces or HCAs differ from the majority's, or a whole job on TCP."""
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from typing import Any
 
 from preflight.hang.joined import JoinedInputs, majority, node_values
 from preflight.hang.nccl_log import NcclRank
@@ -41,6 +42,12 @@ def socket_fallback_causes(world: JoinedInputs) -> list[Cause]:
     return out
 
 
+def _top(values: Counter[Any] | None, default: Any) -> Any:
+    """The most common of `values`, `default` when there are none."""
+    top = majority(values) if values else None
+    return top[0] if top is not None else default
+
+
 def network_causes(world: JoinedInputs, covered: set[str] | None = None) -> list[Cause]:
     """Nodes whose network differs from the majority's, or a whole job on sockets; `covered` nodes already have a
     socket-fallback cause (not named twice)."""
@@ -51,11 +58,10 @@ def network_causes(world: JoinedInputs, covered: set[str] | None = None) -> list
     ifs = node_values(world.nccl, "interfaces")
     devs = node_values(world.nccl, "net_devices")
     for h in set(tr) | set(ifs):
-        per_node[h] = (majority(tr[h])[0] if tr.get(h) else None, majority(ifs[h])[0] if ifs.get(h) else (),
-                       majority(devs[h])[0] if devs.get(h) else ())
-    for r in world.nccl:
-        if r.net_evidence is not None and r.host not in first:
-            first[r.host] = r
+        per_node[h] = (_top(tr.get(h), None), _top(ifs.get(h), ()), _top(devs.get(h), ()))
+    for rank in world.nccl:
+        if rank.net_evidence is not None and rank.host not in first:
+            first[rank.host] = rank
     out: list[Cause] = []
     if not per_node:
         return out

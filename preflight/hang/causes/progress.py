@@ -59,6 +59,7 @@ def watchdog_causes(world: JoinedInputs, logs: list[WatchdogLog], xids: list[Xid
             if kind == "missing":
                 title = f"{who} never entered {op} #{top}{pgtxt}; {len(at_top)} rank(s) timed out waiting in it"
             else:
+                assert prog is not None  # a rank "behind" carries its progress; only "missing" ones have none
                 title = (f"{who} behind: stuck at {prog.op or 'collective'} #{prog.seq} while "
                          f"{len(at_top)} rank(s) reached {op} #{top}{pgtxt}")
             evid = list(witness)
