@@ -179,3 +179,12 @@ def _add_connection_args(p: argparse.ArgumentParser, *, required: bool) -> None:
     p.add_argument("--nccl", action="store_true",
                    help="also run nccl-tests all_reduce_perf on each node's GPUs, twice (takes the GPUs for a minute or two)")
     p.add_argument("--save", metavar="DIR", help="save the raw facts bundle to DIR (replay it with `preflight replay DIR`)")
+    p.add_argument("--level", choices=("quick", "standard", "deep"), default="quick",
+                   help="active tests per node (docs/levels.md): quick (state only, DCGM r1 where installed; "
+                        "<=1 min), standard (DCGM r2, nvbandwidth, all-reduce, ib_write_bw loopback; <=5 min), "
+                        "deep (DCGM r3 ...; <=30 min)")
+    p.add_argument("--budget", type=float, metavar="SECONDS",
+                   help="cap each node's active tests at SECONDS (default: the level's); a test that would not "
+                        "fit is not started and reads 'not run', never pass")
+    p.add_argument("--force", action="store_true",
+                   help="run active tests even where the GPUs have compute processes (they are named otherwise)")

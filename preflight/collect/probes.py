@@ -114,7 +114,7 @@ ACTIVE_PROBES: tuple[Probe, ...] = (
     # PCIe/memory/short stress, r3 adds targeted stress/power (~10-20 min on 8 GPUs). The text table (what
     # published runs show; parse/dcgm_diag.py reads -j JSON too).
     Probe("dcgm_r1", "cmd", ("dcgmi", "diag", "-r", "1"), timeout_s=120.0, optional=True, serial=True,
-          est_s=30.0),
+          est_s=15.0),
     Probe("dcgm_r2", "cmd", ("dcgmi", "diag", "-r", "2"), timeout_s=300.0, optional=True, serial=True,
           active=True, est_s=150.0),
     Probe("dcgm_r3", "cmd", ("dcgmi", "diag", "-r", "3"), timeout_s=1500.0, optional=True, serial=True,

@@ -86,11 +86,13 @@ def _shell_fallback(probes: list[Probe], ngpus: int) -> str:
 
 
 def build_script(probes: list[Probe], *, ngpus: int = 8, deadline_s: float = 300.0,
-                 peers: tuple[str, ...] = (), job: dict[str, Any] | None = None) -> str:
-    """The node script. `peers` (host names from the inventory) and `job` (hang gather settings: pattern,
-    pyspy, ib_interval_s) travel as JSON data, never as shell words."""
+                 peers: tuple[str, ...] = (), job: dict[str, Any] | None = None,
+                 active: dict[str, Any] | None = None) -> str:
+    """The node script. `peers` (host names from the inventory), `job` (hang gather settings: pattern,
+    pyspy, ib_interval_s) and `active` (the level's budget_s and force) travel as JSON data, never as
+    shell words."""
     config = {"probes": [_probe_dict(p) for p in probes], "ngpus": ngpus, "deadline_s": deadline_s,
-              "peers": list(peers), "job": dict(job or {})}
+              "peers": list(peers), "job": dict(job or {}), "active": dict(active or {})}
     py = collector_source() + f"\n\nif __name__ == '__main__':\n    main(json.loads({json.dumps(config)!r}))\n"
     if HEREDOC in collector_source():
         raise AssertionError("collector source contains the heredoc delimiter")

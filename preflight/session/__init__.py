@@ -19,7 +19,7 @@ import ipaddress
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -33,13 +33,18 @@ LOCAL_ADDRESSES = ("local", "localhost-local")
 
 
 class Node(Protocol):
-    """What the session reads of an inventory node (`preflight.inventory.Node`)."""
+    """What the session reads of an inventory node (`preflight.inventory.Node`, a frozen dataclass: read-only)."""
 
-    name: str
-    address: str
-    command_timeout_s: float
-    expect: Any  # preflight.inventory.Expectations
-    thresholds: Any
+    @property
+    def name(self) -> str: ...
+    @property
+    def address(self) -> str: ...
+    @property
+    def command_timeout_s(self) -> float: ...
+    @property
+    def expect(self) -> Any: ...  # preflight.inventory.Expectations
+    @property
+    def thresholds(self) -> Any: ...
 
 
 class Transport(Protocol):
@@ -66,6 +71,7 @@ class LiveRequest:
     inventory_path: str | None
     save: str | None
     slurm: bool = False  # the inventory has a `slurm:` section (launchers default to srun)
+    active: dict[str, Any] = field(default_factory=dict)  # --level's tests: {level, budget_s, force}
 
 
 def expectations_of(node: Node) -> tuple[dict[str, Any], dict[str, str]]:
@@ -114,6 +120,7 @@ def collect(
     only: tuple[str, ...] | None = None,
     job: dict[str, Any] | None = None,
     cache: FactsCache | None = None,
+    active: dict[str, Any] | None = None,
 ) -> Bundle:
     """One sweep: the script built once, fanned out, each result given its expectations as it arrives.
 
@@ -124,7 +131,7 @@ def collect(
     ngpus = max((int(n.expect.gpus_per_node or 0) for n in nodes if getattr(n.expect, "gpus_per_node", None)), default=8)
     probes = [p for p in select_probes(include_optional) if only is None or p.id in only]
     script = build_script(probes, ngpus=ngpus, deadline_s=max((n.command_timeout_s for n in nodes), default=120.0),
-                          peers=peer_names(nodes) if only is None else (), job=job)
+                          peers=peer_names(nodes) if only is None else (), job=job, active=active)
     started = time.time()
     by_name = {n.name: n for n in nodes}
     attached: set[str] = set()
@@ -178,7 +185,8 @@ class LiveSession:
         options = dataclasses.replace(req.options, stop=self.stop, pool=self.pool)  # type: ignore[type-var]
         extra = req.include_optional if include_optional is None else include_optional
         return collect(nodes, options, inventory_path=req.inventory_path, include_optional=extra,
-                       on_event=on_event, only=only, job=job, cache=self.facts)
+                       on_event=on_event, only=only, job=job, cache=self.facts,
+                       active=req.active if only is None else None)
 
     def close(self) -> None:
         self.stop.set()

@@ -12,6 +12,8 @@ from typing import Any
 
 from preflight.session import LiveRequest
 
+STATE_PROBES_S = 90.0  # room for the state probes before the level's tests (their slowest timeout is 30 s)
+
 
 @dataclass(frozen=True)
 class RunArgs:
@@ -26,6 +28,9 @@ class RunArgs:
     known_hosts: tuple[str, ...] = ()
     accept_new_hostkeys: bool = False
     nccl: bool = False
+    level: str = "quick"  # quick | standard | deep: the active tests and their per-node budget (docs/levels.md)
+    budget: float | None = None  # seconds of active tests per node (default: the level's)
+    force: bool = False  # run the active tests even where the GPUs have compute processes
     save: str | None = None
     expect: tuple[str, ...] = ()  # --expect KEY=VALUE, applied to every inventory node
     accept: tuple[str, ...] = ()  # --accept CHECK_OR_FACT=WHY
@@ -58,17 +63,29 @@ def live_request(args: RunArgs) -> LiveRequest:
     The `--expect`/`--accept` overrides are put on the inventory's nodes here, so the bundle a live run
     saves records them with their source.
     """
-    from preflight.collect.probes import NCCL_PROBES
+    from preflight.collect.probes import LEVEL_BUDGET_S, LEVELS, NCCL_PROBES, PROBES_BY_ID
     from preflight.overrides import parse_overrides
     from preflight.transport.fanout import FanoutOptions
     from preflight.transport.ssh import SshOptions
 
+    if args.level not in LEVELS:
+        raise ValueError(f"--level {args.level!r}: choose {', '.join(LEVELS)}")
+    if args.budget is not None and args.budget <= 0:
+        raise ValueError(f"--budget {args.budget:g}: give seconds > 0")
     inv = load_selection(args)
     nodes = parse_overrides(args.expect, args.accept).apply_to_nodes(inv.nodes)
     if args.connect_timeout or args.timeout:
         nodes = [dataclasses.replace(n, **({"connect_timeout_s": args.connect_timeout} if args.connect_timeout else {}),
                                      **({"command_timeout_s": args.timeout} if args.timeout else {})) for n in nodes]
+    include = (*(NCCL_PROBES if args.nccl else ()), *LEVELS[args.level])
+    # --nccl on a level without the all-reduce adds its typical time to the level's budget
+    extra = sum(PROBES_BY_ID[p].est_s for p in include if p not in LEVELS[args.level])
+    budget = float(args.budget if args.budget is not None else LEVEL_BUDGET_S[args.level] + extra)
+    active = {"level": args.level, "budget_s": budget, "force": args.force}
+    if args.level != "quick" or args.budget is not None or args.nccl:  # state probes first, then the tests
+        nodes = [dataclasses.replace(n, command_timeout_s=max(n.command_timeout_s, budget + STATE_PROBES_S))
+                 for n in nodes]
     ssh = SshOptions(known_hosts=tuple(inv.known_hosts) + tuple(args.known_hosts),
                      accept_new_hostkeys=args.accept_new_hostkeys, ssh_config_path=inv.ssh_config)
     return LiveRequest(tuple(nodes), FanoutOptions(forks=max(1, args.forks), ssh=ssh),
-                       NCCL_PROBES if args.nccl else (), args.inventory, args.save, bool(inv.slurm))
+                       tuple(dict.fromkeys(include)), args.inventory, args.save, bool(inv.slurm), active)

@@ -39,7 +39,7 @@ def record(out: Path) -> Path:
             nodes = [dataclasses.replace(n, command_timeout_s=60.0) for n in inv.nodes]
             opts = FanoutOptions(ssh=SshOptions(known_hosts=inv.known_hosts, use_default_known_hosts=False))
             # inventory Nodes are frozen; session.Node declares settable attributes (should be read-only properties)
-            bundle = collect(nodes, opts, include_optional=NCCL_PROBES)  # type: ignore[arg-type]
+            bundle = collect(nodes, opts, include_optional=NCCL_PROBES)
     bundle.label = "recording"
     bundle.inventory = {"path": "simulated fleet (python -m preflight.sim.record_demo)", "expect": DEMO_EXPECT}
     for raw in bundle.nodes:  # sources named in the tmp inventory would point at a deleted file
