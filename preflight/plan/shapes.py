@@ -38,11 +38,29 @@ class NodeShape:
 
 
 @dataclass(frozen=True)
+class NvlinkDomain:
+    """Nodes whose GPUs share one NVLink fabric (GB200/GB300 NVL72: up to 18 nodes through the switch trays).
+
+    Grouped by the Fabric block's (ClusterUUID, CliqueId); `healthy=False` when a member's fabric is not
+    Completed / Success / Healthy: `broken_by` names those nodes, and the others keep only their own NVLink.
+    """
+
+    gpus: int
+    nodes: tuple[str, ...]
+    healthy: bool
+    broken_by: tuple[str, ...]
+    cluster_uuid: str | None
+    clique_id: str | None
+
+
+@dataclass(frozen=True)
 class FleetShape:
     nodes: tuple[NodeShape, ...]  # healthy nodes only
     excluded: tuple[tuple[str, str], ...] = ()  # (node, why): nodes that failed checks
     internode_busbw_gbps: float | None = None  # GB/s, measured multi-node all-reduce busbw
     internode_source: str | None = None
+    # multi-node NVLink domains; () = each node is its own domain (its `nvlink_domain` GPUs)
+    nvlink_domains: tuple[NvlinkDomain, ...] = ()
 
     @property
     def total_gpus(self) -> int:
