@@ -8,6 +8,7 @@ node that drags the rest down. Command building and the pair analysis are pure f
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -79,6 +80,8 @@ class NetSeen:
     evidence: tuple[str, ...] = ()  # the line that shows it, one per host ('launcher output:LINE: text')
     fallback: tuple[str, ...] = ()  # 'Failed to open libibverbs.so[.1]' lines of ranks that fell back to sockets
     nccl_lines: int = 0  # NCCL lines in the output at all (0: NCCL_DEBUG was not INFO)
+    gdrdma: bool | None = None  # some 'via NET/IB/../GDRDMA' channel (True), only plain NET/IB ones (False), none
+    gdr_evidence: tuple[str, ...] = ()  # one 'via NET/IB' channel line, as printed
 
 
 def net_seen(text: str, source: str = "launcher output") -> NetSeen:
@@ -93,7 +96,32 @@ def net_seen(text: str, source: str = "launcher output") -> NetSeen:
             evidence[r.host] = str(r.net_evidence)
     fallback = tuple(dict.fromkeys(str(r.ibverbs_failure) for r in log.ranks
                                    if r.socket_fallback and r.ibverbs_failure is not None))
-    return NetSeen(transports, tuple(evidence.values())[:8], fallback[:4], log.nccl_lines)
+    ib_lines = [ln.strip() for ln in text.splitlines() if _VIA_IB.search(ln)]
+    gdr = None if not ib_lines else any("GDRDMA" in ln for ln in ib_lines)
+    shown = next((ln for ln in ib_lines if ("GDRDMA" in ln) == gdr), None) if gdr is not None else None
+    return NetSeen(transports, tuple(evidence.values())[:8], fallback[:4], log.nccl_lines, gdr,
+                   (shown[:240],) if shown else ())
+
+
+_VIA_IB = re.compile(r"via NET/IB(?:/\d+)?(?:/GDRDMA)?\b")
+# Inter-node all-reduce busbw as a share of the NICs' line rate that a healthy fabric reaches. Ours: NCCL's
+# ring busbw across nodes approaches the per-node network bandwidth (nccl-tests doc/PERFORMANCE.md: busbw is
+# comparable to the hardware's bottleneck bandwidth); 0.80 leaves room for protocol overhead and run-to-run
+# spread. A measured baseline of the same fabric (--min-busbw, expect.allreduce_busbw_gbps_min) replaces it.
+NIC_EFFICIENCY = 0.80
+
+
+def expected_busbw(ports_gbps: dict[str, list[float]], ranks_per_node: int) -> tuple[float, str] | None:
+    """(GB/s, how it was derived) from each node's active IB port rates: the slowest node's
+    min(ranks, ports) x rate / 8 x NIC_EFFICIENCY; None when a node shows no active port."""
+    if not ports_gbps or any(not rates for rates in ports_gbps.values()):
+        return None
+    per_node = {n: sum(sorted(rates, reverse=True)[:max(1, ranks_per_node)]) / 8 for n, rates in ports_gbps.items()}
+    slow = min(per_node, key=lambda n: per_node[n])
+    rates = sorted(ports_gbps[slow], reverse=True)[:max(1, ranks_per_node)]
+    value = round(per_node[slow] * NIC_EFFICIENCY, 1)
+    return value, (f"estimated: {NIC_EFFICIENCY:.0%} (ours) of {slow}'s {len(rates)} active IB port(s) x "
+                   f"{rates[0]:g} Gb/s = {per_node[slow]:g} GB/s line rate (ibstat; min(ranks per node, ports))")
 
 
 @dataclass(frozen=True)
@@ -137,9 +165,12 @@ class RunVerdict:
     evidence: tuple[str, ...] = ()
 
 
-def judge_run(outcome: RunOutcome, threshold: float | None, expect_net: str | None = None) -> RunVerdict:
+def judge_run(outcome: RunOutcome, threshold: float | None, expect_net: str | None = None,
+              derived: tuple[float, str] | None = None) -> RunVerdict:
     """Pure: what a run proves. Sockets between nodes fail unless the inventory says sockets are intended
-    (expect.nccl_net: socket); a network that cannot be seen is a warning, never a plain pass."""
+    (expect.nccl_net: socket); a network that cannot be seen is a warning, never a plain pass. Without a
+    threshold, a run over NET/IB is held to `derived` (from the nodes' IB ports, see expected_busbw);
+    NET/IB without GPUDirect RDMA on any channel warns."""
     fail: list[str] = []
     warn: list[str] = []
     ok: list[str] = []
@@ -171,18 +202,24 @@ def judge_run(outcome: RunOutcome, threshold: float | None, expect_net: str | No
         if want and want not in {t.lower() for t in net.transports}:
             fail.append(f"NCCL ran over {seen}; the inventory expects {want} (expect.nccl_net)")
         else:
-            ok.append(f"inter-node transport {seen}")
-        evidence += net.evidence[:2]
+            ok.append(f"inter-node transport {seen}" + (" with GPUDirect RDMA (GDRDMA)" if net.gdrdma else ""))
+        if "IB" in net.transports and net.gdrdma is False:
+            warn.append("NCCL used NET/IB without GPUDirect RDMA on any channel (no GDRDMA): data bounces through "
+                        "host memory; check nvidia_peermem and NCCL_NET_GDR_LEVEL")
+        evidence += [*net.evidence[:2], *net.gdr_evidence]
     elif len(outcome.hosts) > 1:
         warn.append("transport not shown (NCCL_DEBUG=INFO lines absent)" if net.nccl_lines == 0 else
                     "transport not shown (NCCL printed no 'Using network' / 'via NET/...' line)")
+    source = ""
+    if threshold is None and derived is not None and "IB" in net.transports:
+        threshold, source = derived[0], f" ({derived[1]})"
     if big is not None:
         if threshold is not None and big[1] < threshold:
-            fail.append(f"busbw {big[1]:g} GB/s at the largest size, below {threshold:g}")
+            fail.append(f"busbw {big[1]:g} GB/s at the largest size, below {threshold:g}{source}")
         elif threshold is None:
             ok.append(f"busbw {big[1]:g} GB/s, not judged (no --min-busbw or expect.allreduce_busbw_gbps_min)")
         else:
-            ok.append(f"busbw {big[1]:g} GB/s >= {threshold:g}")
+            ok.append(f"busbw {big[1]:g} GB/s >= {threshold:g}{source}")
     status = "fail" if fail else "warn" if warn else "pass"
     return RunVerdict(status, tuple(fail + warn + ok), tuple(dict.fromkeys(evidence))[:10])
 

@@ -131,7 +131,8 @@ def cmd_nccl_multinode(args: argparse.Namespace) -> int:
     else:
         console.print(f"{len(hosts)} nodes × {gpus} GPUs: busbw {whole.busbw} GB/s at the largest size"
                       + (f" (expected >= {threshold:g})" if threshold else ""))
-    judged = judge_run(whole, threshold, launcher.expect.get("nccl_net"))
+    derived = _derived_expectation(args, gpus) if threshold is None and "IB" in whole.net.transports else None
+    judged = judge_run(whole, threshold, launcher.expect.get("nccl_net"), derived)
     style = {"pass": "green", "warn": "yellow", "fail": "bold red"}[judged.status]
     console.print(f"[{style}]{judged.status}[/]: " + escape("; ".join(judged.reasons)), soft_wrap=True)
     for line in judged.evidence:
@@ -139,13 +140,58 @@ def cmd_nccl_multinode(args: argparse.Namespace) -> int:
     doc: dict[str, Any] = {"launcher": launcher.name, "via": via, "command": whole.command, "busbw": whole.busbw,
                            "error": whole.error, "threshold": threshold, "status": judged.status,
                            "reasons": list(judged.reasons), "transport": list(whole.net.transports),
-                           "evidence": list(judged.evidence)}
+                           "gdrdma": whole.net.gdrdma, "derived_threshold": list(derived) if derived else None,
+                           "evidence": list(judged.evidence), "hosts": list(hosts), "gpus_per_node": gpus}
     low = whole.busbw is None or (threshold is not None and whole.busbw < threshold) or judged.status == "fail"
     if args.pairs and threshold is not None and len(hosts) >= 2:
         doc.update(_pairs(hosts, gpus, threshold, runner, via, console))
+    low = low or (derived is not None and whole.busbw is not None and whole.busbw < derived[0])
     if args.json:
         write_json(args.json, doc)
+    if args.save:
+        err.print(_save_measurement(args.save, doc))
     return 2 if low else 0
+
+
+def _derived_expectation(args: argparse.Namespace, gpus: int) -> tuple[float, str] | None:
+    """What the nodes' own IB ports should give (multinode.expected_busbw), from one sweep of ibstat and
+    /sys/class/infiniband over SSH; None when a node cannot be read or shows no active port."""
+    from preflight.multinode import expected_busbw
+    from preflight.parse.node import build_node_facts
+    from preflight.session import LiveSession
+    from preflight.session.request import RunArgs, live_request
+
+    req = live_request(RunArgs(inventory=args.inventory, limit=args.limit, known_hosts=tuple(args.known_hosts)))
+    bundle = LiveSession(req).collect(only=("ibstat", "ib_sysfs"))
+    ports: dict[str, list[float]] = {}
+    for raw in bundle.nodes:
+        facts = build_node_facts(raw)
+        if facts.ib is None:
+            return None
+        ports[raw.name] = [float(p.rate_gbps) for p in facts.ib
+                           if p.rate_gbps and (p.state or "").lower() == "active"]
+    return expected_busbw(ports, gpus)
+
+
+def _save_measurement(directory: str, doc: dict[str, Any]) -> str:
+    """Add this run to the bundle in DIR (`preflight run --save DIR` made it) as options["multinode"], where
+    `preflight plan --bundle DIR` finds it: the measured fabric joins the node facts it belongs to."""
+    import time
+    from pathlib import Path
+
+    from preflight.collect.bundle import BUNDLE_FILE, Bundle, BundleError, load_bundle, save_bundle
+
+    path = Path(directory)
+    try:
+        bundle = load_bundle(path) if (path / BUNDLE_FILE).exists() or path.suffix == ".json" else Bundle(nodes=[])
+    except BundleError as exc:
+        return f"not saved: {exc}"
+    record = {k: doc.get(k) for k in ("busbw", "status", "transport", "gdrdma", "hosts", "gpus_per_node",
+                                      "command", "threshold", "derived_threshold")}
+    record["created"] = time.time()
+    bundle.options = {**bundle.options, "multinode": [*list(bundle.options.get("multinode") or []), record]}
+    target = save_bundle(bundle, path)
+    return f"measurement saved: {target} (options.multinode, {len(bundle.options['multinode'])} run(s))"
 
 
 def _runner(launcher: Any, inv: Any, args: argparse.Namespace) -> Any:

@@ -87,6 +87,8 @@ def _add_multinode(sub: Subparsers) -> None:
     mn.add_argument("--timeout", type=float, default=600.0, help="seconds per mpirun/srun run (default 600)")
     mn.add_argument("--known-hosts", action="append", default=[])
     mn.add_argument("--json", metavar="FILE")
+    mn.add_argument("--save", metavar="DIR", help="add this measurement to the bundle in DIR (from `preflight run "
+                                                  "--save DIR`): `preflight plan --bundle DIR` then uses it")
 
 
 def _add_tui(sub: Subparsers) -> None:

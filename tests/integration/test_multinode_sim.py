@@ -80,3 +80,23 @@ def test_nccl_tests_without_mpi_fails(sim_fleet_factory, tmp_path) -> None:
     assert doc["status"] == "fail"
     assert doc["reasons"][0].startswith("nccl-tests ran 2 independent single-rank jobs: built without MPI?")
     assert any("Rank  0 Pid   2066 on ip-172-31-22-230" in e for e in doc["evidence"])
+
+
+def test_the_measurement_joins_the_run_bundle(sim_fleet_factory, tmp_path) -> None:
+    """`run --save B` then `nccl-multinode --save B`: the fabric's measurement sits beside the node facts."""
+    from preflight.collect.bundle import load_bundle
+
+    fleet = sim_fleet_factory([("gpu-01", "nccl-socket-fallback"), ("gpu-02", "h100-healthy")])
+    inv = fleet.write_inventory(tmp_path / "inv.yaml", expectations={"nccl_net": "socket"})
+    run = subprocess.run([sys.executable, "-m", "preflight", "run", "-i", str(inv), "--headless", "-q",
+                          "--save", str(tmp_path / "b")], capture_output=True, text=True, timeout=120)
+    assert (tmp_path / "b" / "bundle.json").exists(), run.stderr
+    mn = subprocess.run([sys.executable, "-m", "preflight", "nccl-multinode", "-i", str(inv), "--gpus-per-node", "1",
+                         "--timeout", "30", "--save", str(tmp_path / "b")], capture_output=True, text=True, timeout=120)
+    assert mn.returncode == 0, mn.stdout + mn.stderr
+    assert "measurement saved" in mn.stderr
+    bundle = load_bundle(tmp_path / "b")
+    assert len(bundle.nodes) == 2  # the run's node facts are still there
+    (record,) = bundle.options["multinode"]
+    assert record["busbw"] == 1.01 and record["transport"] == ["Socket"] and record["status"] == "pass"
+    assert record["hosts"] == ["gpu-01", "gpu-02"] and record["gpus_per_node"] == 1

@@ -115,7 +115,7 @@ def test_sockets_between_nodes_fail_with_the_lines_as_evidence() -> None:
 def test_ib_between_nodes_passes_and_unseen_transport_warns() -> None:
     from preflight.multinode import judge_run
     ib = judge_run(outcome(rec(GB10) + "\n" + rec(IB_LOG)), threshold=0.5)
-    assert ib.status == "pass" and "inter-node transport NET/IB" in ib.reasons
+    assert ib.status == "pass" and "inter-node transport NET/IB with GPUDirect RDMA (GDRDMA)" in ib.reasons
     unseen = judge_run(outcome(rec(GB10)), threshold=0.5)
     assert unseen.status == "warn" and unseen.reasons[0] == "transport not shown (NCCL_DEBUG=INFO lines absent)"
     wrong = judge_run(outcome(rec(GB10) + "\n" + rec(IB_LOG)), threshold=None, expect_net="socket")
