@@ -45,8 +45,26 @@ def progress_events(err: Console, total: int) -> Iterator[Event]:
     yield on_line
 
 
+def level_line(req: LiveRequest) -> str | None:
+    """What a run with active tests will take: the level, its tests and the time bound per node, so a long
+    run says up front how long it may be silent."""
+    active = req.active or {}
+    if not active or (active.get("level") == "quick" and not any(p.startswith("nccl") for p in req.include_optional)):
+        return None
+    import time
+
+    budget = float(active.get("budget_s") or 0)
+    tests = ", ".join(p for p in req.include_optional) or "none"
+    done_by = time.strftime("%H:%M:%S", time.localtime(time.time() + budget + 90))
+    return (f"level {active.get('level')}: {tests}; up to {budget:.0f} s of tests per node (budget), "
+            f"all nodes in parallel: done by about {done_by}")
+
+
 def collect_with_progress(session: LiveSession, err: Console, **collect_kw: Any) -> Bundle:
-    """One sweep of the session, its progress on stderr."""
+    """One sweep of the session, its progress on stderr (and, with active tests, what they will take)."""
+    line = level_line(session.request) if not collect_kw.get("only") else None
+    if line:
+        err.print(line, soft_wrap=True)
     with progress_events(err, len(session.request.nodes)) as on_event:
         return session.collect(on_event=on_event, **collect_kw)
 

@@ -56,3 +56,15 @@ def test_no_expectation_without_an_active_port_on_every_node() -> None:
     # one rank per node uses one NIC's worth: the estimate scales with min(ranks, ports)
     assert expected_busbw({"n0": [400.0, 400.0], "n1": [400.0, 400.0]}, 1) == (40.0, expected_busbw(
         {"n0": [400.0, 400.0], "n1": [400.0, 400.0]}, 1)[1])  # type: ignore[index]
+
+
+def test_a_run_with_active_tests_says_up_front_how_long_it_may_take() -> None:
+    from preflight.cli.progress import level_line
+    from preflight.session.request import RunArgs, live_request
+
+    line = level_line(live_request(RunArgs(host_list="local", level="standard")))
+    assert line is not None and line.startswith("level standard: dcgm_r2, nvbandwidth_h2d")
+    assert "up to 300 s of tests per node" in line
+    assert level_line(live_request(RunArgs(host_list="local"))) is None  # quick: nothing long to announce
+    nccl = level_line(live_request(RunArgs(host_list="local", nccl=True)))
+    assert nccl is not None and "up to 180 s" in nccl  # quick's 60 s + the two all-reduce runs' 2 x 60 s
