@@ -84,9 +84,24 @@ def topology_consistent(fleet: FleetFacts, ctx: CheckContext) -> Iterator[Findin
         if topo is not None:
             yield _partial_against(f, topo, evidence.get(f.node or "", ()), ctx)
             continue
-        if f.status == Status.FAIL:  # the signature is long: keep the message readable
-            f = dataclasses.replace(f, msg=f"GPU↔GPU topology differs from the fleet majority ({f.expected_source})")
+        if f.status == Status.FAIL:  # the signature is long: only the pairs that differ are shown
+            f = _differing_pairs(f)
         yield f
+
+
+def _differing_pairs(f: Finding) -> Finding:
+    """A whole matrix unlike the majority: observed and expected keep only the GPU pairs that differ
+    (same `i-j:KIND;...` form; a pair one side lacks reads `absent`), the message counts them."""
+    seen, want = _signature_pairs(str(f.observed or "")), _signature_pairs(str(f.expected or ""))
+    differ = sorted((p for p in set(seen) | set(want) if seen.get(p) != want.get(p)),
+                    key=lambda p: tuple(int(x) if x.isdigit() else 0 for x in p.split("-")))
+    if not differ:
+        return dataclasses.replace(f, msg=f"GPU↔GPU topology differs from the fleet majority ({f.expected_source})")
+    return dataclasses.replace(
+        f, observed=";".join(f"{p}:{seen.get(p, 'absent')}" for p in differ),
+        expected=";".join(f"{p}:{want.get(p, 'absent')}" for p in differ),
+        msg=f"GPU↔GPU topology differs from the fleet majority ({f.expected_source}) on {len(differ)} of "
+            f"{len(set(seen) | set(want))} GPU pairs")
 
 
 def _partial_against(f: Finding, topo: TopologyFacts, evidence: tuple[str, ...], ctx: CheckContext) -> Finding:

@@ -9,6 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from preflight.engine import all_checks
+from preflight.plan.envelope import Envelope
 from preflight.registry import GROUPS
 from preflight.results import Finding, RunReport, Status, worst
 
@@ -90,6 +91,47 @@ def _panel_groups(problems: list[Finding]) -> list[tuple[Finding, list[Finding]]
     return out
 
 
+def pair_diff(f: Finding) -> list[tuple[str, str, tuple[str, ...]]] | None:
+    """topology.consistent: the GPU pairs that differ, grouped as (observed kind, expected kind, pairs);
+    None for any other finding or values that are not `i-j:KIND;...` signatures."""
+    if f.check != "topology.consistent" or not isinstance(f.observed, str) or not isinstance(f.expected, str):
+        return None
+    seen = dict(p.split(":", 1) for p in f.observed.split(";") if ":" in p)
+    want = dict(p.split(":", 1) for p in f.expected.split(";") if ":" in p)
+    if not seen or not want:
+        return None
+    groups: dict[tuple[str, str], list[str]] = {}
+    for pair in seen.keys() | want.keys():
+        a, b = seen.get(pair, "absent"), want.get(pair, "absent")
+        if a != b:
+            groups.setdefault((a, b), []).append(pair)
+
+    def order(p: str) -> tuple[int, ...]:
+        return tuple(int(x) if x.isdigit() else 0 for x in p.split("-"))
+
+    return [(a, b, tuple("GPU" + p.replace("-", "↔GPU") for p in sorted(ps, key=order)))
+            for (a, b), ps in sorted(groups.items(), key=lambda kv: -len(kv[1]))]
+
+
+def pair_diff_text(f: Finding) -> str | None:
+    """`GPU0↔GPU5, GPU1↔GPU5 … (7 pairs): NV16, expected NV18`; None when `pair_diff` does not apply."""
+    diff = pair_diff(f)
+    if diff is None:
+        return None
+    if not diff:
+        return "no GPU pair differs"
+    return "; ".join(f"{', '.join(pairs)} ({len(pairs)} pair{'s' if len(pairs) > 1 else ''}): {a}, expected {b}"
+                     for a, b, pairs in diff)
+
+
+def _observed_line(f: Finding) -> Text:
+    diff = pair_diff_text(f)
+    if diff is not None:
+        return Text(f"differs: {diff}" + (f"   (from {f.expected_source})" if f.expected_source else ""), style="dim")
+    return Text(f"observed: {f.observed}   expected: {f.expected}" +
+                (f"   (from {f.expected_source})" if f.expected_source else ""), style="dim")
+
+
 def _finding_panel(f: Finding, members: list[Finding] | None = None) -> Panel:
     members = members or [f]
     lines = [Text(f.msg or f.check)]
@@ -99,10 +141,10 @@ def _finding_panel(f: Finding, members: list[Finding] | None = None) -> Panel:
         also = f"the same on {', '.join(subjects)}" if len(checks) == 1 else f"the same for {len(checks)} checks: {', '.join(checks)}"
         lines.append(Text(also, style="dim"))
     if f.observed is not None or f.expected is not None:
-        lines.append(Text(f"observed: {f.observed}   expected: {f.expected}" +
-                          (f"   (from {f.expected_source})" if f.expected_source else ""), style="dim"))
+        lines.append(_observed_line(f))
+    crop = f.check == "topology.consistent"  # matrix rows: the link columns come first, the NIC columns can go
     for ev in f.evidence[:12]:
-        lines.append(Text("  │ " + ev.rstrip(), style="cyan"))
+        lines.append(Text("  │ " + ev.rstrip(), style="cyan", no_wrap=crop, overflow="ellipsis" if crop else None))
     if len(f.evidence) > 12:
         lines.append(Text(f"  │ … {len(f.evidence) - 12} more lines in the JSON report", style="dim"))
     if f.hint:
@@ -113,7 +155,44 @@ def _finding_panel(f: Finding, members: list[Finding] | None = None) -> Panel:
     return Panel(Group(*lines), title=title, title_align="left", border_style=STYLE[f.status])
 
 
-def render(report: RunReport, console: Console, *, source_label: str = "", show_warnings: bool = True) -> None:
+def envelope_lines(env: Envelope) -> list[Text]:
+    """The parallelism envelope, a few short lines (the console's last panel, the TUI's first screen)."""
+    head = Text.assemble(("healthy ", "bold"), (f"{env.healthy_nodes} of {env.nodes} nodes", "green" if env.healthy_nodes
+                                                 else "bold red"), f" · {env.healthy_gpus} GPUs")
+    if env.excluded:
+        head.append(" · excluded: " + ", ".join(n for n, _ in env.excluded), style="dim")
+    lines = [head]
+    if env.healthy_nodes:
+        where = "NVLink domain across nodes" if env.tp_spans_nodes else "largest clean NVLink domain"
+        tp = Text.assemble(("TP ≤ ", "bold"), (str(env.tp_max), "bold"), f"  ({where}: {env.tp_where}")
+        tp.append(f"; smallest {env.tp_min})" if env.tp_min != env.tp_max and not env.tp_spans_nodes else ")")
+        lines.append(tp)
+        style = {"measured": "green", "estimated": "yellow", "none": "bold red"}.get(env.fabric, "dim")
+        lines.append(Text.assemble(("fabric ", "bold"), (env.fabric, style), f"  ({env.fabric_detail})"))
+        cross = Text("across nodes ", style="bold")
+        for i, c in enumerate(env.crossings):
+            cstyle = {"yes": "green", "estimated": "yellow", "risky": "yellow", "no": "bold red"}.get(c.verdict, "dim")
+            cross.append_text(Text.assemble(" · " if i else "", f"{c.axis} ", (c.verdict, cstyle)))
+        lines.append(cross)
+    if env.model is not None:
+        lines.append(Text.assemble(("model ", "bold"), env.model, (f"  {env.model_note}" if env.model_note else "",
+                                                                    "bold red")))
+        for lay in env.layouts:
+            mark, mstyle = ("✔", "green") if lay.verdict == "safe" else ("▲", "bold yellow")
+            tok = f" · {lay.tokens_per_s:.0f} tok/s" if lay.tokens_per_s else ""
+            lines.append(Text.assemble(f"  {mark} ", (lay.label, f"bold {mstyle}"),
+                                       f" · {lay.gpus} GPUs on {lay.nodes} node{'s' if lay.nodes > 1 else ''}"
+                                       f" · {lay.max_seqs} seqs{tok}", (f" · {lay.note}" if lay.note else "", "dim")))
+    return lines
+
+
+def render_envelope(env: Envelope, console: Console) -> None:
+    console.print(Panel(Group(*envelope_lines(env)), title="[bold]parallelism envelope[/]", title_align="left",
+                        subtitle="preflight plan --model M: the full plan", subtitle_align="right"))
+
+
+def render(report: RunReport, console: Console, *, source_label: str = "", show_warnings: bool = True,
+           envelope: Envelope | None = None) -> None:
     if source_label:
         console.print(Text(source_label, style="bold yellow"))
     console.print(summary_table(report))
@@ -135,3 +214,5 @@ def render(report: RunReport, console: Console, *, source_label: str = "", show_
         f"[magenta]{c['error']} could not judge[/] · {c['accepted']} accepted · {c['skip']} not applicable · "
         f"[magenta]{c['unreachable']} unreachable[/]"
     )
+    if envelope is not None:
+        render_envelope(envelope, console)

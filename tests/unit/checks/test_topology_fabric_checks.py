@@ -137,3 +137,16 @@ def test_fabric_skip_only_when_the_q_shows_no_fabric_and_error_when_q_is_missing
     na = re.sub(r"(State\s+: )Completed\n(\s+Status\s+: )Success", r"\1N/A\n\2N/A", Q_HEALTHY)
     fs = fabric({"smi_q": na})
     assert [f.status.value for f in fs] == ["skip"] and "Fabric State N/A" in fs[0].msg
+
+
+def test_consistency_fail_carries_only_the_differing_pairs() -> None:
+    healthy = [node(f"h{i}", {"topo": HEALTHY_TOPO}) for i in range(3)]
+    fs = {f.node: f for f in findings(healthy + [node("odd", {"topo": GPU3_NO_NVLINK})], "topology.consistent")}
+    odd = fs["odd"]
+    assert odd.status.value == "fail"
+    pairs = dict(p.split(":") for p in str(odd.observed).split(";"))
+    want = dict(p.split(":") for p in str(odd.expected).split(";"))
+    assert set(pairs) == set(want) == {f"{min(i, 3)}-{max(i, 3)}" for i in range(8) if i != 3}  # GPU3's 7 pairs only
+    assert all(pairs[p] != want[p] for p in pairs) and set(want.values()) == {"NV18"}
+    assert "on 7 of 28 GPU pairs" in odd.msg
+    assert {fs[f"h{i}"].status.value for i in range(3)} == {"pass"}  # the status logic is unchanged
