@@ -6,13 +6,16 @@ config field it came from, so the table can say "gpu-04: nvlink domain 7 (topolo
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ..reference import gpu_spec_for
 from .dtypes import DEFAULT_QUANT_BLOCK, MIN_COMPUTE_CAPABILITY
+from .fabric import fabric_evidence, shared_domain
 from .models import ModelSpec
-from .shapes import FleetShape, NodeShape, PlanOptions
+from .shapes import FleetShape, NodeShape, NvlinkDomain, PlanOptions
 
 SEVERITIES = ("unsafe", "risky", "info")
 MIN_FABRIC_GBITS = 100.0  # inter-node fabric below this makes PP/DP/EP across nodes risky
@@ -117,32 +120,69 @@ def _mlp_width_reasons(model: ModelSpec, *, tp: int, dp: int, ep: int, opts: Pla
 
 
 def fleet_reasons(
-    model: ModelSpec, *, tp: int, pp: int, dp: int, ep: int, nodes: Sequence[NodeShape], fleet: FleetShape, opts: PlanOptions
+    model: ModelSpec, *, tp: int, pp: int, dp: int, ep: int, nodes: Sequence[NodeShape], fleet: FleetShape,
+    opts: PlanOptions, names: Sequence[str] | None = None,
 ) -> list[Reason]:
-    """Checks against the measured fleet: NVLink domain, fabric, version and GPU consistency."""
+    """Checks against the fleet: NVLink domain, fabric, version and GPU consistency.
+
+    `nodes` may be one representative per kind of node (the planner dedupes a 1,000-node fleet);
+    `names` are then every node the layout uses (the multi-node NVLink domain must hold them all).
+    """
+    names = tuple(names) if names is not None else tuple(n.name for n in nodes)
     out: list[Reason] = []
     narrow = min(nodes, key=lambda n: (n.gpus, n.nvlink_domain))
+    domain = shared_domain(fleet, names) if len(names) > 1 else None
     if tp > narrow.gpus:
-        out.append(Reason("unsafe", "tp.cross_node", f"TP={tp} spans nodes ({narrow.gpus} GPUs per node); vLLM advises "
-                          "TP = GPUs per node and PP = nodes", _node_fact(narrow, f"{narrow.gpus} GPUs")))
+        out.append(_cross_node_tp(tp, narrow, domain, nodes))
     else:
-        node = min(nodes, key=lambda n: n.nvlink_domain)
-        dom = node.nvlink_domain
-        if dom <= 1:
-            if tp > PCIE_TP_LIMIT:
-                out.append(Reason("risky", "tp.pcie", f"TP={tp} over PCIe only: all-reduce runs at PCIe/host speed; "
-                                  "prefer PP or DP", _node_fact(node, "nvlink domain 1 (topology: PCIe only)")))
-            elif tp == 2:
-                out.append(Reason("info", "tp.pcie", "TP=2 over PCIe (no NVLink)",
-                                  _node_fact(node, "nvlink domain 1 (topology: PCIe only)")))
-        elif tp > dom:
-            out.append(Reason("unsafe", "tp.nvlink", f"TP={tp} exceeds the {dom}-GPU NVLink domain of {node.name} "
-                              f"({node.gpus} GPUs; a link down or a partial clique)",
-                              _node_fact(node, f"nvlink domain {dom} (topology)")))
+        out += _intra_node_tp(tp, nodes)
     out += _dtype_reasons(nodes, opts)
-    if len(nodes) > 1:
-        out += _multinode_reasons(nodes, fleet, tp=tp, pp=pp, dp=dp, ep=ep, moe=model.is_moe)
+    if len(names) > 1:
+        out += _multinode_reasons(nodes, fleet, tp=tp, pp=pp, dp=dp, ep=ep, moe=model.is_moe, domain=domain)
     return out
+
+
+def _cross_node_tp(tp: int, narrow: NodeShape, domain: NvlinkDomain | None, nodes: Sequence[NodeShape]) -> Reason:
+    """TP across nodes: fine inside one healthy multi-node NVLink domain (NVL72), unsafe over IB."""
+    if domain is not None and domain.healthy and tp <= domain.gpus and all(n.nvlink_domain >= n.gpus for n in nodes):
+        return Reason("info", "tp.nvlink_domain", f"TP={tp} spans nodes inside one healthy {domain.gpus}-GPU NVLink "
+                      f"domain ({len(domain.nodes)} nodes)", _domain_fact(domain, narrow))
+    if domain is not None and not domain.healthy:
+        return Reason("unsafe", "tp.cross_node", f"TP={tp} spans nodes of an NVLink domain broken by "
+                      f"{', '.join(domain.broken_by) or 'an unhealthy member'} (its fabric is not healthy: "
+                      "each node keeps only its own NVLink)", _domain_fact(domain, narrow))
+    return Reason("unsafe", "tp.cross_node", f"TP={tp} spans nodes ({narrow.gpus} GPUs per node) off an NVLink "
+                  "domain; vLLM advises TP = GPUs per node and PP = nodes", _node_fact(narrow, f"{narrow.gpus} GPUs"))
+
+
+def _domain_fact(domain: NvlinkDomain, node: NodeShape) -> str:
+    if node.described:
+        return f"described fleet, not measured (nvl={domain.gpus})"
+    return (f"nvidia-smi -q Fabric: ClusterUUID {domain.cluster_uuid or '?'}, CliqueId {domain.clique_id or '?'} "
+            f"on {len(domain.nodes)} nodes")
+
+
+def _intra_node_tp(tp: int, nodes: Sequence[NodeShape]) -> list[Reason]:
+    node = min(nodes, key=lambda n: n.nvlink_domain)
+    dom = node.nvlink_domain
+    if dom <= 1:
+        if tp > PCIE_TP_LIMIT:
+            return [Reason("risky", "tp.pcie", f"TP={tp} over PCIe only: all-reduce runs at PCIe/host speed; "
+                           "prefer PP or DP", _node_fact(node, "nvlink domain 1 (topology: PCIe only)"))]
+        if tp == 2:
+            return [Reason("info", "tp.pcie", "TP=2 over PCIe (no NVLink)",
+                           _node_fact(node, "nvlink domain 1 (topology: PCIe only)"))]
+    elif tp > dom:
+        return [Reason("unsafe", "tp.nvlink", f"TP={tp} exceeds the {dom}-GPU NVLink domain of {node.name} "
+                       f"({node.gpus} GPUs; a link down or a partial clique)",
+                       _node_fact(node, f"nvlink domain {dom} (topology)"))]
+    return []
+
+
+@functools.lru_cache(maxsize=256)
+def spec_for(gpu_model: str) -> dict[str, Any] | None:
+    """gpus.yaml entry for a GPU name, cached: a 1,000-node plan asks the same name thousands of times."""
+    return gpu_spec_for(gpu_model)
 
 
 def _dtype_reasons(nodes: Sequence[NodeShape], opts: PlanOptions) -> list[Reason]:
@@ -150,7 +190,7 @@ def _dtype_reasons(nodes: Sequence[NodeShape], opts: PlanOptions) -> list[Reason
     if need is None:
         return []
     for node in nodes:
-        spec = gpu_spec_for(node.gpu_model)
+        spec = spec_for(node.gpu_model)
         if not spec:
             continue
         cc = spec.get("compute_capability")
@@ -160,46 +200,72 @@ def _dtype_reasons(nodes: Sequence[NodeShape], opts: PlanOptions) -> list[Reason
     return []
 
 
-def _multinode_reasons(
-    nodes: Sequence[NodeShape], fleet: FleetShape, *, tp: int, pp: int, dp: int, ep: int, moe: bool = False
-) -> list[Reason]:
+def _consistency_reasons(nodes: Sequence[NodeShape]) -> list[Reason]:
+    """One GPU model and memory, one driver / CUDA / NCCL across the nodes of a multi-node layout."""
     out: list[Reason] = []
-    # dense DP replicas inside one node each are separate servers; MoE expert layers span TP x DP
-    # ranks even without EP (planner-notes §1.1), so their traffic crosses nodes
-    independent = not moe and tp * pp <= min(n.gpus for n in nodes)
     for attr, label in (("gpu_model", "GPU model"), ("gpu_memory_mib", "GPU memory")):
         values = {getattr(n, attr) for n in nodes}
         if len(values) > 1:
             facts = "; ".join(_node_fact(n, f"{label} {getattr(n, attr)}") for n in nodes)
             out.append(Reason("unsafe", "fleet.gpu_mix", f"mixed {label} across the nodes of this config "
                               f"({', '.join(map(str, sorted(values)))})", facts))
+    if all(n.described for n in nodes):
+        out.append(Reason("info", "fleet.described", "described fleet, not measured: one driver / CUDA / NCCL "
+                          "version assumed on every node", "--fleet"))
+        return out
     for attr in ("driver", "cuda", "nccl"):
         values = {getattr(n, attr) for n in nodes}
-        facts = "; ".join(_node_fact(n, f"{attr} {getattr(n, attr) or 'unknown'}") for n in nodes)
-        if None in values:
-            out.append(Reason("risky", f"fleet.{attr}", f"{attr} version not collected on every node", facts))
-        elif len(values) > 1:
-            out.append(Reason("unsafe", f"fleet.{attr}", f"{attr} differs across nodes "
-                              f"({', '.join(sorted(values))}); a multi-node job needs one version", facts))
-    if independent:
-        # every DP replica fits inside one node: separate servers, no collective crosses nodes
+        if None in values or len(values) > 1:
+            facts = "; ".join(_node_fact(n, f"{attr} {getattr(n, attr) or 'unknown'}") for n in nodes)
+            if None in values:
+                out.append(Reason("risky", f"fleet.{attr}", f"{attr} version not collected on every node", facts))
+            else:
+                out.append(Reason("unsafe", f"fleet.{attr}", f"{attr} differs across nodes "
+                                  f"({', '.join(sorted(values))}); a multi-node job needs one version", facts))
+    return out
+
+
+def _multinode_reasons(
+    nodes: Sequence[NodeShape], fleet: FleetShape, *, tp: int, pp: int, dp: int, ep: int, moe: bool = False,
+    domain: NvlinkDomain | None = None,
+) -> list[Reason]:
+    out = _consistency_reasons(nodes)
+    # dense DP replicas inside one node each are separate servers; MoE expert layers span TP x DP
+    # ranks even without EP (planner-notes §1.1), so their traffic crosses nodes
+    if not moe and tp * pp <= min(n.gpus for n in nodes):
         out.append(Reason("info", "fabric.independent", f"DP {dp} replicas each inside one node (TP×PP = {tp * pp}): "
                           "no collective crosses nodes, the fabric is not on the serving path", "placement"))
         return out
     uses = [w for w, n in (("PP", pp), ("DP", dp), ("EP", ep)) if n > 1]
     what = "/".join(uses) or "traffic"
-    rates = [n.ib_gbps for n in nodes]
+    if domain is not None and domain.healthy:
+        out.append(Reason("info", "fabric.nvlink", f"{what} across nodes inside one healthy {domain.gpus}-GPU NVLink "
+                          "domain: the traffic stays on NVLink", _domain_fact(domain, nodes[0])))
+        return out
+    return out + _fabric_reasons(nodes, fleet, what=what, ep=ep)
+
+
+def _fabric_reasons(nodes: Sequence[NodeShape], fleet: FleetShape, *, what: str, ep: int) -> list[Reason]:
+    """Fabric evidence: measured > estimated from healthy ports (labelled) > none (risky)."""
+    out: list[Reason] = []
     slow = min(nodes, key=lambda n: n.ib_gbps or 0.0)
-    if any(r is None or r <= 0 for r in rates):
+    if not slow.ib_gbps or slow.ib_gbps <= 0:
         out.append(Reason("risky", "fabric.none", f"{what} across nodes but no active IB/RoCE port on {slow.name}",
                           _node_fact(slow, "IB/RoCE active rate unknown or 0")))
-    elif (slow.ib_gbps or 0.0) < MIN_FABRIC_GBITS:
+    elif slow.ib_gbps < MIN_FABRIC_GBITS:
         out.append(Reason("risky", "fabric.slow", f"{what} across nodes over {slow.ib_gbps:g} Gb/s "
                           f"(< {MIN_FABRIC_GBITS:g} Gb/s)", _node_fact(slow, f"IB/RoCE {slow.ib_gbps:g} Gb/s")))
-    if fleet.internode_busbw_gbps is None:
+    ev = fabric_evidence(fleet, nodes)
+    if ev.level == "measured":
+        out.append(Reason("info", "fabric.measured", f"inter-node all-reduce busbw {ev.busbw_gbps:g} GB/s", ev.source))
+    elif ev.level == "estimated":
+        out.append(Reason("info", "fabric.estimated", f"{what} across nodes: inter-node all-reduce busbw estimated "
+                          f"{ev.formula} (not measured: `preflight nccl-multinode` measures it)", ev.source))
+    else:
         out.append(Reason("risky", "fabric.unmeasured", f"{what} across nodes but the multi-node all-reduce "
                           "bandwidth was not measured", "no multi-node nccl-tests result"))
-    else:
-        out.append(Reason("info", "fabric.measured", f"inter-node all-reduce busbw {fleet.internode_busbw_gbps:g} GB/s",
-                          fleet.internode_source or "multi-node nccl-tests"))
+    if ep > 1 and ev.level != "measured":
+        out.append(Reason("risky", "ep.cross_node", f"EP={ep} all-to-all across nodes off an NVLink domain: the "
+                          "link-rate estimate covers all-reduce, not all-to-all; measure the fabric first",
+                          ev.source))
     return out

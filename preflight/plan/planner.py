@@ -12,14 +12,16 @@ So at most (G + 1) × (log2 N + 2)² × 2 layouts (about 2,200 for 64 nodes of 8
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from ..reference import gpu_spec_for
-from .constraints import Reason, fleet_reasons, model_reasons
+from .constraints import Reason, fleet_reasons, model_reasons, spec_for
 from .errors import PlanError
 from .estimate import Estimate, decode_estimates
+from .fabric import fabric_evidence, largest_domain_gpus
 from .memory import GB, MemoryBreakdown, memory_per_gpu
 from .models import ModelSpec
 from .shapes import FleetShape, NodeShape, PlanOptions
@@ -63,6 +65,25 @@ class Candidate:
     def estimate(self, name: str) -> float | None:
         return next((e.value for e in self.estimates if e.name == name), None)
 
+    @property
+    def evidence(self) -> str:
+        """estimated when a verdict rests on a link-rate estimate of the fabric, else measured."""
+        return "estimated" if any(r.code == "fabric.estimated" for r in self.reasons) else "measured"
+
+    @property
+    def verdict_label(self) -> str:
+        """'safe (estimated)' when safe only on the fabric estimate; otherwise the verdict."""
+        return f"{self.verdict} (estimated)" if self.verdict == "safe" and self.evidence == "estimated" else self.verdict
+
+    @property
+    def capacity(self) -> int:
+        """Full-context sequences that fit, all DP replicas together."""
+        return self.memory.max_seqs
+
+    def throughput(self) -> float:
+        """Aggregate decode tok/s the throughput objective ranks by: at capacity when estimated so, else at --seqs."""
+        return self.estimate("decode_tokens_per_s_at_capacity") or self.estimate("decode_tokens_per_s_aggregate") or 0.0
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -73,11 +94,18 @@ class Plan:
     recommend_latency: tuple[Candidate, ...]  # safe only, highest decode tok/s per sequence first
     recommend_throughput: tuple[Candidate, ...]  # safe only, most aggregate tok/s, then most sequences
     notes: tuple[str, ...] = field(default=())
+    recommend_capacity: tuple[Candidate, ...] = ()  # safe only, most full-context sequences first
+    best_risky: tuple[Candidate, ...] = ()  # risky layouts, best throughput first (shown when nothing is safe)
+    described: bool = False  # planned on a described fleet (--fleet), not a measured one
+
+    def recommended(self, objective: str) -> tuple[Candidate, ...]:
+        return {"latency": self.recommend_latency, "throughput": self.recommend_throughput,
+                "capacity": self.recommend_capacity}[objective]
 
     def to_dict(self) -> dict[str, Any]:
         def cand(c: Candidate) -> dict[str, Any]:
             d = asdict(c)
-            d["label"], d["gpus"] = c.label, c.gpus
+            d["label"], d["gpus"], d["verdict_label"], d["capacity"] = c.label, c.gpus, c.verdict_label, c.capacity
             d["placement"] = [{"node": p.node, "gpus": list(p.gpus), "cuda_visible_devices": p.cuda_visible_devices}
                               for p in c.placement]
             return d
@@ -90,6 +118,9 @@ class Plan:
             "candidates": [cand(c) for c in self.candidates],
             "recommend_latency": [c.label for c in self.recommend_latency],
             "recommend_throughput": [c.label for c in self.recommend_throughput],
+            "recommend_capacity": [c.label for c in self.recommend_capacity],
+            "objective": self.options.objective or None,
+            "described_fleet": self.described,
             "notes": list(self.notes),
         }
 
@@ -98,15 +129,19 @@ def _powers_of_two(limit: int) -> list[int]:
     return [2**k for k in range(limit.bit_length()) if 2**k <= limit]
 
 
-def _layouts(model: ModelSpec, nodes: tuple[NodeShape, ...]) -> list[tuple[int, int, int, int]]:
+def _layouts(model: ModelSpec, nodes: tuple[NodeShape, ...], *, domain_gpus: int = 0) -> list[tuple[int, int, int, int]]:
     g = max(n.gpus for n in nodes)
     total = sum(n.gpus for n in nodes)
-    tps = list(range(1, g + 1)) + [p for p in _powers_of_two(min(total, 2 * g)) if p > g]
+    top = min(total, max(2 * g, domain_gpus))  # TP across nodes: one example, or up to a multi-node NVLink domain
+    tps = list(range(1, g + 1)) + [p for p in _powers_of_two(top) if p > g]
     out = []
     for tp in tps:
         if tp > total:
             continue
-        for pp in sorted(set(_powers_of_two(total // tp)) | ({len(nodes)} if len(nodes) * tp <= total else set())):
+        pps = sorted(set(_powers_of_two(total // tp)) | ({len(nodes)} if len(nodes) * tp <= total else set()))
+        beyond = [pp for pp in pps if pp > model.layers]
+        pps = [pp for pp in pps if pp <= model.layers] + beyond[:1]  # one PP > layers shows the rule, no more
+        for pp in pps:
             rest = total // (tp * pp)
             for dp in sorted(set(_powers_of_two(rest)) | {rest}):
                 eps = [1] + ([tp * dp] if model.is_moe and tp * dp > 1 else [])
@@ -114,45 +149,90 @@ def _layouts(model: ModelSpec, nodes: tuple[NodeShape, ...]) -> list[tuple[int, 
     return out
 
 
+def _signature(n: NodeShape) -> tuple[object, ...]:
+    """Everything but the name a judgement reads: nodes alike are judged once."""
+    return (n.gpus, n.gpu_model, n.gpu_memory_mib, n.nvlink_domain, n.hbm_gbps, n.intra_busbw_gbps,
+            n.small_msg_latency_us, n.ib_gbps, n.ib_ports, n.driver, n.cuda, n.nccl, n.described)
+
+
+@dataclass
+class _Order:
+    """The nodes in the order TP groups of one size take them, with running capacity for bisecting."""
+
+    nodes: tuple[NodeShape, ...]
+    names: tuple[str, ...]
+    cum: list[int]  # cumulative units (TP groups, or GPUs when no node holds a group) through node i
+    full: tuple[Placement, ...]  # each node's placement when it is filled
+    per_group: int  # GPUs per unit
+    firsts: tuple[int, ...]  # index of the first node of each kind, in order
+
+
+class Pool:
+    """Nodes sorted once per TP size; a layout's placement is a prefix of that order (bisected, not rebuilt).
+
+    Keeps planning over a 1,000-node fleet linear in the layouts, not in layouts × nodes.
+    """
+
+    def __init__(self, nodes: tuple[NodeShape, ...]) -> None:
+        self.nodes = nodes
+        self._orders: dict[int, _Order] = {}
+        self._sigs = [_signature(n) for n in nodes]
+
+    def _order(self, tp: int) -> _Order:
+        if tp in self._orders:
+            return self._orders[tp]
+        idx = sorted(range(len(self.nodes)), key=lambda i: (self.nodes[i].nvlink_domain < tp, self.nodes[i].gpus < tp))
+        nodes = tuple(self.nodes[i] for i in idx)
+        whole = any(n.gpus >= tp for n in nodes)
+        caps = [self._cap(n, tp) for n in nodes] if whole else [n.gpus for n in nodes]
+        per = tp if whole else 1
+        cum = list(itertools.accumulate(caps))
+        full = tuple(Placement(n.name, tuple(n.placement_order()[: c * per])) for n, c in zip(nodes, caps, strict=True))
+        seen: dict[tuple[object, ...], int] = {}
+        for pos, i in enumerate(idx):
+            seen.setdefault(self._sigs[i], pos)
+        order = _Order(nodes, tuple(n.name for n in nodes), cum, full, per, tuple(sorted(seen.values())))
+        self._orders[tp] = order
+        return order
+
+    @staticmethod
+    def _cap(n: NodeShape, tp: int) -> int:
+        # a TP group takes GPUs of the node's clean NVLink clique first (gpu_order); groups beyond the
+        # clique (or on a PCIe-only node) still fit on the rest, and the NVLink constraint judges them
+        if tp == 1 or n.nvlink_domain <= 1:
+            return n.gpus // tp
+        return max(n.nvlink_domain // tp, 1 if n.gpus >= tp else 0)
+
+    def place(self, tp: int, pp: int, dp: int) -> tuple[tuple[Placement, ...], tuple[str, ...], tuple[NodeShape, ...]] | None:
+        """(placement, every node used, one node of each kind used); None when the GPUs cannot hold it."""
+        o = self._order(tp)
+        need = pp * dp * (tp // o.per_group)
+        if not o.cum or o.cum[-1] < need:
+            return None
+        k = bisect.bisect_left(o.cum, need)  # the last node used
+        before = o.cum[k - 1] if k else 0
+        last = o.full[k]
+        if o.cum[k] != need:
+            last = Placement(last.node, tuple(o.nodes[k].placement_order()[: (need - before) * o.per_group]))
+        placement = (*o.full[:k], last)
+        reps = tuple(o.nodes[i] for i in o.firsts if i <= k)
+        return placement, o.names[: k + 1], reps
+
+
 def place(nodes: tuple[NodeShape, ...], tp: int, pp: int, dp: int) -> tuple[Placement, ...] | None:
     """Pack PP×DP TP groups onto nodes, NVLink-capable nodes first; None if they do not fit.
 
     A TP group stays on one node when any node has TP GPUs; otherwise groups fill whole nodes
-    in order (TP across nodes, which the constraints then call unsafe).
+    in order (TP across nodes, which the constraints then judge).
     """
-    groups = pp * dp
-    order = sorted(nodes, key=lambda n: (n.nvlink_domain < tp, n.gpus < tp))
-    used: dict[str, list[int]] = {}
-    if any(n.gpus >= tp for n in nodes):
-        for n in order:
-            # a TP group takes GPUs of the node's clean NVLink clique first (gpu_order); groups beyond the
-            # clique (or on a PCIe-only node) still fit on the rest, and the NVLink constraint judges them
-            cap = n.gpus // tp if tp == 1 or n.nvlink_domain <= 1 else max(n.nvlink_domain // tp, 1 if n.gpus >= tp else 0)
-            take = min(cap, groups)
-            if take:
-                used[n.name] = list(n.placement_order()[: take * tp])
-                groups -= take
-            if not groups:
-                break
-        if groups:
-            return None
-    else:
-        need = tp * groups
-        for n in order:
-            take = min(n.gpus, need)
-            used[n.name] = list(n.placement_order()[:take])
-            need -= take
-            if not need:
-                break
-        if need:
-            return None
-    return tuple(Placement(name, tuple(g)) for name, g in used.items())
+    got = Pool(nodes).place(tp, pp, dp)
+    return got[0] if got else None
 
 
 def _hbm(node: NodeShape) -> tuple[float | None, str]:
     if node.hbm_gbps:
         return node.hbm_gbps, f"{node.name}: {node.gpu_model}"
-    spec = gpu_spec_for(node.gpu_model)
+    spec = spec_for(node.gpu_model)
     if spec and spec.get("hbm_bw_tbps"):
         return float(spec["hbm_bw_tbps"]) * 1000, f"gpus.yaml {spec['id']}"
     return None, "unknown"
@@ -169,41 +249,77 @@ def _memory_reason(mem: MemoryBreakdown, node: NodeShape) -> Reason | None:
     return None
 
 
-def evaluate(
-    fleet: FleetShape, model: ModelSpec, opts: PlanOptions, *, tp: int, pp: int = 1, dp: int = 1, ep: int = 1,
-    nodes: tuple[NodeShape, ...] | None = None,
-) -> Candidate | None:
-    """Judge one layout on the fleet (None when the GPUs cannot hold it)."""
-    pool = nodes if nodes is not None else fleet.nodes
-    placement = place(pool, tp, pp, dp)
-    if placement is None:
-        return None
-    by_name = {n.name: n for n in pool}
-    used = tuple(by_name[p.node] for p in placement)
-    smallest = min(used, key=lambda n: n.gpu_memory_mib)  # vLLM sizes KV by the smallest worker
-    mem = memory_per_gpu(model, tp=tp, pp=pp, dp=dp, ep=ep, gpu_memory_bytes=smallest.gpu_memory_bytes, opts=opts)
-    reasons = model_reasons(model, tp=tp, pp=pp, dp=dp, ep=ep, opts=opts)
-    reasons += fleet_reasons(model, tp=tp, pp=pp, dp=dp, ep=ep, nodes=used, fleet=fleet, opts=opts)
-    mr = _memory_reason(mem, smallest)
-    if mr:
-        reasons.append(mr)
-
+def _estimates(fleet: FleetShape, model: ModelSpec, mem: MemoryBreakdown, used: tuple[NodeShape, ...], opts: PlanOptions,
+               *, tp: int, pp: int, dp: int, multinode: bool, seqs: int) -> tuple[Estimate, ...]:
     hbm, hbm_src = min((_hbm(n) for n in used), key=lambda x: x[0] or math.inf)
     slow = min(used, key=lambda n: n.intra_busbw_gbps or 0.0)
-    if len(used) > 1:
-        ib = min((n.ib_gbps or 0.0) for n in used)
-        p2p = fleet.internode_busbw_gbps or (ib / 8 if ib else None)
-        p2p_src = fleet.internode_source or (f"IB/RoCE {ib:g} Gb/s / 8" if ib else "")
+    if multinode:
+        ev = fabric_evidence(fleet, used)
+        p2p, p2p_src = ev.busbw_gbps, f"{ev.level}: {ev.formula or ev.source}"
     else:
         p2p, p2p_src = slow.intra_busbw_gbps, slow.intra_busbw_source or slow.name
-    ests = decode_estimates(
-        model, mem, tp=tp, pp=pp, dp=dp, seqs=opts.seqs, hbm_gbps=hbm, hbm_source=hbm_src,
+    return decode_estimates(
+        model, mem, tp=tp, pp=pp, dp=dp, seqs=seqs, hbm_gbps=hbm, hbm_source=hbm_src,
         busbw_gbps=slow.intra_busbw_gbps, busbw_source=slow.intra_busbw_source or f"{slow.name} all-reduce",
         latency_us=max((n.small_msg_latency_us or 0.0) for n in used) or None, p2p_gbps=p2p, p2p_source=p2p_src,
     )
+
+
+def _at_capacity(fleet: FleetShape, model: ModelSpec, mem: MemoryBreakdown, used: tuple[NodeShape, ...],
+                 opts: PlanOptions, *, tp: int, pp: int, dp: int, ep: int) -> Estimate | None:
+    """Aggregate decode tok/s with the layout full (its own capacity), for throughput without --seqs."""
+    cap = mem.max_seqs
+    if cap <= 0:
+        return None
+    smallest = min(used, key=lambda n: n.gpu_memory_mib)
+    full = replace(opts, seqs=cap)
+    mem_full = memory_per_gpu(model, tp=tp, pp=pp, dp=dp, ep=ep, gpu_memory_bytes=smallest.gpu_memory_bytes, opts=full)
+    ests = _estimates(fleet, model, mem_full, used, full, tp=tp, pp=pp, dp=dp, multinode=len(used) > 1, seqs=cap)
+    agg = next((e for e in ests if e.name == "decode_tokens_per_s_aggregate"), None)
+    if agg is None or agg.value is None:
+        return None
+    return Estimate("decode_tokens_per_s_at_capacity", agg.value, "tok/s", f"at capacity ({cap} sequences): {agg.formula}")
+
+
+def evaluate(
+    fleet: FleetShape, model: ModelSpec, opts: PlanOptions, *, tp: int, pp: int = 1, dp: int = 1, ep: int = 1,
+    nodes: tuple[NodeShape, ...] | None = None, pool: Pool | None = None,
+) -> Candidate | None:
+    """Judge one layout on the fleet (None when the GPUs cannot hold it)."""
+    pool = pool or Pool(nodes if nodes is not None else fleet.nodes)
+    got = pool.place(tp, pp, dp)
+    if got is None:
+        return None
+    placement, names, used = got
+    smallest = min(used, key=lambda n: n.gpu_memory_mib)  # vLLM sizes KV by the smallest worker
+    mem = memory_per_gpu(model, tp=tp, pp=pp, dp=dp, ep=ep, gpu_memory_bytes=smallest.gpu_memory_bytes, opts=opts)
+    reasons = model_reasons(model, tp=tp, pp=pp, dp=dp, ep=ep, opts=opts)
+    reasons += fleet_reasons(model, tp=tp, pp=pp, dp=dp, ep=ep, nodes=used, fleet=fleet, opts=opts, names=names)
+    mr = _memory_reason(mem, smallest)
+    if mr:
+        reasons.append(mr)
+    ests = _estimates(fleet, model, mem, used, opts, tp=tp, pp=pp, dp=dp, multinode=len(names) > 1, seqs=opts.seqs)
     sev = {r.severity for r in reasons}
     verdict = "unsafe" if "unsafe" in sev else ("risky" if "risky" in sev else "safe")
-    return Candidate(tp, pp, dp, ep, tuple(p.node for p in placement), placement, mem, tuple(reasons), ests, verdict)
+    if verdict != "unsafe" and not opts.seqs_given:
+        extra = _at_capacity(fleet, model, mem, used, opts, tp=tp, pp=pp, dp=dp, ep=ep)
+        ests = ests + ((extra,) if extra else ())
+    return Candidate(tp, pp, dp, ep, names, placement, mem, tuple(reasons), ests, verdict)
+
+
+def rank(cands: list[Candidate]) -> tuple[list[Candidate], list[Candidate], list[Candidate]]:
+    """(latency, throughput, capacity) orders of these candidates.
+
+    Latency: decode tok/s per sequence. Throughput: aggregate decode tok/s at --seqs, or at each
+    layout's own capacity when --seqs was not given; then capacity. Capacity: full-context sequences.
+    """
+    def per_seq(c: Candidate) -> float:
+        return c.estimate("decode_tokens_per_s_per_seq") or 0.0
+
+    latency = sorted(cands, key=lambda c: (-per_seq(c), c.gpus, c.pp))
+    throughput = sorted(cands, key=lambda c: (-c.throughput(), -c.capacity, c.gpus))
+    capacity = sorted(cands, key=lambda c: (-c.capacity, -c.throughput(), c.gpus))
+    return latency, throughput, capacity
 
 
 def plan(fleet: FleetShape, model: ModelSpec, opts: PlanOptions) -> Plan:
@@ -211,24 +327,21 @@ def plan(fleet: FleetShape, model: ModelSpec, opts: PlanOptions) -> Plan:
     nodes = fleet.nodes[: opts.max_nodes] if opts.max_nodes else fleet.nodes
     if not nodes:
         raise PlanError("no healthy nodes to plan on" + (f" ({len(fleet.excluded)} excluded)" if fleet.excluded else ""))
+    pool = Pool(nodes)
     cands = []
-    for tp, pp, dp, ep in _layouts(model, nodes):
-        c = evaluate(fleet, model, opts, tp=tp, pp=pp, dp=dp, ep=ep, nodes=nodes)
+    for tp, pp, dp, ep in _layouts(model, nodes, domain_gpus=largest_domain_gpus(fleet)):
+        c = evaluate(fleet, model, opts, tp=tp, pp=pp, dp=dp, ep=ep, pool=pool)
         if c is not None:
             cands.append(c)
-    safe = [c for c in cands if c.verdict == "safe"]
-
-    def per_seq(c: Candidate) -> float:
-        return c.estimate("decode_tokens_per_s_per_seq") or 0.0
-
-    def agg(c: Candidate) -> float:
-        return c.estimate("decode_tokens_per_s_aggregate") or 0.0
-
-    latency = sorted(safe, key=lambda c: (-per_seq(c), c.gpus, c.pp))
-    throughput = sorted(safe, key=lambda c: (-agg(c), -c.memory.max_seqs, c.gpus))
+    latency, throughput, capacity = rank([c for c in cands if c.verdict == "safe"])
+    risky = rank([c for c in cands if c.verdict == "risky"])[1]
+    at = f"at --seqs {opts.seqs}" if opts.seqs_given else "at each layout's own capacity (no --seqs given)"
+    described = all(n.described for n in nodes)
     notes = (
         "estimates are memory-bandwidth bound (no compute roofline) and budget every sequence at full context",
         f"runtime reserve = {opts.overhead_fraction:g} × GPU memory + activations (planner-notes §1.4)",
         "PP weights per stage follow vLLM get_pp_indices; the heaviest stage is reported",
-    )
-    return Plan(model, opts, tuple(cands), fleet.excluded, tuple(latency), tuple(throughput), notes)
+        f"throughput ranks by aggregate decode tok/s {at}",
+    ) + (("described fleet, not measured: GPU facts from gpus.yaml, fabric from --fleet",) if described else ())
+    return Plan(model, opts, tuple(cands), fleet.excluded, tuple(latency), tuple(throughput), notes,
+                tuple(capacity), tuple(risky), described)

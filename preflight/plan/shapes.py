@@ -28,6 +28,8 @@ class NodeShape:
     # GPUs in the order TP groups take them: the clean NVLink clique first (by NUMA node, then index),
     # then the rest; () = index order. TP > 1 groups use only the first `nvlink_domain` of them.
     gpu_order: tuple[int, ...] = ()
+    ib_ports: int | None = None  # Active IB/RoCE ports behind ib_gbps; None = not counted
+    described: bool = False  # from `--fleet` (a described fleet, not measured): no fact of it was observed
 
     def placement_order(self) -> tuple[int, ...]:
         return self.gpu_order or tuple(range(self.gpus))
@@ -85,3 +87,6 @@ class PlanOptions:
     max_num_batched_tokens: int = 8192  # prefill chunk that sizes the activation peak
     quant_block: int | None = None  # override the checkpoint's quantization block
     max_nodes: int | None = None
+    objective: str = ""  # latency | throughput | capacity; "" = show latency and throughput
+    # False when the user did not give --seqs: throughput then ranks each layout at its own capacity
+    seqs_given: bool = True

@@ -105,10 +105,14 @@ def test_mixed_gpu_models_are_unsafe() -> None:
     assert "fleet.gpu_mix" in codes(fr("llama-3.1-70b", nodes, tp=8, pp=2), "unsafe")
 
 
-def test_pp_across_nodes_needs_a_measured_fast_fabric() -> None:
+def test_pp_across_nodes_needs_fabric_evidence() -> None:
     two = [node("gpu-01"), node("gpu-02")]
     assert not codes(fr("llama-3.1-70b", two, tp=8, pp=2), "risky")
-    assert "fabric.unmeasured" in codes(fr("llama-3.1-70b", two, tp=8, pp=2, internode=None), "risky")
+    # issue 14: healthy ports without a measurement give an estimate (labelled), no longer "risky"
+    est = fr("llama-3.1-70b", two, tp=8, pp=2, internode=None)
+    assert not codes(est, "risky") and "fabric.estimated" in codes(est)
+    assert "fabric.unmeasured" in codes(fr("llama-3.1-70b", [node("gpu-01", ib=None), node("gpu-02", ib=None)],
+                                           tp=8, pp=2, internode=None), "risky")
     slow = [node("gpu-01", ib=50.0), node("gpu-02", ib=50.0)]
     assert "fabric.slow" in codes(fr("llama-3.1-70b", slow, tp=8, pp=2), "risky")
     none = [node("gpu-01", ib=None), node("gpu-02", ib=None)]

@@ -79,8 +79,11 @@ def test_mla_cache_is_replicated_under_tp(judged) -> None:
     per_seq = 61 * (512 + 64) * 1 * 16384  # layers x (kv_lora_rank + qk_rope_head_dim) x 1 B x tokens
     assert _cand(r, "TP4 PP1 DP4").memory.kv_per_seq == pytest.approx(per_seq, rel=0.01)
     assert _cand(r, "TP8 PP1 DP2").memory.kv_per_seq == pytest.approx(per_seq, rel=0.01)  # not divided by TP
-    # two nodes are needed (671 B params in fp8) and the fabric between them was never measured
-    assert all(c.verdict != "safe" for c in r.plan.candidates)
+    # two nodes are needed (671 B params in fp8) and the fabric between them was never measured: since
+    # issue 14 the healthy 2 x 400 Gb/s ports give an estimate, so the safe layouts are "safe (estimated)"
+    safe = [c for c in r.plan.candidates if c.verdict == "safe"]
+    assert safe and all(c.verdict_label == "safe (estimated)" for c in safe)
+    assert all(c.ep == 1 for c in safe)  # EP all-to-all across nodes waits for a measured fabric
     measured = build_plan(*judged, load_model("deepseek-v3"), opts, source="demo", internode=(362.5, "test: mpirun"))
     assert measured.plan.recommend_throughput and measured.plan.recommend_throughput[0].gpus == 16
 
