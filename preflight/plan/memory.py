@@ -61,6 +61,31 @@ def kv_elems_per_token_per_layer_per_gpu(model: ModelSpec, tp: int) -> int:
     return 2 * max(1, model.kv_heads // tp) * model.head_dim
 
 
+def kv_tokens(model: ModelSpec, layer: int, ctx: int) -> int:
+    """Tokens layer `layer` keeps per sequence: the context, or for a windowed layer the window
+    rounded up to whole blocks when that is shorter (vLLM v1 frees the blocks outside the window)."""
+    w = model.layer_window(layer)
+    return min(ctx, math.ceil(w / KV_BLOCK_TOKENS) * KV_BLOCK_TOKENS) if w else ctx
+
+
+def _kv_txt(model: ModelSpec, idx: range, ctx: int, kv_seq: float, tp: int, kb: float) -> str:
+    n = len(idx)
+    win = sum(1 for i in idx if model.layer_window(i))
+    tok = f"{ctx} tokens"
+    if win:
+        wt = min(ctx, math.ceil((model.sliding_window or 0) / KV_BLOCK_TOKENS) * KV_BLOCK_TOKENS)
+        tok = (f"({n - win} full layers × {ctx} + {win} windowed layers × {wt}) tokens "
+               f"(window {model.sliding_window}, {model.source})")
+        n_txt = ""
+    else:
+        n_txt = f"{n} layers × "
+    if model.is_mla:
+        return (f"KV/seq = {n_txt}(kv_lora_rank {model.kv_lora_rank} + qk_rope_head_dim {model.qk_rope_head_dim}) "
+                f"× {kb:g} B × {tok} = {_gb(kv_seq)} (MLA latent, not sharded by TP={tp})")
+    return (f"KV/seq = 2 × {n_txt}max(1, {model.kv_heads} kv_heads // TP {tp}) × head_dim {model.head_dim} "
+            f"× {kb:g} B × {tok} = {_gb(kv_seq)}")
+
+
 def memory_per_gpu(
     model: ModelSpec, *, tp: int, pp: int, dp: int, ep: int, gpu_memory_bytes: float, opts: PlanOptions
 ) -> MemoryBreakdown:
@@ -76,7 +101,7 @@ def memory_per_gpu(
     ctx = math.ceil(opts.context / KV_BLOCK_TOKENS) * KV_BLOCK_TOKENS
     kv_elems = kv_elems_per_token_per_layer_per_gpu(model, tp)
 
-    best: tuple[float, float, int, int, int, float, int, int] | None = None
+    best: tuple[float, float, int, int, int, range, int, int] | None = None
     start = 0
     for s, n in enumerate(split):
         idx = range(start, start + n)
@@ -86,11 +111,11 @@ def memory_per_gpu(
         emb = model.vocab * model.hidden * ((s == 0) + (s == pp - 1)) if (pp > 1 or not model.tie_embeddings) else model.embedding_params
         exp = moe_n * model.n_routed_experts * model.expert_params
         w = (non_exp * nb + emb * eb) / tp + exp * wb / expert_shards
-        kv_seq = n * kv_elems * kb * ctx
+        kv_seq = kv_elems * kb * sum(kv_tokens(model, i, ctx) for i in idx)
         if best is None or w + kv_seq * seqs_rep > best[0] + best[1] * seqs_rep:
-            best = (w, kv_seq, non_exp, emb, exp, 0.0, s, n)
+            best = (w, kv_seq, non_exp, emb, exp, idx, s, n)
     assert best is not None
-    w, kv_seq, non_exp, emb, exp, _, stage, n_layers = best
+    w, kv_seq, non_exp, emb, exp, best_idx, stage, n_layers = best
     kv = kv_seq * seqs_rep
 
     mlp_w = model.dense_mlp_width if model.dense_layers else model.expert_width * model.experts_per_token
@@ -107,16 +132,7 @@ def memory_per_gpu(
 
     where = f"PP stage {stage} ({n_layers} of {model.layers} layers)" if pp > 1 else f"all {model.layers} layers"
     exp_txt = f" + experts {exp / 1e9:.2f}e9 × {wb:g} B / (TP·DP={expert_shards})" if exp else ""
-    if model.is_mla:
-        kv_txt = (
-            f"KV/seq = {n_layers} layers × (kv_lora_rank {model.kv_lora_rank} + qk_rope_head_dim "
-            f"{model.qk_rope_head_dim}) × {kb:g} B × {ctx} tokens = {_gb(kv_seq)} (MLA latent, not sharded by TP={tp})"
-        )
-    else:
-        kv_txt = (
-            f"KV/seq = 2 × {n_layers} layers × max(1, {model.kv_heads} kv_heads // TP {tp}) × head_dim "
-            f"{model.head_dim} × {kb:g} B × {ctx} tokens = {_gb(kv_seq)}"
-        )
+    kv_txt = _kv_txt(model, best_idx, ctx, kv_seq, tp, kb)
     formulas = (
         f"weights ({where}) = (non-expert {non_exp / 1e9:.2f}e9 × {nb:g} B + embedding/LM head "
         f"{emb / 1e9:.2f}e9 × {eb:g} B) / TP {tp}{exp_txt} = {_gb(w)}",

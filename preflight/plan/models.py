@@ -67,6 +67,12 @@ class ModelSpec:
     qk_nope_head_dim: int | None = None
     qk_rope_head_dim: int | None = None
     v_head_dim: int | None = None
+    # Local attention (sliding window, or Llama-4's chunked attention): the tokens a windowed layer
+    # keeps, and which layers are windowed (True per layer; () = none). vLLM v1 frees the KV blocks
+    # outside the window (vllm/v1/core/single_type_kv_cache_manager.py: SlidingWindowManager,
+    # ChunkedLocalAttentionManager), so those layers hold at most the window per sequence.
+    sliding_window: int | None = None
+    windowed_layers: tuple[bool, ...] = ()
     # quantized checkpoint, when the config says so
     quant_method: str | None = None
     quant_block: int | None = None
@@ -93,6 +99,16 @@ class ModelSpec:
 
     def is_moe_layer(self, i: int) -> bool:
         return self.is_moe and i >= self.first_k_dense and (i + 1) % self.moe_layer_step == 0
+
+    def layer_window(self, i: int) -> int | None:
+        """Tokens layer i keeps in its KV cache when it is a windowed layer, else None (full context)."""
+        if self.sliding_window and i < len(self.windowed_layers) and self.windowed_layers[i]:
+            return self.sliding_window
+        return None
+
+    @property
+    def windowed_layer_count(self) -> int:
+        return sum(1 for i in range(self.layers) if self.layer_window(i))
 
     @property
     def moe_layers(self) -> int:
@@ -184,6 +200,36 @@ class ModelSpec:
         return b.total - b.routed_experts + b.routed_experts * self.experts_per_token // self.n_routed_experts
 
 
+_WINDOWED_TYPES = ("sliding_attention", "chunked_attention")
+
+
+def _window(cfg: dict[str, Any], arch: str, layers: int) -> tuple[int | None, tuple[bool, ...]]:
+    """The local-attention window and which layers use it, from HF config keys.
+
+    `layer_types` (gpt-oss, Gemma-3, newer configs) names each layer; Llama-4's `no_rope_layers`
+    marks RoPE layers (chunked, 1) and NoPE global layers (0), or `no_rope_layer_interval` N makes
+    every N-th layer global; `sliding_window_pattern` N (Gemma-3, this catalog) likewise makes every
+    N-th layer global; Gemma-2 alternates (even layers windowed). Otherwise a window applies to every
+    layer (Mistral-7B-v0.1). Qwen2/Qwen3 configs carry `sliding_window` with `use_sliding_window: false`.
+    """
+    if cfg.get("use_sliding_window") is False:
+        return None, ()
+    raw = cfg.get("sliding_window") or cfg.get("attention_chunk_size")
+    if not raw:
+        return None, ()
+    window = int(raw)
+    types = cfg.get("layer_types")
+    if isinstance(types, list) and types:
+        return window, tuple(str(t) in _WINDOWED_TYPES for t in types[:layers])
+    nope = cfg.get("no_rope_layers")
+    if isinstance(nope, list) and nope:
+        return window, tuple(bool(x) for x in nope[:layers])
+    step = cfg.get("sliding_window_pattern") or cfg.get("no_rope_layer_interval") or (2 if arch.startswith("Gemma2") else 0)
+    if step:
+        return window, tuple((i + 1) % int(step) != 0 for i in range(layers))
+    return window, (True,) * layers
+
+
 _REQUIRED = ("num_hidden_layers", "hidden_size", "num_attention_heads", "vocab_size")
 
 
@@ -213,6 +259,7 @@ def spec_from_config(cfg: dict[str, Any], *, model_id: str, source: str, source_
     if isinstance(block, (list, tuple)):
         block = block[0]
     step = int(cfg.get("interleave_moe_layer_step") or cfg.get("decoder_sparse_step") or 1)
+    window, windowed = _window(cfg, arch, int(cfg["num_hidden_layers"]))
     return ModelSpec(
         id=model_id,
         arch=arch,
@@ -240,6 +287,8 @@ def spec_from_config(cfg: dict[str, Any], *, model_id: str, source: str, source_
         qk_nope_head_dim=cfg.get("qk_nope_head_dim"),
         qk_rope_head_dim=cfg.get("qk_rope_head_dim"),
         v_head_dim=cfg.get("v_head_dim"),
+        sliding_window=window,
+        windowed_layers=windowed,
         quant_method=qc.get("quant_method"),
         quant_block=int(block) if block else None,
         params_card=cfg.get("params_card"),
