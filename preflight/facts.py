@@ -42,6 +42,10 @@ class GpuFacts:
     fabric_state: str | None = None  # `Fabric > State / Status` (NVSwitch systems), e.g. "Completed / Success"
     fabric_health: str | None = None  # `Fabric > Health > Summary` as printed (Healthy / Unhealthy / N/A), if any
     fabric_health_fields: tuple[tuple[str, str], ...] = ()  # every `Fabric > Health` row: Bandwidth, Route Unhealthy...
+    # `Fabric > ClusterUUID / CliqueId`: GPUs sharing both are in one multi-node NVLink domain (GB200/GB300 NVL72);
+    # None when N/A or unassigned (all-zero UUID, as single-node NVSwitch systems print)
+    fabric_cluster_uuid: str | None = None
+    fabric_clique_id: str | None = None
     q_sections: frozenset[str] | None = None  # top-level sections of this GPU's full `nvidia-smi -q` block, if read
     raw_line: str = ""
     evidence: tuple[str, ...] = ()  # extra raw lines (e.g. the -q sections that were judged)

@@ -47,6 +47,18 @@ class FabricState:
     state: str | None
     status: str | None
     messages: tuple[str, ...]
+    # the multi-node NVLink domain the block names (GB200/GB300 NVL72); None when N/A or the all-zero UUID
+    cluster_uuid: str | None = None
+    clique_id: str | None = None
+
+
+def _fabric_field(text: str, key: str) -> str | None:
+    """A `Key : value` row of the block, None for N/A / Not Supported / an all-zero UUID."""
+    m = re.search(rf"^\s*{key}\s*:\s*(.+?)\s*$", text, re.M)
+    value = m.group(1) if m else ""
+    if not value or value.strip("[]").lower() in {"n/a", "not supported"} or set(value.replace("-", "")) == {"0"}:
+        return None
+    return value
 
 
 def parse_fabric(text: str) -> FabricState | Unparseable:
@@ -57,7 +69,9 @@ def parse_fabric(text: str) -> FabricState | Unparseable:
                      if re.search(r"fabric ?manager|nv-fabricmanager|NV_WARN|don't match|FAILURE|Pre-NVL5", l, re.I))
     if not (state or status or messages):
         return Unparseable.of("no Fabric State/Status and no fabric manager lines", text)
-    return FabricState(state.group(1) if state else None, status.group(1) if status else None, messages)
+    uuid = _fabric_field(text, "ClusterUUID")
+    return FabricState(state.group(1) if state else None, status.group(1) if status else None, messages,
+                       cluster_uuid=uuid, clique_id=_fabric_field(text, "CliqueId") if uuid else None)
 
 
 def parse_lspci_list(text: str) -> list[tuple[str, str]] | Unparseable:

@@ -252,13 +252,25 @@ def _merge_link(g: GpuFacts, tree: dict[str, Any], changes: dict[str, Any], evid
                         f"width {width.get('Current')}/{width.get('Max')}")
 
 
+def _fabric_id(value: Any) -> str | None:
+    """A ClusterUUID / CliqueId as printed, or None for N/A and the all-zero UUID (no multi-node domain)."""
+    text = str(value).strip() if isinstance(value, str) else ""
+    zero_uuid = "-" in text and set(text.replace("-", "")) == {"0"}
+    return None if not text or na_reason(text) or zero_uuid else text
+
+
 def _merge_fabric(g: GpuFacts, tree: dict[str, Any], changes: dict[str, Any], evidence: list[str]) -> None:
     """`Fabric > State / Status` and, on GB200/GB300, its `Health` rows (Summary, Bandwidth, Route Recovery...)."""
     fabric = tree.get("Fabric")
     if not (isinstance(fabric, dict) and fabric.get("State")):
         return
     changes["fabric_state"] = f"{fabric.get('State')} / {fabric.get('Status')}"
+    uuid, clique = _fabric_id(fabric.get("ClusterUUID")), _fabric_id(fabric.get("CliqueId"))
+    changes["fabric_cluster_uuid"] = uuid
+    changes["fabric_clique_id"] = clique if uuid else None  # a clique means nothing without its cluster
     evidence.append(f"GPU {g.bus_id} Fabric: State {fabric.get('State')}, Status {fabric.get('Status')}")
+    if uuid:
+        evidence.append(f"GPU {g.bus_id} Fabric: ClusterUUID {uuid}, CliqueId {fabric.get('CliqueId')}")
     health = fabric.get("Health")
     if isinstance(health, dict) and health:
         rows = tuple((str(k), str(v)) for k, v in health.items() if not isinstance(v, dict))

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 
-from preflight.facts import FleetFacts, NodeFacts
-from preflight.plan.shapes import FleetShape, NodeShape
+from preflight.facts import FleetFacts, NodeFacts, health_verdict
+from preflight.plan.shapes import FleetShape, NodeShape, NvlinkDomain
 from preflight.results import RunReport, Status
 
 SMALL_MESSAGES = (8 * 1024, 4 * 1024 * 1024)  # the decode regime (issue 3: 8 KB - 4 MB)
@@ -93,6 +93,58 @@ def node_shape(node: NodeFacts, source: str) -> NodeShape | None:
     )
 
 
+FabricKey = tuple[str, str | None]  # (ClusterUUID, CliqueId) of a multi-node NVLink domain
+
+
+def fabric_identity(node: NodeFacts) -> tuple[FabricKey | None, str | None]:
+    """(the node's NVLink domain key, why its fabric is not healthy or None), from each GPU's `-q` Fabric block.
+
+    None as the key when no GPU names a cluster (PCIe, HGX H100/B200 with an all-zero UUID): the node is its own
+    domain. Healthy means every GPU is Completed / Success in the majority clique with a Health block that says
+    nothing bad (a Summary the driver does not report counts as silent, an unknown value as not proven).
+    """
+    gpus = node.gpus or ()
+    keys = Counter((g.fabric_cluster_uuid, g.fabric_clique_id) for g in gpus if g.fabric_cluster_uuid)
+    if not keys:
+        return None, None
+    key = keys.most_common(1)[0][0]
+    problems = []
+    for g in gpus:
+        if (g.fabric_cluster_uuid, g.fabric_clique_id) != key:
+            problems.append(f"{g.ref} not in clique {key[1]} of cluster {key[0]} ({g.fabric_state or 'no Fabric block'})")
+        elif g.fabric_state != "Completed / Success":
+            problems.append(f"{g.ref} fabric {g.fabric_state}")
+        verdict, rows = health_verdict(dict(g.fabric_health_fields))
+        if verdict in ("unhealthy", "unknown"):
+            problems.append(f"{g.ref} fabric health {verdict}: {'; '.join(rows)}")
+    return key, "; ".join(problems) or None
+
+
+def nvlink_domains(facts: FleetFacts, planned: Iterable[NodeShape]) -> tuple[NvlinkDomain, ...]:
+    """Multi-node NVLink domains: reachable nodes grouped by (ClusterUUID, CliqueId) (GB200/GB300 NVL72 racks).
+
+    A domain is healthy only when every member's fabric is; a member whose fabric is not breaks it and is named in
+    `broken_by` (even when the checks excluded it), and the other members keep only their own NVLink. `nodes` are
+    the planned members plus the breakers; `gpus` is the planned members' clean NVLink GPUs added up.
+    """
+    shapes = {n.name: n for n in planned}
+    groups: dict[FabricKey, list[tuple[str, str | None]]] = {}
+    for node in facts.reachable:
+        key, problem = fabric_identity(node)
+        if key is not None:
+            groups.setdefault(key, []).append((node.name, problem))
+    out = []
+    for (uuid, clique), members in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
+        broken = tuple(sorted(name for name, problem in members if problem))
+        names = tuple(sorted(name for name, _ in members if name in shapes or name in broken))
+        if not names:
+            continue
+        gpus = sum(shapes[n].nvlink_domain for n in names if n in shapes and n not in broken)
+        out.append(NvlinkDomain(gpus=gpus, nodes=names, healthy=not broken, broken_by=broken,
+                                cluster_uuid=uuid, clique_id=clique))
+    return tuple(out)
+
+
 def fleet_shape(report: RunReport, facts: FleetFacts, *, source: str, include: Iterable[str] = (),
                 internode: tuple[float, str] | None = None) -> FleetShape:
     """Healthy nodes as the planner sees them; `include` keeps named excluded nodes in (what-if).
@@ -112,4 +164,5 @@ def fleet_shape(report: RunReport, facts: FleetFacts, *, source: str, include: I
         nodes.append(shape)
     return FleetShape(nodes=tuple(nodes), excluded=tuple((k, v) for k, v in excluded.items() if k not in keep),
                       internode_busbw_gbps=internode[0] if internode else None,
-                      internode_source=internode[1] if internode else None)
+                      internode_source=internode[1] if internode else None,
+                      nvlink_domains=nvlink_domains(facts, nodes))
