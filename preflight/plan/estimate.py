@@ -22,7 +22,7 @@ ACT_BYTES = 2  # bf16 activations on the wire
 
 # Fraction of the HBM roofline decode reaches: the one constant fitted, as the median of
 # measured / roofline over the published results in docs/planner-calibration.md (bench/calibrate.py).
-DECODE_EFFICIENCY = 1.0
+DECODE_EFFICIENCY = 0.59
 DECODE_EFFICIENCY_SOURCE = "docs/planner-calibration.md"
 # Assumed, not fitted: fraction of dense peak TFLOPS that prefill GEMMs + attention reach (model
 # FLOPs utilisation). GEMM benchmarks reach about 55 % of the dense FP8 peak (Azure ND GB200 v6:
@@ -83,13 +83,15 @@ def _pp_parts(model: ModelSpec, b: int, pp: int, p2p_gbps: float | None, p2p_sou
 
 
 def _compute_floor(model: ModelSpec, b: int, tp: int, tflops: float, source: str, mem_s: float, parts: list[str]) -> float:
-    """A decode step takes at least its FLOPs (2 × active params × seqs / TP) at COMPUTE_EFFICIENCY × peak."""
+    """A decode step takes at least its FLOPs (2 × active params × seqs / TP) at COMPUTE_EFFICIENCY × peak
+    (× DECODE_EFFICIENCY, which scales the whole decode roofline, memory or compute)."""
     flops = 2 * model.active_params * b / tp
-    comp_s = flops / (tflops * 1e12 * COMPUTE_EFFICIENCY)
+    comp_s = flops / (tflops * 1e12 * COMPUTE_EFFICIENCY * DECODE_EFFICIENCY)
     if comp_s <= mem_s:
         return mem_s
+    eff = f" × decode efficiency {DECODE_EFFICIENCY:g}" if DECODE_EFFICIENCY != 1.0 else ""
     parts[0] = (f"compute {flops / 1e12:.2f} TFLOP (2 × {model.active_params / 1e9:.1f}e9 active params × {b} seqs / TP {tp}) "
-                f"/ ({tflops:g} TFLOPS ({source}) × {COMPUTE_EFFICIENCY:g}), over the HBM time {mem_s * 1e3:.2f} ms")
+                f"/ ({tflops:g} TFLOPS ({source}) × {COMPUTE_EFFICIENCY:g}{eff}), over the HBM time {mem_s * 1e3:.2f} ms")
     return comp_s
 
 

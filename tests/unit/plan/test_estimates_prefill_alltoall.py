@@ -7,6 +7,7 @@ import pytest
 from preflight.plan import PlanOptions, load_model, memory_per_gpu
 from preflight.plan.estimate import (
     COMPUTE_EFFICIENCY,
+    DECODE_EFFICIENCY,
     _attn_keys,
     alltoall_bytes_per_token_per_layer,
     decode_estimates,
@@ -114,8 +115,21 @@ def test_decode_compute_floor_at_large_batch() -> None:
     ests = decode_estimates(m, mem, tp=1, pp=1, dp=1, seqs=2048, hbm_gbps=3350, hbm_source="h", busbw_gbps=None,
                             busbw_source="", latency_us=None, p2p_gbps=None, p2p_source="", tflops=989, tflops_source="t")
     per_seq = next(e for e in ests if e.name == "decode_tokens_per_s_per_seq")
-    assert 1 / per_seq.value == pytest.approx(2 * m.active_params * 2048 / (989e12 * COMPUTE_EFFICIENCY))
+    assert 1 / per_seq.value == pytest.approx(2 * m.active_params * 2048 / (989e12 * COMPUTE_EFFICIENCY * DECODE_EFFICIENCY))
     assert "compute" in per_seq.formula
+
+
+def test_calibration_script_reproduces_the_documented_summary() -> None:
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
+    import calibrate
+
+    data = calibrate.yaml.safe_load(calibrate.TABLE.read_text())
+    assert len(data["rows"]) >= 10
+    med, worst = calibrate.summary(calibrate.run(DECODE_EFFICIENCY, data))
+    assert med == pytest.approx(1.0, abs=0.03) and worst < 2.5
 
 
 def test_offline_throughput_hand_check() -> None:
