@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--version", action="version", version=f"preflight {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
     for add in (_add_run, _add_replay, _add_demo, _add_plan, _add_multinode, _add_tui, _add_hang, _add_analyze,
-                _add_checks):
+                _add_checks, _add_history, _add_node_check):
         add(sub)
     return ap
 
@@ -37,12 +37,15 @@ def _add_run(sub: Subparsers) -> None:
                      help="no interactive UI (automatic when stdout is not a terminal or CI is set); progress lines on stderr")
     add_plan_args(run, required=False)
     _add_output_args(run)
+    _add_history_args(run)
 
 
 def _add_replay(sub: Subparsers) -> None:
     rep = sub.add_parser("replay", help="judge a saved bundle again (same parsing and checks as a live run)")
     rep.add_argument("bundle", help="bundle directory or bundle.json")
     _add_output_args(rep)
+    rep.add_argument("--record", action="store_true", help="append this replay's verdicts to the run history")
+    _add_history_args(rep)
     add_plan_args(rep, required=False)
 
 
@@ -113,6 +116,7 @@ def _add_hang(sub: Subparsers) -> None:
     hg.add_argument("--json", metavar="FILE", help="write the verdict as JSON to FILE ('-' for stdout)")
     hg.add_argument("--no-color", action="store_true")
     hg.add_argument("--quiet", "-q", action="store_true")
+    _add_history_args(hg)
 
 
 def _add_analyze(sub: Subparsers) -> None:
@@ -122,6 +126,25 @@ def _add_analyze(sub: Subparsers) -> None:
     an.add_argument("--json", metavar="FILE", help="write the verdict as JSON to FILE ('-' for stdout)")
     an.add_argument("--no-color", action="store_true")
     an.add_argument("--quiet", "-q", action="store_true")
+
+
+def _add_node_check(sub: Subparsers) -> None:
+    nc = sub.add_parser("node-check", help="check this node only (no SSH), for Slurm HealthCheckProgram / prolog / "
+                                           "epilog: exit 0 healthy, 1 warnings (--fail-on warn), 2 unhealthy, 3 could not run")
+    nc.set_defaults(command="run", subcommand="node-check")  # cmd_run hands it to cli/nodecheck.py
+    nc.add_argument("--expect", metavar="FILE", help="YAML with this node's expectations (`expect:`, optional "
+                                                     "`thresholds:`), validated as an inventory's")
+    nc.add_argument("--timeout", type=float, default=60.0, help="seconds for the whole check (default 60); past it: exit 3")
+    nc.add_argument("--fail-on", choices=("fail", "warn"), default="fail", help="exit 1 on warnings too")
+    nc.add_argument("--drain-self", action="store_true", help="when unhealthy, drain this node with scontrol and "
+                                                              "preflight's reason (never one a person drained)")
+    nc.add_argument("--node-name", help="Slurm name of this node (default: $SLURMD_NODENAME, else `hostname -s`)")
+    nc.add_argument("--scontrol", default="scontrol", help="scontrol program (default: scontrol on PATH)")
+    nc.add_argument("--checks", metavar="PATTERNS", help="only these checks (as run --checks)")
+    nc.add_argument("--skip", metavar="PATTERNS", help="skip these checks")
+    nc.add_argument("--json", metavar="FILE", help="write the JSON report to FILE ('-' for stdout)")
+    nc.add_argument("--quiet", "-q", action="store_true", help="no output line")
+    nc.add_argument("--no-color", action="store_true")
 
 
 def _add_checks(sub: Subparsers) -> None:
@@ -144,7 +167,21 @@ def _add_output_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timings", action="store_true", help="also show the slowest probes across the fleet")
     p.add_argument("--no-color", action="store_true", help="plain text output")
     p.add_argument("--quiet", "-q", action="store_true", help="no console report (use with --json)")
+    p.add_argument("--ack", action="append", default=[], metavar="FILE",
+                   help="acknowledged findings (a YAML list like an inventory's acknowledge:): shown as acknowledged, "
+                        "not failing the run until they expire (repeatable)")
+    _add_hostlist_args(p)
     _add_override_args(p)
+
+
+def _add_hostlist_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--emit-hosts", metavar="FILE", help="write the nodes that passed (the planner's healthy set) to FILE "
+                                                        "('-' for stdout), in --hosts-format")
+    p.add_argument("--hosts-format", choices=("mpi", "slurm", "torchrun", "plain"), default="plain",
+                   help="mpi: `host slots=GPUS` hostfile; slurm: a compressed nodelist gpu-[01-04]; torchrun: "
+                        "NNODES/NPROC_PER_NODE/MASTER_ADDR/HOSTS lines to source; plain: one name a line (default)")
+    p.add_argument("--emit-excluded", metavar="FILE", help="write the other nodes to FILE, one line each: name, "
+                                                           "suggested action, the verdict's reason (tab-separated)")
 
 
 def _add_override_args(p: argparse.ArgumentParser) -> None:
@@ -164,6 +201,13 @@ def _add_slurm_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--slurm-partition", metavar="P", help="partition for the allocation srun makes (outside an allocation)")
     g.add_argument("--nodes", type=int, metavar="N", help="how many nodes srun allocates (outside an allocation)")
     g.add_argument("--slurm-nodelist", metavar="LIST", help="Slurm hostlist to run on, e.g. 'gpu[001-064]'")
+    g.add_argument("--drain", action="store_true",
+                   help="drain the nodes the verdict excludes, reason 'preflight: <check> <observed>' (prints the "
+                        "scontrol lines; --apply runs them); a node someone else drained keeps its reason")
+    g.add_argument("--resume", action="store_true",
+                   help="resume nodes that pass now AND were drained by preflight (reason starts 'preflight:'); "
+                        "a node drained by a person is never resumed (dry run unless --apply)")
+    g.add_argument("--apply", action="store_true", help="run the --drain/--resume scontrol commands (default: print them)")
 
 
 def _add_connection_args(p: argparse.ArgumentParser, *, required: bool) -> None:
@@ -190,3 +234,23 @@ def _add_connection_args(p: argparse.ArgumentParser, *, required: bool) -> None:
                         "fit is not started and reads 'not run', never pass")
     p.add_argument("--force", action="store_true",
                    help="run active tests even where the GPUs have compute processes (they are named otherwise)")
+
+
+def _add_history_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("history")
+    g.add_argument("--history", metavar="PATH",
+                   help="the run history (SQLite) to append to (default: $XDG_DATA_HOME/preflight/history.sqlite)")
+    g.add_argument("--no-history", action="store_true", help="do not record this run in the history")
+
+
+def _add_history(sub: Subparsers) -> None:
+    hi = sub.add_parser("history", help="per-node trends from the run history (busbw sparkline, link flaps, first "
+                                        "and last seen of each finding) and the repeat offenders")
+    hi.add_argument("nodes", nargs="*", metavar="NODE", help="nodes to show (default: the repeat offenders, else all)")
+    hi.add_argument("--history", metavar="PATH", help="the history file (default: $XDG_DATA_HOME/preflight/history.sqlite)")
+    hi.add_argument("--k", type=int, default=3, help="a repeat offender failed in at least K ... (default 3)")
+    hi.add_argument("--n", type=int, default=5, help="... of its last N runs (default 5)")
+    hi.add_argument("--last", type=int, default=30, help="runs per node in the trends (default 30)")
+    hi.add_argument("--limit", type=int, default=50, help="nodes shown when none is named and none offends (default 50)")
+    hi.add_argument("--fail-on-offenders", action="store_true", help="exit 2 when there is a repeat offender")
+    hi.add_argument("--json", metavar="FILE", help="write the trends and offenders as JSON to FILE ('-' for stdout)")

@@ -21,7 +21,14 @@ from preflight.results import EXIT_CANNOT_RUN, RunReport, exit_code
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if getattr(args, "subcommand", None) == "node-check":
+        from preflight.cli.nodecheck import cmd_node_check
+
+        return cmd_node_check(args)
     _out, err = consoles(args)
+    if (getattr(args, "drain", False) or getattr(args, "resume", False)) and not args.slurm:
+        err.print("[bold red]preflight: --drain/--resume act on Slurm nodes: give --slurm[/]")
+        return EXIT_CANNOT_RUN
     if args.slurm:
         bundle = _slurm_bundle(args, err)
         if bundle is None:
@@ -93,11 +100,15 @@ def emit(args: argparse.Namespace, bundle: Bundle, source: dict[str, Any], label
         specs = select(args)
         baseline = _load_baseline(args)
         over = overrides(args)
+        from preflight.cli.history import acknowledgements, record_report
+
+        acks = acknowledgements(args)  # --ack FILE (an InventoryError is a ValueError here)
     except ValueError as exc:  # BaselineError is a ValueError
         err.print(f"[bold red]preflight: {exc}[/]")
         return EXIT_CANNOT_RUN
-    report, facts = judge(over.apply_to_bundle(bundle), specs, cache=cache)
+    report, facts = judge(over.apply_to_bundle(bundle), specs, cache=cache, acks=acks)
     code = exit_code(report, args.fail_on)
+    record_report(args, report, facts, source, code)  # the run history; never fails the run
     where = source.get("bundle") or source.get("inventory")
     plan = _plan_for(args, report, facts, Path(str(where)).name if where and source["kind"] != "demo" else source["kind"], err)
     doc = report_dict(report, source=source, fail_on=args.fail_on)
@@ -109,6 +120,8 @@ def emit(args: argparse.Namespace, bundle: Bundle, source: dict[str, Any], label
 
         drift = compare(baseline, doc, bandwidth_drop_pct=args.baseline_drop_pct)
     _write_files(args, report, doc, drift)
+    if not _act(args, report, facts, err):
+        return EXIT_CANNOT_RUN
     if not args.quiet and args.json != "-":
         _render(args, report, bundle, plan, drift, label, out)
     elif args.quiet and label:
@@ -204,3 +217,48 @@ def _slurm_bundle(args: argparse.Namespace, err: Console) -> Bundle | None:
 
         err.print(f"bundle saved: {save_bundle(bundle, args.save)}")
     return bundle
+
+
+def _act(args: argparse.Namespace, report: RunReport, facts: Any, err: Console) -> bool:
+    """--emit-hosts / --emit-excluded, then --drain / --resume (Slurm); False after printing why it could not."""
+    from preflight.actions.hostlist import render_excluded, render_hosts, split
+    from preflight.actions.suggest import node_action
+
+    try:
+        if getattr(args, "emit_hosts", None) or getattr(args, "emit_excluded", None):
+            gpus = {n.name: len(n.gpus or ()) for n in getattr(facts, "reachable", ())}
+            hosts = split(report, gpus)
+            if args.emit_hosts:
+                write_text(args.emit_hosts, render_hosts(hosts, args.hosts_format))
+            if args.emit_excluded:
+                write_text(args.emit_excluded, render_excluded(hosts, {n.name: node_action(n) for n in report.nodes}))
+    except OSError as exc:
+        err.print(f"[bold red]preflight: {exc}[/]")
+        return False
+    if getattr(args, "drain", False) or getattr(args, "resume", False):
+        return _slurm_actions(args, report, err)
+    return True
+
+
+def _slurm_actions(args: argparse.Namespace, report: RunReport, err: Console) -> bool:
+    from preflight.actions.slurm import names_of, plan_drain, plan_resume
+    from preflight.session.slurm import apply_actions, slurm_node_states
+
+    try:
+        states = slurm_node_states(list(names_of(report)))
+    except Exception as exc:  # scontrol missing, hung or refused
+        err.print(f"[bold red]preflight: cannot read the nodes' Slurm state (scontrol show node): {exc}[/]")
+        return False
+    acts = (plan_drain(report, states) if args.drain else []) + (plan_resume(report, states) if args.resume else [])
+    stream = sys.stderr if args.json == "-" else sys.stdout
+    if not args.apply:
+        stream.write("".join(f"{a.line()}\n" for a in acts) or "# nothing to drain or resume\n")
+        return True
+    for a in acts:
+        if a.verb == "skip":
+            stream.write(a.line() + "\n")
+    failed = 0
+    for act, rc, msg in apply_actions(acts):
+        failed += rc != 0
+        stream.write(f"{'done' if rc == 0 else f'FAILED ({rc})'}: {act.line()}" + (f"  # {msg}" if msg else "") + "\n")
+    return failed == 0

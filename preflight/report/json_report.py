@@ -6,7 +6,8 @@ import json
 import time
 from typing import Any
 
-from preflight.results import RunReport, Status, exit_code, worst
+from preflight.actions.suggest import node_action, suggestion
+from preflight.results import Finding, RunReport, Status, exit_code, worst
 
 SCHEMA_ID = "preflight-report"
 SCHEMA_VERSION = 1
@@ -24,7 +25,8 @@ def report_dict(report: RunReport, *, source: dict[str, Any], fail_on: str = "fa
             "status": n.status.value,
             "reason": n.reason,
             "coverage": n.coverage.to_dict(),
-            "findings": [f.to_dict() for f in n.findings],
+            "findings": [finding_dict(f) for f in n.findings],
+            "action": node_action(n),
         })
     worst_status = worst(n.status for n in report.nodes).value if report.nodes else Status.SKIP.value
     return {
@@ -43,8 +45,14 @@ def report_dict(report: RunReport, *, source: dict[str, Any], fail_on: str = "fa
         },
         "checks": list(report.meta.get("checks", [])),
         "nodes": nodes,
-        "fleet_findings": [f.to_dict() for f in report.fleet_findings],
+        "fleet_findings": [finding_dict(f) for f in report.fleet_findings],
     }
+
+
+def finding_dict(f: Finding) -> dict[str, Any]:
+    """A finding as the schema has it, with its suggested action class and where that comes from."""
+    action, source = suggestion(f)
+    return {**f.to_dict(), "action": action, "action_source": source}
 
 
 def _default(obj: Any) -> Any:

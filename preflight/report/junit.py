@@ -39,6 +39,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from typing import Any
 
+from preflight.actions.suggest import ACTION_TEXT, node_action, suggestion
 from preflight.results import Finding, NodeReport, RunReport, Status
 
 MAX_EVIDENCE_LINES = 60
@@ -99,6 +100,9 @@ def finding_body(f: Finding, *, max_evidence: int = MAX_EVIDENCE_LINES) -> str:
             lines.append(f"  | ... {len(f.evidence) - max_evidence} more lines in the JSON report")
     if f.hint:
         lines.append(f"hint: {f.hint}")
+    action, source = suggestion(f)
+    if action != "none":
+        lines.append(f"suggested action: {ACTION_TEXT[action]} ({source})")
     return "\n".join(lines) + "\n"
 
 
@@ -148,6 +152,8 @@ def _node_case(n: NodeReport, fail_on: str) -> ET.Element:
                             "No check ran on this node.\n")
         return case
     status, body = n.status, f"{n.name}: {n.status.value}: {n.reason}\ncoverage: {n.coverage.text()}\n"
+    if node_action(n) != "none":
+        body += f"suggested action: {ACTION_TEXT[node_action(n)]}\n"
     if status == Status.FAIL or (status == Status.WARN and fail_on == "warn"):
         ET.SubElement(case, "failure", {"message": xml_safe(n.reason), "type": "node"}).text = xml_safe(body)
     elif status == Status.ERROR:

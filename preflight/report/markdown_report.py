@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+from preflight.actions.suggest import ACTION_TEXT, node_action, suggestion
 from preflight.results import Finding, RunReport, Status, exit_code, worst
 
 if TYPE_CHECKING:
@@ -113,6 +114,8 @@ def _table(report: RunReport, groups_of: dict[str, str]) -> list[str]:
             for g in used]
         bad = n.status != Status.PASS
         why = f"{n.reason} [{n.coverage.text()}]" if bad else n.coverage.text()
+        if node_action(n) != "none":
+            why = f"{ACTION_TEXT[node_action(n)]}: {why}"
         rows.append((bad, f"| {cell(n.name)} | " + " | ".join(cells) + f" | {cell(_clip(why, 160))} |"))
     if report.fleet_findings:
         cells = [_cell_status([f.status for f in report.fleet_findings
@@ -151,6 +154,9 @@ def _section(f: Finding) -> list[str]:
         lines.append("")
     if f.hint:
         lines += [f"**hint:** {_prose(f.hint)}", ""]
+    action, source = suggestion(f)
+    if action != "none":
+        lines += [f"**suggested action:** {ACTION_TEXT[action]} ({_prose(_clip(source))})", ""]
     return lines
 
 

@@ -51,3 +51,35 @@ def in_allocation() -> bool:
     from preflight.transport.slurm import in_allocation as inside
 
     return inside()
+
+
+def slurm_node_states(names: list[str], *, scontrol: str = "scontrol", env: dict[str, str] | None = None,
+                      timeout_s: float = 15.0) -> dict[str, Any]:
+    """{name: actions.slurm.NodeState} from one `scontrol show node -o NAMES` (argv, no shell); nodes Slurm does
+    not know are absent. Raises OSError / subprocess errors when scontrol cannot run."""
+    import subprocess
+
+    from preflight.actions.slurm import parse_show_node
+
+    if not names:
+        return {}
+    proc = subprocess.run([scontrol, "show", "node", "-o", ",".join(names)], capture_output=True, text=True,
+                          timeout=timeout_s, env=env)
+    return parse_show_node(proc.stdout)
+
+
+def apply_actions(actions: list[Any], *, env: dict[str, str] | None = None,
+                  timeout_s: float = 15.0) -> list[tuple[Any, int, str]]:
+    """Run each action's argv (never through a shell): [(action, exit status, scontrol's message)]."""
+    import subprocess
+
+    done = []
+    for act in actions:
+        if not act.argv:
+            continue
+        try:
+            proc = subprocess.run(list(act.argv), capture_output=True, text=True, timeout=timeout_s, env=env)
+            done.append((act, proc.returncode, (proc.stderr or proc.stdout).strip()))
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            done.append((act, 127, str(exc)))
+    return done
