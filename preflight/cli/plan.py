@@ -13,7 +13,7 @@ from typing import Any
 from rich.console import Console
 
 from preflight.cli.common import DEMO_LABEL, consoles, demo_bundle_path, overrides, write_json
-from preflight.cli.plan_args import internode, load_plan_model, plan_options
+from preflight.cli.plan_args import internode, load_plan_model, multinode_from_bundle, plan_options, what_if_args
 from preflight.facts import FleetFacts
 from preflight.plan.result import PlanResult
 from preflight.results import EXIT_CANNOT_RUN, RunReport
@@ -29,15 +29,18 @@ def cmd_plan(args: argparse.Namespace) -> int:
     try:
         load_plan_model(args)
         plan_options(args)
-        fleet = _fleet(args, err)
-        if fleet is None:
-            return EXIT_CANNOT_RUN
-        bundle, source, cache = fleet
-        if args.verify and not (args.inventory or args.host_list):
-            raise ValueError("--verify runs tests on the fleet: give -i INVENTORY or -H HOSTS")
-        report, facts = judge(overrides(args).apply_to_bundle(bundle), cache=cache)
-        result = build(args, report, facts, source)
-        verified = verify(args, result, err) if args.verify else None
+        if args.fleet:
+            result, verified = described(args), None
+        else:
+            fleet = _fleet(args, err)
+            if fleet is None:
+                return EXIT_CANNOT_RUN
+            bundle, source, cache = fleet
+            if args.verify and not (args.inventory or args.host_list):
+                raise ValueError("--verify runs tests on the fleet: give -i INVENTORY or -H HOSTS")
+            report, facts = judge(overrides(args).apply_to_bundle(bundle), cache=cache)
+            result = build(args, report, facts, source, bundle_options=getattr(bundle, "options", None))
+            verified = verify(args, result, err) if args.verify else None
     except (BundleError, PlanError, ValueError) as exc:
         err.print(f"[bold red]preflight plan: {exc}[/]")
         return EXIT_CANNOT_RUN
@@ -73,10 +76,30 @@ def _fleet(args: argparse.Namespace, err: Console) -> tuple[Any, str, Any] | Non
     return load_bundle(demo_bundle_path()), "demo", None
 
 
-def build(args: argparse.Namespace, report: RunReport, facts: FleetFacts, source: str) -> PlanResult:
+def described(args: argparse.Namespace) -> PlanResult:
+    """The plan on a `--fleet` description: no collection, no judging; the same planner."""
+    from preflight.plan.described import described_fleet
+    from preflight.plan.result import plan_on
+
+    if args.bundle or args.inventory or args.host_list or args.without or args.plus or args.verify:
+        raise ValueError("--fleet describes the whole fleet: not with --bundle, -i/-H, --without, --plus or --verify")
+    terms = [t for arg in args.fleet for t in arg.split()]
+    shape = described_fleet(terms)
+    return plan_on(shape, load_plan_model(args), plan_options(args),
+                   source=f"described fleet {' + '.join(terms)} (described fleet, not measured)")
+
+
+def build(args: argparse.Namespace, report: RunReport, facts: FleetFacts, source: str, *,
+          bundle_options: object = None) -> PlanResult:
+    """Measured evidence for the fabric: --multinode-result, else the bundle's newest passing nccl-multinode record."""
     from preflight.plan.result import build_plan
 
-    return build_plan(report, facts, load_plan_model(args), plan_options(args), source=source, internode=internode(args))
+    without, plus = what_if_args(args)
+    measured = internode(args) or multinode_from_bundle(bundle_options)
+    inv = getattr(args, "inventory", None) or "INVENTORY"
+    command = f"preflight nccl-multinode -i {inv} --save {getattr(args, 'bundle', None) or 'DIR'}"
+    return build_plan(report, facts, load_plan_model(args), plan_options(args), source=source, internode=measured,
+                      without=without, plus=plus, multinode_command=command)
 
 
 def render(args: argparse.Namespace, result: PlanResult, out: Console) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..reference import gpu_spec_for
+from ..reference import gpu_spec_for, gpu_specs
 from .dtypes import DEFAULT_QUANT_BLOCK, MIN_COMPUTE_CAPABILITY
 from .fabric import fabric_evidence, shared_domain
 from .models import ModelSpec
@@ -182,7 +182,10 @@ def _intra_node_tp(tp: int, nodes: Sequence[NodeShape]) -> list[Reason]:
 @functools.lru_cache(maxsize=256)
 def spec_for(gpu_model: str) -> dict[str, Any] | None:
     """gpus.yaml entry for a GPU name, cached: a 1,000-node plan asks the same name thousands of times."""
-    return gpu_spec_for(gpu_model)
+    found = gpu_spec_for(gpu_model)
+    if found is None:  # a described fleet names a GPU by its gpus.yaml name when it has no nvidia-smi hint
+        found = next((s for s in gpu_specs() if gpu_model in (s.get("name"), s.get("id"))), None)
+    return found
 
 
 def _dtype_reasons(nodes: Sequence[NodeShape], opts: PlanOptions) -> list[Reason]:

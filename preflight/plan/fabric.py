@@ -84,7 +84,8 @@ def newest_passing(records: object) -> tuple[float, str] | None:
     rec = max(good, key=lambda r: float(r.get("created") or 0.0))
     hosts = rec.get("hosts") or []
     via = "/".join(str(t) for t in rec.get("transport") or []) or "transport unknown"
-    gdr = {True: ", GPUDirect RDMA", False: ", no GPUDirect RDMA"}.get(rec.get("gdrdma"), "")
+    gdrdma = rec.get("gdrdma")
+    gdr = ", GPUDirect RDMA" if gdrdma is True else (", no GPUDirect RDMA" if gdrdma is False else "")
     src = (f"bundle nccl-multinode record: busbw {rec['busbw']:g} GB/s over {len(hosts)} node(s) "
            f"({', '.join(map(str, hosts[:4]))}{'…' if len(hosts) > 4 else ''}; {via}{gdr}): {rec.get('command', '')}")
     return float(rec["busbw"]), src

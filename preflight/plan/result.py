@@ -5,11 +5,14 @@ Pure: (report, facts, model, options) in, a `PlanResult` out. The console, JSON 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from preflight.facts import FleetFacts
+from preflight.plan.described import what_if
 from preflight.plan.errors import PlanError
+from preflight.plan.guidance import Hint, guidance
 from preflight.plan.judged_fleet import fleet_shape
 from preflight.plan.launch import LaunchCommands, launch_commands
 from preflight.plan.models import ModelSpec
@@ -34,6 +37,7 @@ class PlanResult:
     what_if: tuple[WhatIf, ...] = ()
     source: str = ""
     fleet: FleetShape | None = None  # what the plan was computed on (verification re-judges with it)
+    guidance: tuple[Hint, ...] = ()  # when nothing is safe: the smallest changes that would fix it
 
     def to_dict(self) -> dict[str, Any]:
         doc = self.plan.to_dict()
@@ -43,6 +47,7 @@ class PlanResult:
                            "verdict": w.candidate.verdict,
                            "reasons": [r.text for r in w.candidate.reasons if r.severity == "unsafe"],
                            "safe_instead": w.safe_instead.label if w.safe_instead else None} for w in self.what_if]
+        doc["guidance"] = [{"change": h.change, "result": h.result, "formula": h.formula} for h in self.guidance]
         return doc
 
 
@@ -74,15 +79,46 @@ def _what_if(report: RunReport, facts: FleetFacts, model: ModelSpec, opts: PlanO
     return tuple(out)
 
 
-def build_plan(report: RunReport, facts: FleetFacts, model: ModelSpec, opts: PlanOptions, *, source: str,
-               internode: tuple[float, str] | None = None) -> PlanResult:
-    """Raises PlanError when no healthy node has GPUs. `internode`: measured multi-node busbw (GB/s, source)."""
-    shape = fleet_shape(report, facts, source=source, internode=internode)
-    p = plan(shape, model, opts)
+def _launch(p: Plan, model: ModelSpec, opts: PlanOptions) -> dict[str, tuple[LaunchCommands, ...]]:
+    """Commands of each objective's pick; an objective whose pick is another's shares that entry (printed once)."""
     mla = model.attention == "mla"
-    launch = {}
-    if p.recommend_latency:
-        launch["latency"] = launch_commands(p.recommend_latency[0], model.id, opts, mla=mla)
-    if p.recommend_throughput:
-        launch["throughput"] = launch_commands(p.recommend_throughput[0], model.id, opts, mla=mla)
-    return PlanResult(p, launch, _what_if(report, facts, model, opts, p, source, internode=internode), source, shape)
+    objectives = (opts.objective,) if opts.objective else ("latency", "throughput")
+    out: dict[str, tuple[LaunchCommands, ...]] = {}
+    for kind in objectives:
+        picks = p.recommended(kind)
+        if picks:
+            out[kind] = launch_commands(picks[0], model.id, opts, mla=mla)
+    return out
+
+
+def plan_on(shape: FleetShape, model: ModelSpec, opts: PlanOptions, *, source: str,
+            what_if: tuple[WhatIf, ...] = (), multinode_command: str | None = None) -> PlanResult:
+    """The plan, its launch commands and guidance on a FleetShape, measured or described (one code path)."""
+    p = plan(shape, model, opts)
+    hints = guidance(shape, model, opts, p, **({"multinode_command": multinode_command} if multinode_command else {}))
+    return PlanResult(p, _launch(p, model, opts), what_if, source, shape, hints)
+
+
+def build_plan(report: RunReport, facts: FleetFacts, model: ModelSpec, opts: PlanOptions, *, source: str,
+               internode: tuple[float, str] | None = None, without: Sequence[str] = (), plus: Sequence[str] = (),
+               multinode_command: str | None = None) -> PlanResult:
+    """Raises PlanError when no healthy node has GPUs. `internode`: measured multi-node busbw (GB/s, source).
+
+    `without` / `plus` ("N:NODE") plan a what-if of the measured fleet: nodes taken out, copies added.
+    """
+    shape = fleet_shape(report, facts, source=source, internode=internode)
+    ports = _active_ports(facts)
+    shape = replace(shape, nodes=tuple(replace(n, ib_ports=ports.get(n.name)) for n in shape.nodes))
+    if without or plus:
+        shape = what_if(shape, without=without, plus=plus)
+        source += "".join(f" without {n}" for n in without) + "".join(f" plus {x}" for x in plus)
+    result = plan_on(shape, model, opts, source=source, multinode_command=multinode_command)
+    if without or plus:
+        return result
+    return replace(result, what_if=_what_if(report, facts, model, opts, result.plan, source, internode=internode))
+
+
+def _active_ports(facts: FleetFacts) -> dict[str, int]:
+    """Node -> Active IB/RoCE ports: the count behind its summed link rate (the fabric estimate says it)."""
+    counts = {n.name: sum(1 for p in n.ib or () if (p.state or "").lower() == "active") for n in facts.reachable}
+    return {k: v for k, v in counts.items() if v}

@@ -23,7 +23,7 @@ def _gb(x: float) -> str:
 
 def _verdict(c: Candidate) -> Text:
     word, style = VERDICT_STYLE.get(c.verdict, (c.verdict, ""))
-    return Text(word, style=style)
+    return Text(word + (" (est.)" if c.verdict_label.endswith("(estimated)") else ""), style=style)
 
 
 def _per_seq(c: Candidate) -> str:
@@ -43,7 +43,7 @@ def candidates_table(cands: list[Candidate], title: str) -> Table:
     t.add_column("GPUs", justify="right")
     t.add_column("nodes", overflow="fold", max_width=10)
     t.add_column("GB/GPU", justify="right", no_wrap=True)
-    t.add_column("seqs", justify="right")
+    t.add_column("cap", justify="right")
     t.add_column("tok/s*", justify="right", no_wrap=True)
     t.add_column("verdict", no_wrap=True)
     t.add_column("reasons", overflow="fold", ratio=1)
@@ -100,25 +100,9 @@ def render(result: PlanResult, console: Console, *, show_all: bool = False, limi
         codes = Counter(r.code for c in unsafe for r in c.reasons if r.severity == "unsafe")
         console.print(f"[dim]{len(unsafe)} unsafe layouts not shown (--all lists them): "
                       + ", ".join(f"{k} ×{v}" for k, v in codes.most_common()) + "[/]")
-    for kind, cands in (("latency", p.recommend_latency), ("throughput", p.recommend_throughput)):
-        if not cands:
-            console.print(f"[bold red]no safe layout for {kind}[/]")
-            continue
-        c = cands[0]
-        where = ", ".join(f"{pl.node} (GPUs {pl.cuda_visible_devices})" for pl in c.placement)
-        body = [f"[bold]{c.label}[/] on {escape(where)}"]
-        body += [f"  {escape(f)}" for f in c.memory.formulas]
-        body += [f"  {e.name}: {e.value:.4g} {e.unit}  [dim]({e.kind}: {escape(e.formula)})[/]"
-                 for e in c.estimates if e.value is not None]
-        body += [f"  reason: {escape(r.text)} [dim]({escape(r.fact_source)})[/]" for r in c.reasons]
-        console.print(Panel("\n".join(body), title=f"recommended for {kind}", title_align="left", expand=True))
-        for lc in result.launch.get(kind, ()):  # unwrapped, so a command copies as one line
-            console.print(f"[bold]{lc.engine}[/] ({kind}, {c.label}):")
-            for step in lc.steps:
-                console.print(f"  # on {escape(step.node)}", style="dim")
-                console.print("  " + escape(step.command), soft_wrap=True)
-            for n in lc.notes:
-                console.print(f"  [dim]note: {escape(n)}[/]", soft_wrap=True)
+    _recommendations(result, console)
+    if not p.recommend_throughput:
+        _guidance(result, console)
     if result.what_if:
         t = Table(title="what the excluded nodes would cost (layouts unsafe only because of them)", title_justify="left")
         for col in ("with node", "layout", "why unsafe", "safe on the healthy nodes"):
@@ -128,6 +112,67 @@ def render(result: PlanResult, console: Console, *, show_all: bool = False, limi
                       escape("; ".join(f"{r.text} ({r.fact_source})" for r in w.candidate.reasons if r.severity == "unsafe")),
                       w.safe_instead.label if w.safe_instead else "–")
         console.print(t)
-    console.print("[dim]GB/GPU: needed / usable on the heaviest stage; seqs: full-context sequences that fit; "
+    console.print("[dim]GB/GPU: needed / usable on the heaviest stage; cap: full-context sequences that fit "
+                  "(capacity); (est.): safe on a link-rate estimate of the fabric, not a measurement; "
                   "tok/s*: decode tokens/s per sequence / all sequences. * estimates, not measurements: "
                   + "; ".join(p.notes) + "[/]")
+
+
+def _picks(result: PlanResult) -> list[tuple[str, Candidate]]:
+    """(title, layout) per objective shown; objectives that pick the same layout share one entry."""
+    p = result.plan
+    kinds = [p.options.objective] if p.options.objective else ["latency", "throughput"]
+    out: list[tuple[list[str], Candidate]] = []
+    for kind in kinds:
+        picks = p.recommended(kind)
+        if not picks:
+            continue
+        same = next((o for o in out if o[1] is picks[0]), None)
+        if same:
+            same[0].append(kind)
+        else:
+            out.append(([kind], picks[0]))
+    return [(" and ".join(k), c) for k, c in out]
+
+
+def _panel(c: Candidate, title: str, console: Console) -> None:
+    where = ", ".join(f"{pl.node} (GPUs {pl.cuda_visible_devices})" for pl in c.placement[:4])
+    if len(c.placement) > 4:
+        where += f" … +{len(c.placement) - 4} nodes"
+    body = [f"[bold]{c.label}[/] {escape(c.verdict_label)} on {escape(where)}; capacity {c.capacity} full-context sequences"]
+    body += [f"  {escape(f)}" for f in c.memory.formulas]
+    body += [f"  {e.name}: {e.value:.4g} {e.unit}  [dim]({e.kind}: {escape(e.formula)})[/]"
+             for e in c.estimates if e.value is not None]
+    body += [f"  reason ({r.severity}): {escape(r.text)} [dim]({escape(r.fact_source)})[/]" for r in c.reasons]
+    console.print(Panel("\n".join(body), title=title, title_align="left", expand=True))
+
+
+def _recommendations(result: PlanResult, console: Console) -> None:
+    p = result.plan
+    picks = _picks(result)
+    if not picks:
+        wanted = p.options.objective or "latency or throughput"
+        console.print(f"[bold red]no safe layout for {wanted}[/]")
+        return
+    for title, c in picks:
+        _panel(c, f"recommended for {title}", console)
+        kind = title.split(" and ")[0]
+        for lc in result.launch.get(kind, ()):  # unwrapped, so a command copies as one line
+            console.print(f"[bold]{lc.engine}[/] ({title}, {c.label}):")
+            for step in lc.steps:
+                console.print(f"  # on {escape(step.node)}", style="dim")
+                console.print("  " + escape(step.command), soft_wrap=True)
+            for n in lc.notes:
+                console.print(f"  [dim]note: {escape(n)}[/]", soft_wrap=True)
+
+
+def _guidance(result: PlanResult, console: Console) -> None:
+    """Nothing safe: the smallest changes that would fix it, then the best risky layout with its risks."""
+    if result.guidance:
+        console.print("[bold]what would make a layout fit or be safe[/] (each: the plan computed again with that change)")
+        for h in result.guidance:
+            lead = "" if h.change == "(fact)" else f"[bold]{escape(h.change)}[/]: "
+            console.print(f"  {lead}{escape(h.result)}" + (f" [dim]({escape(h.formula)})[/]" if h.formula else ""),
+                          soft_wrap=True)
+    if result.plan.best_risky:
+        _panel(result.plan.best_risky[0], "best risky layout (not safe: see its risky reasons)", console)
