@@ -179,7 +179,7 @@ def envelope_lines(env: Envelope) -> list[Text]:
                                                                     "bold red")))
         for lay in env.layouts:
             mark, mstyle = ("✔", "green") if lay.verdict == "safe" else ("▲", "bold yellow")
-            tok = f" · {lay.tokens_per_s:.0f} tok/s" if lay.tokens_per_s else ""
+            tok = ""  # decode estimates are the plan's (p / preflight plan): the envelope says what fits and is safe
             lines.append(Text.assemble(f"  {mark} ", (lay.label, f"bold {mstyle}"),
                                        f" · {lay.gpus} GPUs on {lay.nodes} node{'s' if lay.nodes > 1 else ''}"
                                        f" · {lay.max_seqs} seqs{tok}", (f" · {lay.note}" if lay.note else "", "dim")))

@@ -36,8 +36,8 @@ class PreflightApp(App[int]):
         Binding("q", "quit_app", "quit"),
         Binding("question_mark", "help", "help"),
         Binding("p", "plan", "plan"),
-        Binding("s", "save_bundle", "save"),
-        Binding("e", "export_json", "export"),
+        Binding("s", "save_bundle", "save", show=False),  # in the help panel; the footer keeps to 80 columns
+        Binding("e", "export_json", "export", show=False),
     ]
 
     def __init__(self, source: RunSource, *, model: str | None = None, output_dir: str | Path | None = None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from preflight.report.console import pair_diff
 from preflight.results import Finding, RunReport, Status, worst
 
 
@@ -61,8 +62,25 @@ def check_status(report: RunReport, check_id: str) -> Status | None:
     return worst(statuses) if statuses else None
 
 
+def finding_values(f: Finding) -> tuple[str, str]:
+    """(observed, expected) as a table row shows them; topology.consistent: only the GPU pairs that differ."""
+    diff = pair_diff(f)
+    if diff is None:
+        return show_value(f.observed), show_value(f.expected)
+    if not diff:
+        return "no pair differs", show_value(f.expected)
+    seen = ", ".join(f"{len(pairs)} pair{'s' if len(pairs) > 1 else ''} {a}" for a, _b, pairs in diff)
+    return seen, ", ".join(dict.fromkeys(b for _a, b, _pairs in diff))
+
+
+# worst first: a proven failure, could not judge, warning, accepted, skipped (does not apply), pass
+FINDING_ORDER = {Status.FAIL: 0, Status.ERROR: 1, Status.WARN: 2, Status.ACCEPTED: 3, Status.SKIP: 4, Status.PASS: 5}
+
+
 def findings_order(findings: tuple[Finding, ...] | list[Finding], groups_of: dict[str, str],
                    focus_group: str | None = None) -> list[Finding]:
-    """The focused group first, then worst first, then by check and subject."""
-    return sorted(findings, key=lambda f: (focus_group is not None and groups_of.get(f.check) != focus_group,
-                                           -f.status.rank, f.check, f.subject or ""))
+    """Worst first (fail, error, warn, accepted, skip, pass); within a status the focused group first,
+    then by check and subject. A skip never sits between failures and the warnings."""
+    return sorted(findings, key=lambda f: (FINDING_ORDER.get(f.status, 6),
+                                           focus_group is not None and groups_of.get(f.check) != focus_group,
+                                           f.check, f.subject or ""))

@@ -37,3 +37,9 @@ async def settle(pilot, until=None, *, timeout: float = 60.0) -> None:
 @pytest.fixture
 def app(tmp_path):
     return demo_app(tmp_path)
+
+
+def screen_text(app) -> str:
+    """The screen as plain text, row by row, as the terminal shows it (the compositor's strips)."""
+    strips = app.screen._compositor.render_strips()
+    return "\n".join("".join(seg.text for seg in strip) for strip in strips)

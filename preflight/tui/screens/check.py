@@ -14,9 +14,10 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
+from preflight.report.console import pair_diff
 from preflight.results import RunReport
 from preflight.tui.status import STYLE, SYMBOL, label
-from preflight.tui.views import ValueGroup, check_groups, check_status
+from preflight.tui.views import ValueGroup, check_groups, check_status, finding_values
 
 if TYPE_CHECKING:
     from preflight.tui.host import RunHost
@@ -48,14 +49,19 @@ class CheckScreen(Screen[None]):
                 yield DataTable(id="values", cursor_type="row", zebra_stripes=True)
                 with VerticalScroll(id="value-box"):
                     yield Static(id="value-detail")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         table = self.query_one("#values", DataTable)
-        table.add_column("status", key="status", width=7)
-        table.add_column("value", key="value", width=14)
+        wide = self.app.size.width >= 120
+        self.query_one("#checks", OptionList).styles.width = 36 if wide else 30
+        value = 30 if wide else 14
+        # "which" takes what is left: the list, 4 columns of 2 padding, a scrollbar
+        which = max(12, self.app.size.width - (36 if wide else 30) - (8 + value + 5) - 8 - 2)
+        table.add_column("status", key="status", width=8)
+        table.add_column("value", key="value", width=value)
         table.add_column("nodes", key="n", width=5)
-        table.add_column("which", key="which")
+        table.add_column("which", key="which", width=which)
         report = self.papp.state.run_report()
         specs = sorted(self.papp.specs.values(), key=lambda s: (s.group, s.id))
         self._ids = [s.id for s in specs]
@@ -71,10 +77,11 @@ class CheckScreen(Screen[None]):
         ol = self.query_one("#checks", OptionList)
         highlighted = ol.highlighted
         ol.clear_options()
+        room = (36 if self.app.size.width >= 120 else 30) - 8  # border, padding, mark, scrollbar
         for cid in self._ids:
             s = check_status(report, cid)
             mark = Text(f"{SYMBOL[s]} " if s else "· ", style=STYLE[s] if s else "dim")
-            prompt = Text.assemble(mark, cid)
+            prompt = Text.assemble(mark, cid if len(cid) <= room else cid[:room - 1] + "…")
             prompt.no_wrap, prompt.overflow = True, "ellipsis"
             ol.add_option(Option(prompt, id=cid))
         if highlighted is not None:
@@ -85,9 +92,11 @@ class CheckScreen(Screen[None]):
         spec = self.papp.specs[check_id]
         report = self.papp.state.run_report()
         self._groups = check_groups(report, check_id)
-        title = Text.assemble(("check ", "dim"), (check_id, "bold"), f" · {spec.group} · {spec.scope} · ",
-                              (spec.summary, "italic"))
-        self.query_one("#check-title", Static).update(title)
+        title = Text.assemble(("check ", "dim"), (check_id, "bold"), f" · {spec.group} · {spec.scope}",
+                              no_wrap=True, overflow="ellipsis")
+        room = 2 * max(20, self.app.size.width - 2)  # the title box is 3 rows: the summary gets two
+        summary = spec.summary if len(spec.summary) <= room else spec.summary[:room - 1] + "…"
+        self.query_one("#check-title", Static).update(Group(title, Text(summary, style="italic")))
         ol = self.query_one("#checks", OptionList)
         idx = self._ids.index(check_id)
         if ol.highlighted != idx:
@@ -96,8 +105,14 @@ class CheckScreen(Screen[None]):
         table.clear()
         for i, g in enumerate(self._groups):
             which = ", ".join(g.members[:6]) + (f" +{len(g.members) - 6}" if len(g.members) > 6 else "")
-            table.add_row(Text(label(g.status), style=STYLE[g.status]), g.value, str(len(g.nodes)), which, key=str(i))
+            table.add_row(Text(label(g.status), style=STYLE[g.status]), self._value(g), str(len(g.nodes)),
+                          Text(which), key=str(i), height=None)
         self._show_group()
+
+    @staticmethod
+    def _value(g: ValueGroup) -> str:
+        """The group's value; topology.consistent: the GPU pairs that differ, not a 28-pair signature."""
+        return finding_values(g.sample)[0] if g.sample.observed is not None else g.value
 
     def _selected(self) -> ValueGroup | None:
         table = self.query_one("#values", DataTable)
@@ -117,8 +132,8 @@ class CheckScreen(Screen[None]):
         parts = [
             Text.assemble((f"{len(self._groups)} distinct value{'s' if distinct != 1 else ''}", "bold"),
                           f" across {sum(len(x.nodes) for x in self._groups)} node entries"),
-            Text.assemble(("value: ", "bold"), g.value, "  ", (label(g.status), STYLE[g.status])),
-            Text.assemble(("expected: ", "bold"), g.expected),
+            Text.assemble(("value: ", "bold"), self._value(g), "  ", (label(g.status), STYLE[g.status])),
+            Text.assemble(("expected: ", "bold"), finding_values(g.sample)[1] if pair_diff(g.sample) else g.expected),
             Text.assemble(("nodes: ", "bold"), ", ".join(g.members)),
         ]
         if g.sample.msg:

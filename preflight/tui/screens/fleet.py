@@ -9,16 +9,20 @@ import fnmatch
 from typing import TYPE_CHECKING
 
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Static
 
+from preflight.facts import FleetFacts
+from preflight.plan.envelope import Envelope, envelope
 from preflight.registry import GROUPS
-from preflight.results import Status
+from preflight.results import RunReport, Status
 from preflight.tui.state import cell_status, node_verdict
 from preflight.tui.status import STYLE, SYMBOL, UNREACH_STYLE
+from preflight.tui.widgets.envelope import EnvelopeView
 
 if TYPE_CHECKING:
     from preflight.tui.host import RunHost
@@ -51,6 +55,8 @@ class FleetScreen(Screen[None]):
         self.query_text = ""
         self._cells: dict[str, dict[str, tuple[str, str]]] = {}  # what each shown row displays now
         self._shown: list[str] = []
+        self._envelope_timer: Timer | None = None
+        self.envelope_computations = 0  # envelopes shown so far (tests wait on it)
 
     @property
     def papp(self) -> RunHost:
@@ -59,9 +65,12 @@ class FleetScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static(id="fleet-title")
         yield Static(id="fleet-counts")
+        box = EnvelopeView(id="envelope")
+        box.border_title = "parallelism envelope"
+        yield box
         yield Input(placeholder="search nodes: text or glob (gpu-0[1-3]), Enter to keep, Esc to clear", id="search")
         yield DataTable(id="fleet", cursor_type="cell", cell_padding=0, zebra_stripes=True)
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         table = self.query_one("#fleet", DataTable)
@@ -73,6 +82,8 @@ class FleetScreen(Screen[None]):
         self.query_one("#search", Input).display = False
         self.rebuild()
         self.set_interval(1.0, self._tick_waiting)
+        self.query_one("#envelope", EnvelopeView).show(None)
+        self.schedule_envelope()
         table.focus()
         self.call_after_refresh(self.papp.fleet_painted)
 
@@ -154,6 +165,29 @@ class FleetScreen(Screen[None]):
         if names:
             self.update_nodes(names)
         self.update_header()
+        self.schedule_envelope()
+
+    # ----- the parallelism envelope (computed in a worker, 0.3 s after the last change)
+    def schedule_envelope(self) -> None:
+        if self._envelope_timer is not None:
+            self._envelope_timer.stop()
+        self._envelope_timer = self.set_timer(0.3, self._start_envelope)
+
+    def _start_envelope(self) -> None:
+        st = self.papp.state
+        if not st.reports:
+            return
+        model = self.papp.model_name or st.template.inventory.get("model") or None
+        self.compute_envelope(st.run_report(), st.fleet_facts(), str(model) if model else None)
+
+    @work(thread=True, exclusive=True, group="envelope", exit_on_error=False)
+    def compute_envelope(self, report: RunReport, facts: FleetFacts, model: str | None) -> None:
+        env = envelope(report, facts, model, source=self.papp.source.label)
+        self.app.call_from_thread(self._show_envelope, env)
+
+    def _show_envelope(self, env: Envelope) -> None:
+        self.envelope_computations += 1
+        self.query_one("#envelope", EnvelopeView).show(env)
 
     def _tick_waiting(self) -> None:
         waiting = [n for n, p in self.papp.state.pending.items() if p.since is not None]
@@ -177,7 +211,8 @@ class FleetScreen(Screen[None]):
         if len(self._shown) != len(st.order):
             mode.append(f"showing {len(self._shown)} of {len(st.order)}")
         self.query_one("#fleet-title", Static).update(
-            Text.assemble((app.source.label, "bold"), f" · {len(st.order)} nodes", *(f" · {m}" for m in mode)))
+            Text.assemble((app.source.label, "bold"), f" · {len(st.order)} nodes", *(f" · {m}" for m in mode),
+                          "  ", ("p", "bold cyan"), (" full plan", "dim")))
         counts = Text.assemble(
             (f"✔ {c['pass']} passed", STYLE[Status.PASS]), "  ",
             (f"▲ {c['warn']} warned", STYLE[Status.WARN] if c["warn"] else ""), "  ",

@@ -52,7 +52,7 @@ class HangScreen(Screen[None]):
             yield causes
             yield Static("", id="hang-evidence")
             yield DataTable(id="hang-ranks", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         table = self.query_one("#hang-ranks", DataTable)

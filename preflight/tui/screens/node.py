@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from rich.console import Group
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -12,9 +13,9 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
-from preflight.results import Finding, Status
+from preflight.results import Finding, NodeReport, Status
 from preflight.tui.status import STYLE, label, unreachable_text
-from preflight.tui.views import findings_order, show_value
+from preflight.tui.views import finding_values, findings_order
 from preflight.tui.widgets.finding_detail import FindingDetail
 from preflight.tui.widgets.topology import TopologyView
 
@@ -52,36 +53,24 @@ class NodeScreen(Screen[None]):
             with TabPane("Topology", id="tab-topology"):
                 with VerticalScroll(id="topology-box"):
                     yield TopologyView(id="topology")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         table = self.query_one("#findings", DataTable)
-        table.add_column("status", key="status", width=7)
-        table.add_column("check", key="check", width=28)
-        table.add_column("subject", key="subject", width=9)
-        table.add_column("observed", key="observed", width=12)
-        table.add_column("expected", key="expected", width=12)
+        # observed/expected share what the fixed columns leave (5 columns of 2 padding, a scrollbar)
+        rest = max(24, self.app.size.width - (10 + 26 + 8) - 10 - 2)
+        table.add_column("status", key="status", width=10)
+        table.add_column("check", key="check", width=26)
+        table.add_column("subject", key="subject", width=8)
+        table.add_column("observed", key="observed", width=rest // 2)
+        table.add_column("expected", key="expected", width=rest - rest // 2)
         self.refresh_node()
         table.focus()
 
     def refresh_node(self) -> None:
         st = self.papp.state
         rep = st.reports.get(self.node_name)
-        title = Text.assemble(("node ", "dim"), (self.node_name, "bold"))
-        if rep is None:
-            title.append(f" · {st.waiting_label(self.node_name) or 'no answer yet'}", style="italic")
-        else:
-            title.append(f" ({rep.address}) · ")
-            if rep.outcome != "ok":
-                title.append_text(unreachable_text(rep.outcome))
-            else:
-                title.append(label(rep.status), style=STYLE[rep.status])
-            title.append(f" · {rep.coverage.text()} · answered in {rep.duration_s:.1f} s")
-            if self.group:
-                title.append(f" · {self.group} first", style="dim")
-            if rep.status != Status.PASS or rep.outcome != "ok":
-                title.append("\n" + rep.reason, style=STYLE[rep.status])  # the node's one verdict, as on every surface
-        self.query_one("#node-title", Static).update(title)
+        self.query_one("#node-title", Static).update(self._title(rep))
         table = self.query_one("#findings", DataTable)
         keep = table.cursor_row
         table.clear()
@@ -91,7 +80,7 @@ class NodeScreen(Screen[None]):
         self._rows = findings_order(findings, self.papp.groups_of, self.group)
         for i, f in enumerate(self._rows):
             table.add_row(Text(label(f.status), style=STYLE[f.status]), f.check, f.subject or "",
-                          show_value(f.observed), show_value(f.expected), key=str(i))
+                          *finding_values(f), key=str(i))
         if self._rows:
             table.move_cursor(row=min(max(keep, 0), len(self._rows) - 1))
         detail = self.query_one("#detail", FindingDetail)
@@ -102,6 +91,29 @@ class NodeScreen(Screen[None]):
         else:
             self._show_detail()
         self.query_one("#topology", TopologyView).show(st.facts.get(self.node_name))
+
+    def _title(self, rep: NodeReport | None) -> Group:
+        """One line that never wraps (cut with …), then the node's reason in at most two lines."""
+        st = self.papp.state
+        title = Text.assemble(("node ", "dim"), (self.node_name, "bold"), no_wrap=True, overflow="ellipsis")
+        if rep is None:
+            title.append(f" · {st.waiting_label(self.node_name) or 'no answer yet'}", style="italic")
+            return Group(title)
+        title.append(f" ({rep.address}) · ")
+        if rep.outcome != "ok":
+            title.append_text(unreachable_text(rep.outcome))
+        else:
+            title.append(label(rep.status), style=STYLE[rep.status])
+        title.append(f" · {rep.coverage.text()}")
+        if self.app.size.width >= 100:
+            title.append(f" · answered in {rep.duration_s:.1f} s")
+        if self.group:
+            title.append(f" · {self.group} first", style="dim")
+        if rep.status == Status.PASS and rep.outcome == "ok":
+            return Group(title)
+        room = 2 * max(20, self.app.size.width - 2)  # the title box is 3 rows: the reason gets two
+        reason = rep.reason if len(rep.reason) <= room else rep.reason[:room - 1] + "…"
+        return Group(title, Text(reason, style=STYLE[rep.status]))  # the node's one verdict, as on every surface
 
     def _selected(self) -> Finding | None:
         table = self.query_one("#findings", DataTable)

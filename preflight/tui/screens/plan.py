@@ -69,6 +69,7 @@ class PlanScreen(Screen[None]):
         self.computations = 0
         self.last_copied: str | None = None
         self._requested: tuple[str, PlanOptions] | None = None
+        self.wide = True
 
     @property
     def papp(self) -> RunHost:
@@ -109,13 +110,18 @@ class PlanScreen(Screen[None]):
         yield DataTable(id="candidates", cursor_type="row", zebra_stripes=True)
         with VerticalScroll(id="plan-detail-box"):
             yield Static(id="plan-detail")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         t = self.query_one("#candidates", DataTable)
-        for key, lab, width in (("layout", "layout", 16), ("verdict", "verdict", 9), ("gpus", "GPUs", 4),
-                                ("mem", "GB/GPU", 11), ("seqs", "seqs", 5), ("tok", "tok/s*", 10),
-                                ("nodes", "nodes", 14), ("reasons", "reasons", 30)):
+        cols = [("layout", "layout", 15), ("verdict", "verdict", 9), ("gpus", "GPUs", 4), ("mem", "GB/GPU", 9),
+                ("seqs", "seqs", 5), ("tok", "tok/s*", 9)]
+        self.wide = self.app.size.width >= 100  # narrower: the nodes column goes (the detail names them)
+        if self.wide:
+            cols.append(("nodes", "nodes", 14))
+        used = sum(w + 2 for _k, _l, w in cols) + 2 + 2  # cell padding, the reasons column's own, a scrollbar
+        cols.append(("reasons", "reasons", max(12, self.app.size.width - used)))
+        for key, lab, width in cols:
             t.add_column(lab, key=key, width=width)
         self.replan()
         t.focus()
@@ -207,9 +213,9 @@ class PlanScreen(Screen[None]):
             per_seq = c.estimate("decode_tokens_per_s_per_seq")
             agg = c.estimate("decode_tokens_per_s_aggregate")
             tok = f"{per_seq:.0f}/{agg:.0f}" if per_seq and agg else "–"
-            table.add_row(c.label, Text(word, style=style), str(c.gpus),
-                          f"{c.memory.total / GB:.1f}/{c.memory.usable / GB:.1f}", str(c.memory.max_seqs), tok,
-                          where, reasons or "—", key=str(i))
+            cells: list[Any] = [c.label, Text(word, style=style), str(c.gpus),
+                                f"{c.memory.total / GB:.1f}/{c.memory.usable / GB:.1f}", str(c.memory.max_seqs), tok]
+            table.add_row(*cells, *([where] if self.wide else []), reasons or "—", key=str(i))
         if self._rows:
             table.move_cursor(row=0)
         self._show_selected()

@@ -7,6 +7,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from preflight.registry import CheckSpec
+from preflight.report.console import pair_diff_text
 from preflight.results import Finding
 from preflight.tui.status import STYLE, label
 from preflight.tui.views import show_value
@@ -24,8 +25,12 @@ def render_finding(f: Finding | None, spec: CheckSpec | None = None) -> Renderab
         lines.append(Text(spec.summary, style="dim"))
     if f.msg:
         lines.append(Text(f.msg))
-    lines.append(Text.assemble(("observed: ", "bold"), show_value(f.observed), "   ", ("expected: ", "bold"),
-                               show_value(f.expected)))
+    diff = pair_diff_text(f)
+    if diff is not None:  # topology.consistent: the GPU pairs that differ, not two 28-pair strings
+        lines.append(Text.assemble(("differs: ", "bold"), diff))
+    else:
+        lines.append(Text.assemble(("observed: ", "bold"), show_value(f.observed), "   ", ("expected: ", "bold"),
+                                   show_value(f.expected)))
     if f.expected_source:
         lines.append(Text(f"expected from: {f.expected_source}", style="dim"))
     if f.evidence:
