@@ -4,8 +4,9 @@ A pure function of (fleet facts, model, options). Layouts that break a rule stay
 table with their reasons, so the user sees why TP=6 or TP=8-on-a-degraded-node is out.
 
 Enumeration bound, with G = most GPUs on one node and N = healthy GPUs:
-  TP ∈ 1..G, plus powers of two in (G, min(N, 2G)] (one cross-node example);
-  PP ∈ powers of two ≤ N/TP, plus the node count;  DP ∈ powers of two ≤ N/(TP·PP), plus N/(TP·PP);
+  TP ∈ 1..G, plus powers of two in (G, min(N, max(2G, D))] (one cross-node example, or up to the
+  largest healthy multi-node NVLink domain D);
+  PP ∈ powers of two ≤ N/TP, plus the node count, those above the model's layers cut to the first;  DP ∈ powers of two ≤ N/(TP·PP), plus N/(TP·PP);
   EP ∈ {1, TP·DP} for MoE models (vLLM's --enable-expert-parallel makes EP = TP·DP), {1} for dense.
 So at most (G + 1) × (log2 N + 2)² × 2 layouts (about 2,200 for 64 nodes of 8 GPUs).
 """
