@@ -7,15 +7,17 @@ verdicts exactly. No I/O here: this is a pure function of the bundle and the che
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import fnmatch
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import checks as _builtin_checks  # importing the package registers every built-in check with preflight.registry
 from preflight import __version__
 from preflight.collect.bundle import Bundle, NodeRaw
 from preflight.facts import FleetFacts, NodeFacts
+from preflight.inventory.fields import ack_matches
 from preflight.parse.node import build_node_facts
 from preflight.registry import ACCEPT_HINT, CheckContext, CheckSpec, all_checks, select_checks
 from preflight.results import Finding, NodeReport, RunReport, Status
@@ -67,6 +69,43 @@ def _apply_accept(spec: CheckSpec, node: NodeFacts | None, findings: list[Findin
             if f.status == Status.ERROR and not f.msg.startswith("check crashed") else f for f in findings]
 
 
+def _acks_for(spec: CheckSpec, node: NodeFacts, extra: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The acknowledgements naming this check on this node: the inventory's (already the node's) and --ack's."""
+    own = [a for a in node.expect.get("acknowledge") or () if isinstance(a, Mapping)]
+    own += [a for a in extra if ack_matches(a.get("nodes"), node.name, node.groups)]
+    return [a for a in own if fnmatch.fnmatchcase(spec.id, str(a.get("check"))) or a.get("check") == spec.group]
+
+
+def _apply_ack(spec: CheckSpec, node: NodeFacts | None, findings: list[Finding],
+               extra: Sequence[Mapping[str, Any]], today: str) -> list[Finding]:
+    """A judged `fail`/`warn` someone acknowledged becomes `accepted` with `acknowledged` = who, why, until when
+    and what it was; once the acknowledgement has expired (its `expires` day is past) the finding fails, saying
+    so. Only judged verdicts are acknowledged: a pass stays a pass, an error (could not judge) stays an error."""
+    if node is None or not any(f.status in (Status.FAIL, Status.WARN) for f in findings):
+        return findings
+    acks = _acks_for(spec, node, extra)
+    if not acks:
+        return findings
+    live = [a for a in acks if str(a.get("expires")) >= today]
+    ack, expired = (live[0], False) if live else (max(acks, key=lambda a: str(a.get("expires"))), True)
+    out = []
+    for f in findings:
+        if f.status not in (Status.FAIL, Status.WARN):
+            out.append(f)
+            continue
+        info = {"by": ack.get("by"), "reason": ack.get("reason"), "expires": ack.get("expires"),
+                "source": ack.get("source"), "status": f.status.value, "expired": expired}
+        if expired:
+            out.append(dataclasses.replace(f, status=Status.FAIL, acknowledged=info,
+                                           msg=f"acknowledgement EXPIRED on {info['expires']} (acknowledged by "
+                                               f"{info['by']}: {info['reason']}): {f.msg}"))
+        else:
+            out.append(dataclasses.replace(f, status=Status.ACCEPTED, acknowledged=info, hint=None,
+                                           msg=f"acknowledged by {info['by']} until {info['expires']} "
+                                               f"({info['reason']}); was {f.status.value}: {f.msg}"))
+    return out
+
+
 def _guard(spec: CheckSpec, produce: Iterable[Finding], node: str | None) -> list[Finding]:
     """A crashing check becomes an `error` finding for that check, never a crashed run."""
     try:
@@ -101,9 +140,12 @@ class FactsCache:
         return build_node_facts(raw)
 
 
-def judge(bundle: Bundle, specs: list[CheckSpec] | None = None, *,
-          cache: FactsCache | None = None) -> tuple[RunReport, FleetFacts]:
+def judge(bundle: Bundle, specs: list[CheckSpec] | None = None, *, cache: FactsCache | None = None,
+          acks: Sequence[Mapping[str, Any]] = (), today: str | None = None) -> tuple[RunReport, FleetFacts]:
+    """`acks`: acknowledgements from `--ack` files (with their `nodes` patterns), on top of each node's own;
+    `today` (YYYY-MM-DD, default the local date) decides which have expired."""
     specs = all_checks() if specs is None else specs
+    today = today or datetime.date.today().isoformat()
     nodes = tuple(cache.facts(raw) if cache is not None else build_node_facts(raw) for raw in bundle.nodes)
     fleet = FleetFacts(nodes=nodes, expect=dict(bundle.inventory.get("expect") or {}))
     by_name = {n.name: n for n in nodes}
@@ -135,7 +177,8 @@ def judge(bundle: Bundle, specs: list[CheckSpec] | None = None, *,
                 else:
                     fleet_only.append(f)
         for name, found in produced.items():
-            per_node[name].extend(_apply_accept(spec, by_name.get(name), found))
+            node_facts = by_name.get(name)
+            per_node[name].extend(_apply_ack(spec, node_facts, _apply_accept(spec, node_facts, found), acks, today))
     reports = tuple(
         NodeReport(
             name=raw.name,

@@ -15,7 +15,9 @@ class Status(str, enum.Enum):
 
     - skip: the check does not apply to this node, for a stated reason (no IB ports; MIG off).
     - accepted: a needed fact cannot be had by design and the operator said so (inventory
-      `accept:` or `--accept`), naming who; neither a pass nor a failure.
+      `accept:` or `--accept`), naming who; neither a pass nor a failure. An *acknowledged* finding
+      (inventory `acknowledge:` or `--ack`: a judged fail/warn someone owns until a date) is `accepted`
+      too, with `Finding.acknowledged` saying who, why, until when and what it was; it counts as judged.
     - error: the check could not judge (its facts are missing, timed out, partial or unparseable,
       or it crashed). Never read as health: a node with an error is not `pass`.
     """
@@ -59,6 +61,8 @@ class Finding:
     msg: str = ""
     evidence: tuple[str, ...] = ()
     hint: str | None = None
+    # an acknowledged (or expired-acknowledgement) finding: {by, reason, expires, source, status (as judged), expired}
+    acknowledged: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -72,6 +76,7 @@ class Finding:
             "msg": self.msg,
             "evidence": list(self.evidence),
             "hint": self.hint,
+            "acknowledged": self.acknowledged,
         }
 
 
@@ -97,10 +102,18 @@ class Coverage:
                 "unknown": self.unknown}
 
 
+def _is_ack(f: Finding) -> bool:
+    return f.status == Status.ACCEPTED and f.acknowledged is not None and not f.acknowledged.get("expired")
+
+
+def acknowledged_checks(findings: tuple[Finding, ...]) -> list[str]:
+    return sorted({f.check for f in findings if _is_ack(f)})
+
+
 def coverage_of(findings: tuple[Finding, ...]) -> Coverage:
     by_check: dict[str, list[Status]] = {}
-    for f in findings:
-        by_check.setdefault(f.check, []).append(f.status)
+    for f in findings:  # an acknowledged finding was judged: it counts as its judged status here
+        by_check.setdefault(f.check, []).append(Status((f.acknowledged or {}).get("status", "pass")) if _is_ack(f) else f.status)
     judged = applicable = accepted = unknown = 0
     for statuses in by_check.values():
         if all(s == Status.SKIP for s in statuses):
@@ -147,10 +160,14 @@ class NodeReport:
         status = self.status
         if status == Status.PASS:
             cov = self.coverage
+            acked = acknowledged_checks(self.findings)
+            tail = f"; acknowledged: {', '.join(acked)}" if acked else ""
             if not cov.accepted:
-                return f"all {cov.applicable} applicable checks passed"
-            accepted = sorted({f.check for f in self.findings if f.status == Status.ACCEPTED})
-            return f"{cov.judged} of {cov.applicable} applicable checks passed; accepted unjudged: {', '.join(accepted)}"
+                return (f"all {cov.applicable} applicable checks passed" if not acked else
+                        f"{cov.applicable - len(acked)} of {cov.applicable} applicable checks passed") + tail
+            accepted = sorted({f.check for f in self.findings if f.status == Status.ACCEPTED and not _is_ack(f)})
+            return (f"{cov.judged - len(acked)} of {cov.applicable} applicable checks passed; "
+                    f"accepted unjudged: {', '.join(accepted)}{tail}")
         if status == Status.SKIP:
             return "nothing judged: no check applies to this node"
         bad = [f for f in self.findings if f.status == status]

@@ -19,6 +19,7 @@ from preflight.cli.tui import interactive
 
 
 def _handlers() -> dict[str, Callable[..., int]]:
+    from preflight.cli.history import cmd_history
     from preflight.cli.oncall import cmd_analyze, cmd_hang, cmd_nccl_multinode
     from preflight.cli.plan import cmd_plan
     from preflight.cli.run import cmd_checks, cmd_demo, cmd_replay, cmd_run
@@ -26,7 +27,7 @@ def _handlers() -> dict[str, Callable[..., int]]:
 
     return {"run": cmd_run, "replay": cmd_replay, "demo": cmd_demo, "checks": cmd_checks,
             "nccl-multinode": cmd_nccl_multinode, "plan": cmd_plan, "tui": cmd_tui,
-            "analyze": cmd_analyze, "hang": cmd_hang}
+            "analyze": cmd_analyze, "hang": cmd_hang, "history": cmd_history}
 
 
 def main(argv: list[str] | None = None) -> int:

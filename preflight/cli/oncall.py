@@ -43,6 +43,9 @@ def cmd_hang(args: argparse.Namespace) -> int:
     except (ValueError, TypeError, KeyError, AttributeError) as exc:  # a hand-edited or foreign bundle
         err.print(f"[bold red]preflight hang: cannot judge this gather: {type(exc).__name__}: {exc}[/]")
         return EXIT_CANNOT_RUN
+    from preflight.cli.history import record_hang
+
+    record_hang(args, result.verdict, 0 if result.verdict.causes else 2)  # the run history; never fails the command
     if args.json:
         write_json(args.json, {"schema": "preflight-hang", "schema_version": 1, **result.to_dict()})
     if args.tui and sys.stdout.isatty():

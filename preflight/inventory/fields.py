@@ -8,13 +8,28 @@ names and addresses with their ranges (:func:`_expand_names`, :func:`_expand_add
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
+import fnmatch
 import ipaddress
 import re
 from typing import Any
 
 import preflight.inventory.hostpattern as hostpattern
-from preflight.inventory.model import EXPECT_KEYS
-from preflight.inventory.source import PathKey, _check_keys, _Ctx, _line, _Map, _mapping, _plain, _typename
+from preflight.inventory.model import EXPECT_KEYS, Node
+from preflight.inventory.source import (
+    PathKey,
+    _check_keys,
+    _Ctx,
+    _line,
+    _load_yaml,
+    _Map,
+    _mapping,
+    _new_map,
+    _plain,
+    _Seq,
+    _typename,
+)
 
 _CONN_KEYS = ("user", "port", "identity_file", "jump_host", "connect_timeout_s", "command_timeout_s")
 
@@ -131,6 +146,9 @@ def _expect(ctx: _Ctx, parent: Any, key: Any, path: PathKey) -> dict[str, Any]:
         if isinstance(k, str) and k.startswith("x_"):
             out[k] = _plain(m[k])
             continue
+        if k == "acknowledge":
+            raise ctx.err(_line(m, k), (*path, k), "acknowledgements go in the top-level 'acknowledge:' list "
+                                                   "({check, nodes, reason, expires, by}), not under expect:")
         if not isinstance(k, str) or k not in allowed:
             _check_keys(ctx, m, allowed, path, what="expectation")
         value = m[k]
@@ -242,3 +260,122 @@ def _expand_address(ctx: _Ctx, address: str, count: int, line: int | None, path:
                                   f"to {count} addresses (e.g. 10.0.0.[1-{count}])")
     raise ctx.err(line, path, f"address {address!r} expands to {len(addrs)} addresses but the host pattern "
                               f"to {count} names; they must expand in step")
+
+
+# ---- acknowledged findings ------------------------------------------------------------------
+
+ACK_KEYS = ("check", "nodes", "reason", "expires", "by")
+_ACK_HELP = {"check": "a check id, glob or group", "nodes": "host names, ranges, globs or @group",
+             "reason": "why this finding is acknowledged", "expires": "the last day it holds, YYYY-MM-DD",
+             "by": "who acknowledged it"}
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _acknowledge(ctx: _Ctx, parent: Any, key: Any, path: PathKey, *, label: str) -> list[dict[str, Any]]:
+    """An ``acknowledge:`` list: each entry {check, nodes, reason, expires, by}, all required."""
+    raw = parent[key]
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise ctx.err(_line(parent, key), path, f"must be a list of {{{', '.join(ACK_KEYS)}}}, not {_typename(raw)}")
+    out: list[dict[str, Any]] = []
+    for i, item in enumerate(raw):
+        ipath = (*path, i)
+        line = raw.lines[i] if isinstance(raw, _Seq) else _line(parent, key)
+        if not isinstance(item, _Map):
+            raise ctx.err(line, ipath, f"must be a mapping {{{', '.join(ACK_KEYS)}}}, not {_typename(item)}")
+        _check_keys(ctx, item, ACK_KEYS, ipath)
+        for req in ACK_KEYS:
+            if item.get(req) is None:
+                raise ctx.err(item.line or line, (*ipath, req), f"missing {req!r}: {_ACK_HELP[req]}")
+        out.append({"check": _text(ctx, item, "check", (*ipath, "check")),
+                    "nodes": _ack_nodes(ctx, item, (*ipath, "nodes")),
+                    "reason": _text(ctx, item, "reason", (*ipath, "reason")),
+                    "expires": _ack_date(ctx, item, (*ipath, "expires")),
+                    "by": _text(ctx, item, "by", (*ipath, "by")),
+                    "source": f"{label}:{item.line or line}", "line": item.line or line})
+    return out
+
+
+def _ack_nodes(ctx: _Ctx, m: _Map, path: PathKey) -> list[str]:
+    value = m["nodes"]
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not items or not all(isinstance(v, str) and v.strip() for v in items):
+        raise ctx.err(_line(m, "nodes"), path, f"must be a host pattern or a list of them, not {_typename(value)}")
+    for v in items:
+        try:
+            hostpattern.expand(v.strip().lstrip("@"))
+        except hostpattern.HostPatternError as exc:
+            raise ctx.err(_line(m, "nodes"), path, f"bad host pattern {v!r}: {exc}") from None
+    return [v.strip() for v in items]
+
+
+def _ack_date(ctx: _Ctx, m: _Map, path: PathKey) -> str:
+    value = m["expires"]
+    if isinstance(value, datetime.datetime):
+        value = value.date()
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    if isinstance(value, str) and _DATE_RE.match(value.strip()):
+        try:
+            return datetime.date.fromisoformat(value.strip()).isoformat()
+        except ValueError:
+            pass
+    raise ctx.err(_line(m, "expires"), path, f"must be a date YYYY-MM-DD, not {_typename(value)} ({value!r})")
+
+
+def ack_matches(patterns: Any, name: str, groups: Any = ()) -> bool:
+    """Whether a host (name, groups) is one of an acknowledgement's node patterns (names, ranges, globs, @group)."""
+    for pattern in patterns or ():
+        p = str(pattern)
+        if p.startswith(("@", "group:")):
+            if p.split(":", 1)[-1].lstrip("@") in groups or p in ("@all", "group:all"):
+                return True
+            continue
+        if p in groups:
+            return True
+        try:
+            items = hostpattern.expand(p)
+        except hostpattern.HostPatternError:
+            items = [p]
+        if any(fnmatch.fnmatchcase(name, item) for item in items):
+            return True
+    return False
+
+
+def _acknowledge_nodes(ctx: _Ctx, acks: list[dict[str, Any]], nodes: tuple[Node, ...]) -> tuple[Node, ...]:
+    """Each node with the acknowledgements naming it; a node pattern matching no host is refused (a typo)."""
+    if not acks:
+        return nodes
+    for ack in acks:
+        for p in ack["nodes"]:
+            if not any(ack_matches([p], n.name, n.groups) for n in nodes):
+                raise ctx.err(ack["line"], ("acknowledge", acks.index(ack), "nodes"), f"{p!r} matches no host")
+    out = []
+    for n in nodes:
+        mine = tuple({k: v for k, v in a.items() if k not in ("nodes", "line")} for a in acks
+                     if ack_matches(a["nodes"], n.name, n.groups))
+        if mine:
+            n = dataclasses.replace(n, expect=dataclasses.replace(n.expect, acknowledge=mine),
+                                    expect_sources={**n.expect_sources, "acknowledge": ctx.source("acknowledge")})
+        out.append(n)
+    return tuple(out)
+
+
+def load_ack_file(path: str) -> list[dict[str, Any]]:
+    """``--ack FILE``: a YAML list like the inventory's ``acknowledge:`` (or a mapping holding one); one-line
+    InventoryError with file:line on a problem. Entries keep their node patterns (matched when judging)."""
+    ctx = _Ctx(path, None)
+    try:
+        text = open(path, encoding="utf-8-sig").read()
+    except OSError as exc:
+        raise ctx.err(None, ("(file)",), f"cannot read: {exc.strerror or exc}") from None
+    top = _load_yaml(text, path)
+    holder = _new_map(0, {"acknowledge": top})
+    if isinstance(top, _Map) and "acknowledge" in top:
+        _check_keys(ctx, top, ("acknowledge",), ())
+        holder = top
+    if top is None:
+        return []
+    return [{k: v for k, v in a.items() if k != "line"}
+            for a in _acknowledge(ctx, holder, "acknowledge", ("acknowledge",), label=f"--ack {path}")]

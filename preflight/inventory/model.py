@@ -80,22 +80,29 @@ class Expectations:
     # facts that cannot be had by design, said once: {check id, glob or fact key: why} (e.g. {xid: "no root for dmesg"});
     # their checks read `accepted`, with who said so, instead of `error` on every run
     accept: Mapping[str, str] | None = None
+    # findings acknowledged for this node (from the inventory's top-level `acknowledge:` list, never `expect:`):
+    # each {check, reason, expires (YYYY-MM-DD), by, source}; judged failures/warnings they name read `acknowledged`
+    acknowledge: tuple[Mapping[str, str], ...] | None = None
     extra: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))  # only ``x_``-prefixed keys
 
     def as_dict(self) -> dict[str, Any]:
         """The set expectations only (``extra`` keys included), in schema order."""
         out = {k: getattr(self, k) for k in EXPECT_KEYS if getattr(self, k) is not None}
+        if self.acknowledge:
+            out["acknowledge"] = [dict(a) for a in self.acknowledge]
         out.update(self.extra)
         return out
 
     def get(self, key: str, default: Any = None) -> Any:
-        if key in EXPECT_KEYS:
+        if key in EXPECT_KEYS or (key == "acknowledge" and self.acknowledge):
             value = getattr(self, key)
             return default if value is None else value
         return self.extra.get(key, default)
 
 
-EXPECT_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Expectations) if f.name != "extra")
+# the keys an `expect:` mapping may hold (`acknowledge` comes from the top-level list only)
+EXPECT_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Expectations)
+                                     if f.name not in ("extra", "acknowledge"))
 
 
 

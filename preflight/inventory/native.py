@@ -17,6 +17,8 @@ from typing import Any
 from preflight.inventory.fields import (
     _CONN_KEYS,
     _GROUP_RE,
+    _acknowledge,
+    _acknowledge_nodes,
     _conn,
     _expand_address,
     _expand_names,
@@ -31,7 +33,7 @@ from preflight.inventory.source import PathKey, _check_keys, _Ctx, _line, _Map, 
 
 _HOST_KEYS = ("address", *_CONN_KEYS, "expect", "thresholds", "labels")
 _GROUP_KEYS = ("vars", "expect", "thresholds", "hosts", "children")
-_TOP_KEYS = ("defaults", "expect", "thresholds", "groups", "hosts", "known_hosts", "ssh_config", "slurm")
+_TOP_KEYS = ("defaults", "expect", "thresholds", "groups", "hosts", "known_hosts", "ssh_config", "slurm", "acknowledge")
 _MISPLACED_EXPECT = {k: f"expectations go under 'expect:', e.g. expect: {{{k}: ...}}" for k in EXPECT_KEYS}
 _CONN_HINTS = {**_MISPLACED_EXPECT, "address": "an address belongs to a host"}  # in defaults: / vars:
 _GROUP_HINTS = {**_MISPLACED_EXPECT, **{k: f"connection settings go under 'vars:', e.g. vars: {{{k}: ...}}"
@@ -73,7 +75,11 @@ def _native(ctx: _Ctx, top: _Map) -> Inventory:
     if top.get("hosts") is not None:
         defs.extend(_host_entries(ctx, top, ("hosts",), None))
     _check_hosts(ctx, top, defs)
-    return Inventory(path=ctx.file, nodes=_nodes(ctx, fleet, groups, defs), known_hosts=known_hosts,
+    nodes = _nodes(ctx, fleet, groups, defs)
+    if top.get("acknowledge") is not None:
+        acks = _acknowledge(ctx, top, "acknowledge", ("acknowledge",), label=f"inventory:{ctx.file}")
+        nodes = _acknowledge_nodes(ctx, acks, nodes)
+    return Inventory(path=ctx.file, nodes=nodes, known_hosts=known_hosts,
                      format="preflight", ssh_config=ssh_config, slurm=slurm)
 
 

@@ -222,6 +222,14 @@ def markdown_summary(report: RunReport, *, fail_on: str = "fail", title: str = "
                 out.append(f"- … {len(warnings) - MAX_WARNINGS} more warnings not shown")
             out.append("")
 
+    acked = [f for f in report.all_findings() if f.acknowledged and not f.acknowledged.get("expired")]
+    if acked:  # acknowledge: / --ack: judged findings someone owns until a date (expired ones are failures above)
+        out += ["## Acknowledged", ""]
+        for f in acked[:MAX_WARNINGS]:
+            a = f.acknowledged or {}
+            out.append(f"- ◇ acknowledged `{f.check}` · {_prose(_where(f))}: by {_prose(a.get('by'))} until "
+                       f"{_prose(a.get('expires'))} ({_prose(_clip(str(a.get('reason'))))}); was {a.get('status')}")
+        out.append("")
     if drift is not None:
         out += _drift_lines(drift)
     return "\n".join(out).rstrip("\n") + "\n"
