@@ -125,35 +125,14 @@ def decode_estimates(
     """
     b = mem.seqs_per_replica
     out: list[Estimate] = []
-    touched = 1.0
-    if model.is_moe and mem.expert_weights:
-        k, e = model.experts_per_token, model.n_routed_experts
-        touched = 1 - (1 - k / e) ** seqs  # all DP ranks' tokens pass through each expert shard
-    read = mem.weights - mem.expert_weights + mem.expert_weights * touched + mem.kv
-    moe_txt = f" (experts × touched {touched:.2f} = 1−(1−{model.experts_per_token}/{model.n_routed_experts})^{seqs})" if model.is_moe else ""
     if not hbm_gbps:
         return (Estimate("decode_tokens_per_s_per_seq", None, "tok/s", "HBM bandwidth unknown for this GPU"),)
-    eff = DECODE_EFFICIENCY
-    stage_s = read / (hbm_gbps * 1e9 * eff)
-    step_s = pp * stage_s
-    eff_txt = f" × decode efficiency {eff:g} ({DECODE_EFFICIENCY_SOURCE})" if eff != 1.0 else ""
-    parts = [f"{pp} stage(s) × {read / 1e9:.2f} GB read{moe_txt} / ({hbm_gbps:g} GB/s HBM ({hbm_source}){eff_txt})"]
+    step_s, parts = _memory_step(model, mem, seqs, pp, hbm_gbps, hbm_source)
     if tflops:
         step_s = _compute_floor(model, b, tp, tflops, tflops_source, step_s, parts)
-
-    ar_s: float | None = 0.0
-    if tp > 1:
-        ar_s, ar_est, ar_part = _tp_allreduce(model, b, tp, busbw_gbps, busbw_source, latency_us)
-        parts.append(ar_part)
-        out.append(ar_est)
-    p2p_s = _pp_parts(model, b, pp, p2p_gbps, p2p_source, parts, out) if pp > 1 else 0.0
-    a2a = moe_alltoall_estimate(model, ep=ep, dp=dp, seqs_per_replica=b, link_gbps=a2a_gbps, link_source=a2a_source)
-    a2a_s = 0.0
-    if a2a is not None:
-        out.append(a2a)
-        a2a_s = (a2a.value or 0.0) / 1e3
-        parts.append(f"EP all-to-all {a2a_s * 1e3:.3f} ms" if a2a.value is not None else "EP all-to-all not included (link unknown)")
-    step_s += (ar_s or 0.0) + p2p_s + a2a_s
+    step_s += _communication(model, b, tp=tp, pp=pp, dp=dp, ep=ep, busbw_gbps=busbw_gbps, busbw_source=busbw_source,
+                             latency_us=latency_us, p2p_gbps=p2p_gbps, p2p_source=p2p_source, a2a_gbps=a2a_gbps,
+                             a2a_source=a2a_source, parts=parts, out=out)
     per_seq = 1.0 / step_s
     formula = "1 / (" + " + ".join(parts) + f") = {per_seq:.1f} tok/s"
     out.insert(0, Estimate("decode_tokens_per_s_per_seq", per_seq, "tok/s", formula))
@@ -166,6 +145,41 @@ def decode_estimates(
                                      tflops_source=tflops_source, busbw_gbps=busbw_gbps, busbw_source=busbw_source,
                                      latency_us=latency_us, decode_step_s=step_s))
     return tuple(out)
+
+
+def _memory_step(model: ModelSpec, mem: MemoryBreakdown, seqs: int, pp: int, hbm_gbps: float,
+                 hbm_source: str) -> tuple[float, list[str]]:
+    """A decode step's HBM time (weights touched + KV read, over calibrated HBM bandwidth) and its formula."""
+    touched = 1.0
+    if model.is_moe and mem.expert_weights:
+        k, e = model.experts_per_token, model.n_routed_experts
+        touched = 1 - (1 - k / e) ** seqs  # all DP ranks' tokens pass through each expert shard
+    read = mem.weights - mem.expert_weights + mem.expert_weights * touched + mem.kv
+    moe_txt = f" (experts × touched {touched:.2f} = 1−(1−{model.experts_per_token}/{model.n_routed_experts})^{seqs})" if model.is_moe else ""
+    eff = DECODE_EFFICIENCY
+    stage_s = read / (hbm_gbps * 1e9 * eff)
+    eff_txt = f" × decode efficiency {eff:g} ({DECODE_EFFICIENCY_SOURCE})" if eff != 1.0 else ""
+    parts = [f"{pp} stage(s) × {read / 1e9:.2f} GB read{moe_txt} / ({hbm_gbps:g} GB/s HBM ({hbm_source}){eff_txt})"]
+    return pp * stage_s, parts
+
+
+def _communication(model: ModelSpec, b: int, *, tp: int, pp: int, dp: int, ep: int, busbw_gbps: float | None,
+                   busbw_source: str, latency_us: float | None, p2p_gbps: float | None, p2p_source: str,
+                   a2a_gbps: float | None, a2a_source: str, parts: list[str], out: list[Estimate]) -> float:
+    """Seconds per decode step spent in TP all-reduce, PP hand-offs and EP all-to-all (formulas appended)."""
+    ar_s: float | None = 0.0
+    if tp > 1:
+        ar_s, ar_est, ar_part = _tp_allreduce(model, b, tp, busbw_gbps, busbw_source, latency_us)
+        parts.append(ar_part)
+        out.append(ar_est)
+    p2p_s = _pp_parts(model, b, pp, p2p_gbps, p2p_source, parts, out) if pp > 1 else 0.0
+    a2a = moe_alltoall_estimate(model, ep=ep, dp=dp, seqs_per_replica=b, link_gbps=a2a_gbps, link_source=a2a_source)
+    a2a_s = 0.0
+    if a2a is not None:
+        out.append(a2a)
+        a2a_s = (a2a.value or 0.0) / 1e3
+        parts.append(f"EP all-to-all {a2a_s * 1e3:.3f} ms" if a2a.value is not None else "EP all-to-all not included (link unknown)")
+    return (ar_s or 0.0) + p2p_s + a2a_s
 
 
 def peak_tflops(spec: dict[str, Any] | None, weight_dtype: str) -> tuple[float | None, str]:
