@@ -21,7 +21,7 @@ from typing import Any
 
 from .constraints import Reason, fleet_reasons, model_reasons, spec_for
 from .errors import PlanError
-from .estimate import Estimate, decode_estimates
+from .estimate import Estimate, decode_estimates, peak_tflops
 from .fabric import fabric_evidence, largest_domain_gpus
 from .memory import GB, MemoryBreakdown, memory_per_gpu
 from .models import ModelSpec
@@ -251,7 +251,7 @@ def _memory_reason(mem: MemoryBreakdown, node: NodeShape) -> Reason | None:
 
 
 def _estimates(fleet: FleetShape, model: ModelSpec, mem: MemoryBreakdown, used: tuple[NodeShape, ...], opts: PlanOptions,
-               *, tp: int, pp: int, dp: int, multinode: bool, seqs: int) -> tuple[Estimate, ...]:
+               *, tp: int, pp: int, dp: int, multinode: bool, seqs: int, ep: int = 1) -> tuple[Estimate, ...]:
     hbm, hbm_src = min((_hbm(n) for n in used), key=lambda x: x[0] or math.inf)
     slow = min(used, key=lambda n: n.intra_busbw_gbps or 0.0)
     if multinode:
@@ -259,10 +259,20 @@ def _estimates(fleet: FleetShape, model: ModelSpec, mem: MemoryBreakdown, used: 
         p2p, p2p_src = ev.busbw_gbps, f"{ev.level}: {ev.formula or ev.source}"
     else:
         p2p, p2p_src = slow.intra_busbw_gbps, slow.intra_busbw_source or slow.name
+    # the compute roofline (prefill / TTFT, the decode step's compute floor) from the slowest GPU's peak for the
+    # weight precision, and the EP all-to-all over the link that carries it (NVLink in a node, else the fabric)
+    tflops, tflops_src = min((peak_tflops(spec_for(n.gpu_model), opts.weight_dtype) for n in used),
+                             key=lambda x: x[0] or math.inf)
+    names = {n.name for n in used}
+    in_domain = any(d.healthy and names <= set(d.nodes) for d in getattr(fleet, "nvlink_domains", ()))
+    a2a, a2a_src = ((p2p, p2p_src) if multinode and not in_domain
+                    else (slow.intra_busbw_gbps, slow.intra_busbw_source or slow.name))
     return decode_estimates(
         model, mem, tp=tp, pp=pp, dp=dp, seqs=seqs, hbm_gbps=hbm, hbm_source=hbm_src,
         busbw_gbps=slow.intra_busbw_gbps, busbw_source=slow.intra_busbw_source or f"{slow.name} all-reduce",
         latency_us=max((n.small_msg_latency_us or 0.0) for n in used) or None, p2p_gbps=p2p, p2p_source=p2p_src,
+        ep=ep, a2a_gbps=a2a, a2a_source=a2a_src, tflops=tflops, tflops_source=tflops_src,
+        prompt_tokens=opts.context // 2 if opts.context else None,
     )
 
 
@@ -275,7 +285,8 @@ def _at_capacity(fleet: FleetShape, model: ModelSpec, mem: MemoryBreakdown, used
     smallest = min(used, key=lambda n: n.gpu_memory_mib)
     full = replace(opts, seqs=cap)
     mem_full = memory_per_gpu(model, tp=tp, pp=pp, dp=dp, ep=ep, gpu_memory_bytes=smallest.gpu_memory_bytes, opts=full)
-    ests = _estimates(fleet, model, mem_full, used, full, tp=tp, pp=pp, dp=dp, multinode=len(used) > 1, seqs=cap)
+    ests = _estimates(fleet, model, mem_full, used, full, tp=tp, pp=pp, dp=dp, multinode=len(used) > 1, seqs=cap,
+                      ep=ep)
     agg = next((e for e in ests if e.name == "decode_tokens_per_s_aggregate"), None)
     if agg is None or agg.value is None:
         return None
@@ -299,7 +310,8 @@ def evaluate(
     mr = _memory_reason(mem, smallest)
     if mr:
         reasons.append(mr)
-    ests = _estimates(fleet, model, mem, used, opts, tp=tp, pp=pp, dp=dp, multinode=len(names) > 1, seqs=opts.seqs)
+    ests = _estimates(fleet, model, mem, used, opts, tp=tp, pp=pp, dp=dp, multinode=len(names) > 1, seqs=opts.seqs,
+                      ep=ep)
     sev = {r.severity for r in reasons}
     verdict = "unsafe" if "unsafe" in sev else ("risky" if "risky" in sev else "safe")
     if verdict != "unsafe" and not opts.seqs_given:

@@ -36,17 +36,10 @@ def _agg(c: Candidate) -> str:
     return f"{v:.0f}" if v else "–"
 
 
-def candidates_table(cands: list[Candidate], title: str) -> Table:
-    """Narrow enough for an 80-column terminal: the memory breakdown is in the recommendation panels."""
-    t = Table(title=title, title_justify="left", pad_edge=False, show_edge=False)
-    t.add_column("layout", no_wrap=True)
-    t.add_column("GPUs", justify="right")
-    t.add_column("nodes", overflow="fold", max_width=10)
-    t.add_column("GB/GPU", justify="right", no_wrap=True)
-    t.add_column("cap", justify="right")
-    t.add_column("tok/s*", justify="right", no_wrap=True)
-    t.add_column("verdict", no_wrap=True)
-    t.add_column("reasons", overflow="fold", ratio=1)
+def candidates_table(cands: list[Candidate], title: str, width: int | None = None) -> Table:
+    """Narrow enough for an 80-column terminal: the memory breakdown is in the recommendation panels; under
+    100 columns the nodes column goes (the recommendation names the nodes), and an empty reasons column too."""
+    rows = []
     for c in cands:
         m = c.memory
         nodes = list(dict.fromkeys(c.nodes_used))
@@ -54,8 +47,24 @@ def candidates_table(cands: list[Candidate], title: str) -> Table:
         reasons = ", ".join(dict.fromkeys(r.code for r in c.reasons if r.severity != "info"))
         if m.verdict != "fits":
             reasons = ", ".join(x for x in (f"memory: {m.verdict}", reasons) if x)
-        t.add_row(c.label, str(c.gpus), escape(where), f"{_gb(m.total)}/{_gb(m.usable)}", str(m.max_seqs),
-                  f"{_per_seq(c)}/{_agg(c)}", _verdict(c), reasons)
+        rows.append((c.label, str(c.gpus), escape(where), f"{_gb(m.total)}/{_gb(m.usable)}", str(m.max_seqs),
+                     f"{_per_seq(c)}/{_agg(c)}", _verdict(c), reasons))
+    show_nodes = width is None or width >= 100
+    show_reasons = any(r[-1] for r in rows)
+    t = Table(title=title, title_justify="left", pad_edge=False, show_edge=False)
+    t.add_column("layout", no_wrap=True)
+    t.add_column("GPUs", justify="right")
+    if show_nodes:
+        t.add_column("nodes", overflow="fold", max_width=10)
+    t.add_column("GB/GPU", justify="right", no_wrap=True)
+    t.add_column("cap", justify="right", no_wrap=True)
+    t.add_column("tok/s*", justify="right", no_wrap=True)
+    t.add_column("verdict", no_wrap=True)
+    if show_reasons:
+        t.add_column("reasons", overflow="fold", ratio=1)
+    for r in rows:
+        cells = [*r[:2], *((r[2],) if show_nodes else ()), *r[3:7], *((r[7],) if show_reasons else ())]
+        t.add_row(*cells)
     return t
 
 
@@ -87,13 +96,14 @@ def render(result: PlanResult, console: Console, *, show_all: bool = False, limi
     order = {id(c): i for i, c in enumerate(p.recommend_throughput)}
     usable.sort(key=lambda c: (c.verdict != "safe", order.get(id(c), 10**6), -c.gpus))
     shown = usable if show_all else usable[:limit]
-    console.print(candidates_table(shown, f"layouts that can run ({len(usable)}; safe first, best throughput first)"))
+    console.print(candidates_table(shown, f"layouts that can run ({len(usable)}; safe first, best throughput first)",
+                                   console.width))
     for line in reasons_legend(shown):
         console.print(line)
     if len(shown) < len(usable):
         console.print(f"[dim]… {len(usable) - len(shown)} more (use --all)[/]")
     if show_all:
-        console.print(candidates_table(unsafe, f"unsafe layouts ({len(unsafe)})"))
+        console.print(candidates_table(unsafe, f"unsafe layouts ({len(unsafe)})", console.width))
         for line in reasons_legend(unsafe):
             console.print(line)
     elif unsafe:
