@@ -123,12 +123,25 @@ def emit(args: argparse.Namespace, bundle: Bundle, source: dict[str, Any], label
     if not _act(args, report, facts, err):
         return EXIT_CANNOT_RUN
     if not args.quiet and args.json != "-":
-        _render(args, report, bundle, plan, drift, label, out)
+        _render(args, report, bundle, plan, drift, label, out, facts)
     elif args.quiet and label:
         err.print(label)
     if drift is not None and drift.exit_code == 4 and code in (0, 1):
         return 4
     return code
+
+
+def _envelope(args: argparse.Namespace, report: RunReport, facts: Any, bundle: Bundle) -> Any:
+    """The parallelism envelope (plan/envelope.py) that ends the console report; None when it cannot be had
+    (no facts), never an error of the run."""
+    if facts is None:
+        return None
+    from preflight.plan.envelope import envelope
+
+    try:
+        return envelope(report, facts, getattr(args, "model", None), source=str(bundle.inventory.get("path") or ""))
+    except ValueError:  # PlanError: an unknown --model was already reported by the plan itself
+        return envelope(report, facts, None)
 
 
 def _write_files(args: argparse.Namespace, report: RunReport, doc: dict[str, Any], drift: Any) -> None:
@@ -145,10 +158,10 @@ def _write_files(args: argparse.Namespace, report: RunReport, doc: dict[str, Any
 
 
 def _render(args: argparse.Namespace, report: RunReport, bundle: Bundle, plan: PlanResult | None, drift: Any,
-            label: str, out: Console) -> None:
+            label: str, out: Console, facts: Any = None) -> None:
     from preflight.report import console as console_report
 
-    console_report.render(report, out, source_label=label)
+    console_report.render(report, out, source_label=label, envelope=_envelope(args, report, facts, bundle))
     if plan is not None:
         from preflight.cli.plan import render
 
