@@ -12,6 +12,7 @@ carries its formula; a missing measurement gives None, never a guess.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -199,6 +200,7 @@ def _attn_keys(tokens: int, window: int | None) -> int:
     return window * (window + 1) // 2 + (tokens - window) * window
 
 
+@functools.lru_cache(maxsize=1024)
 def prefill_flops(model: ModelSpec, tokens: int) -> tuple[float, float]:
     """(linear, attention) FLOPs of one prompt: 2 × active non-embedding params × tokens + the LM head
     for the last token; attention 2 × heads × (d_qk + d_v) × keys attended, per layer (causal, windowed)."""

@@ -8,6 +8,7 @@ PP stages get layers as vLLM's get_pp_indices assigns them, and the heaviest sta
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -86,6 +87,19 @@ def _kv_txt(model: ModelSpec, idx: range, ctx: int, kv_seq: float, tp: int, kb: 
             f"× {kb:g} B × {tok} = {_gb(kv_seq)}")
 
 
+@functools.lru_cache(maxsize=4096)
+def _stages(model: ModelSpec, pp: int, ctx: int) -> tuple[tuple[int, range, int, int], ...]:
+    """Per PP stage: (layers, their indices, MoE layers among them, KV tokens summed over them at `ctx`).
+    The same for every TP/DP/EP and GPU of a plan, so computed once per (model, PP, context)."""
+    out = []
+    start = 0
+    for n in pp_layer_split(model.layers, pp):
+        idx = range(start, start + n)
+        start += n
+        out.append((n, idx, sum(1 for i in idx if model.is_moe_layer(i)), sum(kv_tokens(model, i, ctx) for i in idx)))
+    return tuple(out)
+
+
 def memory_per_gpu(
     model: ModelSpec, *, tp: int, pp: int, dp: int, ep: int, gpu_memory_bytes: float, opts: PlanOptions
 ) -> MemoryBreakdown:
@@ -96,22 +110,17 @@ def memory_per_gpu(
     nb = 2.0 if opts.weight_dtype.lower() == "mxfp4" else wb
     kb = kv_bytes(opts.kv_dtype)
     expert_shards = tp * dp
-    split = pp_layer_split(model.layers, pp)
     seqs_rep = math.ceil(opts.seqs / dp)
     ctx = math.ceil(opts.context / KV_BLOCK_TOKENS) * KV_BLOCK_TOKENS
     kv_elems = kv_elems_per_token_per_layer_per_gpu(model, tp)
 
     best: tuple[float, float, int, int, int, range, int, int] | None = None
-    start = 0
-    for s, n in enumerate(split):
-        idx = range(start, start + n)
-        start += n
-        moe_n = sum(1 for i in idx if model.is_moe_layer(i))
+    for s, (n, idx, moe_n, kv_tokens_sum) in enumerate(_stages(model, pp, ctx)):
         non_exp = n * model.attention_per_layer + (n - moe_n) * model.dense_mlp_per_layer + moe_n * model.moe_shared_per_layer + (model.hidden if s == pp - 1 else 0)  # final norm
         emb = model.vocab * model.hidden * ((s == 0) + (s == pp - 1)) if (pp > 1 or not model.tie_embeddings) else model.embedding_params
         exp = moe_n * model.n_routed_experts * model.expert_params
         w = (non_exp * nb + emb * eb) / tp + exp * wb / expert_shards
-        kv_seq = kv_elems * kb * sum(kv_tokens(model, i, ctx) for i in idx)
+        kv_seq = kv_elems * kb * kv_tokens_sum
         if best is None or w + kv_seq * seqs_rep > best[0] + best[1] * seqs_rep:
             best = (w, kv_seq, non_exp, emb, exp, idx, s, n)
     assert best is not None

@@ -106,11 +106,11 @@ class ModelSpec:
             return self.sliding_window
         return None
 
-    @property
-    def windowed_layer_count(self) -> int:
+    @functools.cached_property
+    def windowed_layer_count(self) -> int:  # cached: the planner asks for it per layout (the spec is frozen)
         return sum(1 for i in range(self.layers) if self.layer_window(i))
 
-    @property
+    @functools.cached_property
     def moe_layers(self) -> int:
         return sum(1 for i in range(self.layers) if self.is_moe_layer(i))
 
