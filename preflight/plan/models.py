@@ -36,7 +36,7 @@ class ParamBreakdown:
 
 
 @dataclass(frozen=True)
-class ModelSpec:
+class ModelSpec:  # frozen: the derived sizes below are cached properties (the planner asks per layout)
     """One model's config facts; field names are short forms of the HF config keys."""
 
     id: str
@@ -114,19 +114,19 @@ class ModelSpec:
     def moe_layers(self) -> int:
         return sum(1 for i in range(self.layers) if self.is_moe_layer(i))
 
-    @property
+    @functools.cached_property
     def dense_layers(self) -> int:
         return self.layers - self.moe_layers
 
-    @property
+    @functools.cached_property
     def dense_mlp_width(self) -> int:
         return self.dense_intermediate or self.intermediate
 
-    @property
+    @functools.cached_property
     def expert_width(self) -> int:
         return self.moe_intermediate or self.intermediate
 
-    @property
+    @functools.cached_property
     def kv_elems_per_token_per_layer(self) -> int:
         """Cached elements per token per layer: K and V heads, or MLA's one latent (no factor 2)."""
         if self.is_mla:
@@ -150,16 +150,16 @@ class ModelSpec:
             p += h * hd + 2 * kv * hd + d + h  # qkv bias, o bias, attention sinks
         return p
 
-    @property
+    @functools.cached_property
     def attention_per_layer(self) -> int:
         """Attention projections plus the layer's two norms."""
         return self._attention_params() + 2 * self.hidden
 
-    @property
+    @functools.cached_property
     def dense_mlp_per_layer(self) -> int:
         return 3 * self.hidden * self.dense_mlp_width
 
-    @property
+    @functools.cached_property
     def moe_shared_per_layer(self) -> int:
         """Shared experts plus the router of one MoE layer (TP-sharded, never split by EP)."""
         if not self.is_moe:
@@ -168,13 +168,13 @@ class ModelSpec:
         shared = 3 * d * fe * (1 if self.arch.startswith("Llama4") else self.n_shared_experts)
         return shared + d * e + (e if self.arch.startswith("GptOss") else 0)
 
-    @property
+    @functools.cached_property
     def expert_params(self) -> int:
         """One routed expert (gate, up, down; biases for gpt-oss)."""
         d, fe = self.hidden, self.expert_width
         return 3 * d * fe + ((2 * fe + d) if self.arch.startswith("GptOss") else 0)
 
-    @property
+    @functools.cached_property
     def embedding_params(self) -> int:
         return self.vocab * self.hidden * (1 if self.tie_embeddings else 2)
 
@@ -188,11 +188,11 @@ class ModelSpec:
             routed_experts=self.moe_layers * self.n_routed_experts * self.expert_params,
         )
 
-    @property
+    @functools.cached_property
     def params(self) -> int:
         return self.breakdown.total
 
-    @property
+    @functools.cached_property
     def active_params(self) -> int:
         b = self.breakdown
         if not self.is_moe:

@@ -282,9 +282,14 @@ def _at_capacity(fleet: FleetShape, model: ModelSpec, mem: MemoryBreakdown, used
     cap = mem.max_seqs
     if cap <= 0:
         return None
-    smallest = min(used, key=lambda n: n.gpu_memory_mib)
     full = replace(opts, seqs=cap)
-    mem_full = memory_per_gpu(model, tp=tp, pp=pp, dp=dp, ep=ep, gpu_memory_bytes=smallest.gpu_memory_bytes, opts=full)
+    if pp == 1:  # one stage: only the KV part changes with the sequence count, no second memory pass needed
+        per_rep = math.ceil(cap / dp)
+        mem_full = replace(mem, seqs_per_replica=per_rep, kv=mem.kv_per_seq * per_rep)
+    else:  # the heaviest stage may change with the sequence count: size it again
+        smallest = min(used, key=lambda n: n.gpu_memory_mib)
+        mem_full = memory_per_gpu(model, tp=tp, pp=pp, dp=dp, ep=ep, gpu_memory_bytes=smallest.gpu_memory_bytes,
+                                  opts=full)
     ests = _estimates(fleet, model, mem_full, used, full, tp=tp, pp=pp, dp=dp, multinode=len(used) > 1, seqs=cap,
                       ep=ep)
     agg = next((e for e in ests if e.name == "decode_tokens_per_s_aggregate"), None)
