@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from preflight.cli.common import consoles, write_json
 from preflight.collect.bundle import Bundle
@@ -97,8 +98,33 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if args.json:
         write_json(args.json, {"schema": "preflight-hang", "schema_version": 1, **verdict.to_dict()})
     if not args.quiet and args.json != "-":
-        hang_console.render(verdict, out)
+        if len(verdict.jobs) > 1:
+            out.print(f"[bold]preflight hang analysis[/]: {escape(verdict.summary)}", soft_wrap=True)
+            for job in verdict.jobs:
+                out.rule(f"job {job.index}: {len(job.files)} file(s)")
+                out.print(f"[dim]{escape(job.description)}"
+                          + (f"; together by {escape(', '.join(job.why[:3]))}" if job.why else "") + "[/]", soft_wrap=True)
+                hang_console.render(job.verdict, out, title=f"job {job.index}")
+        else:
+            hang_console.render(verdict, out)
+        if len(verdict.jobs) > 1 or not verdict.causes or len(verdict.files) <= 12:
+            _files_table(verdict, out)
+        else:
+            out.print(f"[dim]{len(verdict.files)} file(s) read, one job; the files table is in --json (files)[/]")
     return 0 if verdict.causes else 2
+
+
+def _files_table(verdict: Any, out: Console) -> None:
+    """Every input: the job it went to, what it was read as, and why not when it was not."""
+    from rich.table import Table
+
+    t = Table(title="files", title_justify="left")
+    for col in ("job", "file", "read as", "note"):
+        t.add_column(col, overflow="fold")
+    for f in verdict.files:
+        t.add_row(str(f.job) if f.job is not None else "–", escape(f.path), escape(", ".join(f.kinds) or "not recognised"),
+                  escape(f.note))
+    out.print(t)
 
 
 def cmd_nccl_multinode(args: argparse.Namespace) -> int:

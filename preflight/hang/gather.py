@@ -294,7 +294,7 @@ def judge_hang(bundle: Bundle) -> LiveHang:
     with tempfile.TemporaryDirectory(prefix="preflight-hang-") as tmp:
         _write_inputs(bundle, Path(tmp))
         files = sorted(p for p in Path(tmp).rglob("*") if p.is_file())
-        offline = analyze(files) if files else HangVerdict(())
+        offline = analyze(files, split_jobs=False) if files else HangVerdict(())
     # the temp folder's name is meaningless to a reader: evidence keeps node/file
     live = (_missing_rank_causes(ranks, complete=complete) + _state_causes(ranks) + _stack_causes(ranks)
             + _gpu_causes(ranks) + _ib_causes(bundle, {r.node for r in ranks}))

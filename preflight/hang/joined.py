@@ -77,6 +77,19 @@ def join_inputs(paths: list[Path]) -> JoinedInputs:
     """Parse every file (directories are walked), then join the NCCL ranks by rank number and log by host."""
     world = JoinedInputs()
     _parse_files(world, paths)
+    return join_parsed(world.files, world.reports)
+
+
+def parse_inputs(paths: list[Path]) -> JoinedInputs:
+    """Every file parsed (world.files, world.reports), nothing joined yet: jobs.group_jobs splits them first."""
+    world = JoinedInputs()
+    _parse_files(world, paths)
+    return world
+
+
+def join_parsed(files: list[tuple[Path, HangFile]], reports: list[FileReport]) -> JoinedInputs:
+    """Already parsed files (one job's) joined: the NCCL ranks by rank number and each log by its host."""
+    world = JoinedInputs(files=list(files), reports=list(reports))
     _collect_nccl(world)
     _pick_ranks(world)
     return world

@@ -79,6 +79,7 @@ class NcclRank:
     socket_evidence: Evidence | None = None  # the first 'NET/Socket : Using [0]ib0:...' line
     socket_via_evidence: Evidence | None = None  # the first '... via NET/Socket/N' connection line
     ib_disabled: Evidence | None = None  # 'NCCL_IB_DISABLE set by environment to 1'
+    comm_hashes: tuple[str, ...] = ()  # 'commId 0x996ee6f117cb8e1e' (the job-wide id; comm_ids also holds pointers)
 
     @property
     def socket_fallback(self) -> bool:
@@ -128,7 +129,7 @@ class _Acc:
 
     __slots__ = ("host", "pid", "dev", "rank", "nranks", "rank_hint", "version", "complete", "transport", "via",
                  "devices", "ifaces", "bus", "comms", "warns", "errs", "codes", "first", "net_ev", "ver_ev", "init_ev",
-                 "ibv_fail", "sock_ev", "sock_via_ev", "ib_off")
+                 "ibv_fail", "sock_ev", "sock_via_ev", "ib_off", "hashes")
 
     def __init__(self, host: str, pid: int, dev: int, first: Evidence) -> None:
         self.host, self.pid, self.dev = host, pid, dev
@@ -154,6 +155,7 @@ class _Acc:
         self.sock_ev: Evidence | None = None
         self.sock_via_ev: Evidence | None = None
         self.ib_off: Evidence | None = None
+        self.hashes: dict[str, None] = {}
 
     def freeze(self) -> NcclRank:
         transport = self.transport or self.via
@@ -171,7 +173,7 @@ class _Acc:
         return NcclRank(self.host, self.pid, self.dev, rank, self.nranks, self.version, self.complete, transport,
                         tuple(self.devices), tuple(self.ifaces), self.bus, tuple(self.comms), tuple(warns),
                         tuple(self.errs), tuple(self.codes), self.first, net_ev, self.ver_ev, self.init_ev,
-                        self.ibv_fail, self.sock_ev, self.sock_via_ev, self.ib_off)
+                        self.ibv_fail, self.sock_ev, self.sock_via_ev, self.ib_off, tuple(self.hashes))
 
 
 def _comm_line(acc: _Acc, msg: str, ev: Evidence) -> bool:
@@ -185,6 +187,8 @@ def _comm_line(acc: _Acc, msg: str, ev: Evidence) -> bool:
     if m.group("bus"):
         acc.bus = bus_id_from_nccl(m.group("bus"))
     acc.comms[m.group("cid") or m.group("ptr")] = None
+    if m.group("cid"):
+        acc.hashes[m.group("cid").lower().removeprefix("0x")] = None
     if "Init COMPLETE" in msg:
         acc.complete = True
         acc.init_ev = ev

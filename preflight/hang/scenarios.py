@@ -46,7 +46,7 @@ T_NET_SEND_SOCK = "{h}:{pid}:{tid} [{d}] NCCL INFO Channel {c:02d}/0 : {a}[{ad}]
 T_NET_RECV_SOCK = "{h}:{pid}:{tid} [{d}] NCCL INFO Channel {c:02d}/0 : {a}[{ad}] -> {b}[{bd}] [receive] via NET/Socket/{n}"
 # nccl_logs/init-2node-collnet-tuner-plugin-ncclCommInitRank.txt
 T_COMPLETE = ("{h}:{pid}:{tid} [{d}] NCCL INFO ncclCommInitRank comm 0x{ptr:x} rank {r} nranks {n} cudaDev {d} "
-              "nvmlDev {d} busId {bus} commId 0x996ee6f117cb8e1e - Init COMPLETE")
+              "nvmlDev {d} busId {bus} commId 0x{cid:x} - Init COMPLETE")
 # nccl_logs/pytorch-watchdog-mismatched-optype-broadcast-vs-allreduce.txt
 T_WATCHDOG = ("[rank{r}]:[E0321 03:{mm:02d}:{ss:02d}.{ns:09d} ProcessGroupNCCL.cpp:607] [Rank {r}] Watchdog caught "
               "collective operation timeout: WorkNCCL(SeqNum={seq}, OpType=ALLREDUCE, NumelIn=466119168, "
@@ -85,12 +85,15 @@ class Scenario:
         return out
 
 
-def _host(i: int, nodes: int) -> str:
-    return f"gpu-{i:0{max(2, len(str(nodes - 1)))}d}"
+COMM_ID = 0x996EE6F117CB8E1E  # the commId of the template line
+
+
+def _host(i: int, nodes: int, prefix: str = "gpu") -> str:
+    return f"{prefix}-{i:0{max(2, len(str(nodes - 1)))}d}"
 
 
 def _rank_lines(h: str, node: int, d: int, gpus: int, nranks: int, *, version: str, net: str, iface: str,
-                no_ib: bool, channels: int) -> list[str]:
+                no_ib: bool, channels: int, comm_id: int = COMM_ID) -> list[str]:
     r = node * gpus + d
     pid = 41000 + node * 100 + d
     tid = pid + 300
@@ -112,12 +115,14 @@ def _rank_lines(h: str, node: int, d: int, gpus: int, nranks: int, *, version: s
             lines.append(recv.format(c=c, a=(r - 1) % nranks, ad=gpus - 1, b=r, bd=0, n=c % 4, **f))
         else:
             lines.append(T_P2P.format(c=c, a=r, ad=d, b=r + 1, bd=d + 1, **f))
-    lines.append(T_COMPLETE.format(ptr=0x559d5aa8ca00 + r * 0x1000, r=r, n=nranks, bus=f"{bus}000", **f))
+    lines.append(T_COMPLETE.format(ptr=0x559d5aa8ca00 + r * 0x1000, r=r, n=nranks, bus=f"{bus}000", cid=comm_id, **f))
     return lines
 
 
-def build(name: str, nodes: int = 8, gpus: int = 8, channels: int = 4) -> Scenario:
-    """One scenario as {relative path: text}; per node a job log (NCCL_DEBUG=INFO + watchdog) and, for 'xid', dmesg."""
+def build(name: str, nodes: int = 8, gpus: int = 8, channels: int = 4, *, host_prefix: str = "gpu",
+          comm_id: int = COMM_ID) -> Scenario:
+    """One scenario as {relative path: text}; per node a job log (NCCL_DEBUG=INFO + watchdog) and, for 'xid', dmesg.
+    `host_prefix` and `comm_id` make a second, unrelated job (other nodes, another communicator)."""
     if name not in SCENARIOS:
         raise ValueError(f"unknown scenario {name!r}; one of {', '.join(SCENARIOS)}")
     nranks = nodes * gpus
@@ -127,7 +132,7 @@ def build(name: str, nodes: int = 8, gpus: int = 8, channels: int = 4) -> Scenar
     hang = name in ("rank_stopped", "xid")
     files: dict[str, str] = {}
     for node in range(nodes):
-        h = _host(node, nodes)
+        h = _host(node, nodes, host_prefix)
         odd = node == bad_node
         net = "Socket" if odd and name in ("interface_mismatch", "socket_fallback") else "IB"
         iface = "eth1" if odd and name == "interface_mismatch" else "ib0"
@@ -135,7 +140,7 @@ def build(name: str, nodes: int = 8, gpus: int = 8, channels: int = 4) -> Scenar
         lines = [GENERATED.format(what=f"NCCL_DEBUG=INFO job log of {h}", name=name), ""]
         for d in range(gpus):
             lines += _rank_lines(h, node, d, gpus, nranks, version=version, net=net, iface=iface,
-                                 no_ib=odd and name == "socket_fallback", channels=channels)
+                                 no_ib=odd and name == "socket_fallback", channels=channels, comm_id=comm_id)
         if hang:
             for d in range(gpus):
                 r = node * gpus + d
@@ -153,13 +158,13 @@ def build(name: str, nodes: int = 8, gpus: int = 8, channels: int = 4) -> Scenar
                 dm.append(T_XID79.format(bus2=H100_BUS[d % len(H100_BUS)], pid=41000 + node * 100 + d))
             files[f"dmesg/{h}.txt"] = "\n".join(dm) + "\n"
     desc = {
-        "rank_stopped": f"rank {bad_rank} on {_host(bad_node, nodes)} never enters all_reduce #{SEQ}",
-        "interface_mismatch": f"{_host(bad_node, nodes)} uses NET/Socket on eth1, the rest NET/IB (OOB ib0)",
-        "socket_fallback": f"{_host(bad_node, nodes)} finds no IB device and falls back to NET/Socket",
-        "version_mismatch": f"{_host(bad_node, nodes)} runs NCCL {ODD_VERSION}, the rest {GOOD_VERSION}",
-        "xid": f"{_host(bad_node, nodes)} logs Xid 79 on the GPU of rank {bad_rank}, which never enters #{SEQ}",
+        "rank_stopped": f"rank {bad_rank} on {_host(bad_node, nodes, host_prefix)} never enters all_reduce #{SEQ}",
+        "interface_mismatch": f"{_host(bad_node, nodes, host_prefix)} uses NET/Socket on eth1, the rest NET/IB (OOB ib0)",
+        "socket_fallback": f"{_host(bad_node, nodes, host_prefix)} finds no IB device and falls back to NET/Socket",
+        "version_mismatch": f"{_host(bad_node, nodes, host_prefix)} runs NCCL {ODD_VERSION}, the rest {GOOD_VERSION}",
+        "xid": f"{_host(bad_node, nodes, host_prefix)} logs Xid 79 on the GPU of rank {bad_rank}, which never enters #{SEQ}",
     }[name]
-    return Scenario(name, files, _host(bad_node, nodes), bad_rank, desc, nranks)
+    return Scenario(name, files, _host(bad_node, nodes, host_prefix), bad_rank, desc, nranks)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,6 +13,7 @@ callers import from here (analyze, Cause, HangVerdict, RankRow, FileReport, expa
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 from preflight.hang.causes.kernel import dedupe_xid, find_xids, xid_causes
@@ -20,15 +21,50 @@ from preflight.hang.causes.nccl import error_causes, init_causes, version_causes
 from preflight.hang.causes.network import network_causes, socket_fallback_causes
 from preflight.hang.causes.progress import flight_recorder_causes, mismatch_causes, watchdog_causes
 from preflight.hang.causes.ras import ras_causes
-from preflight.hang.joined import JoinedInputs, expand_paths, join_inputs, rank_rows
-from preflight.hang.verdict_types import MAX_EVIDENCE_LINES, Cause, FileReport, HangVerdict, RankRow
+from preflight.hang.jobs import describe, group_jobs
+from preflight.hang.joined import JoinedInputs, expand_paths, join_parsed, parse_inputs, rank_rows
+from preflight.hang.verdict_types import MAX_EVIDENCE_LINES, Cause, FileReport, HangVerdict, JobVerdict, RankRow
 
-__all__ = ["MAX_EVIDENCE_LINES", "Cause", "FileReport", "HangVerdict", "RankRow", "analyze", "expand_paths"]
+__all__ = ["MAX_EVIDENCE_LINES", "Cause", "FileReport", "HangVerdict", "JobVerdict", "RankRow", "analyze",
+           "expand_paths"]
 
 
-def analyze(paths: list[Path]) -> HangVerdict:
-    """Parse every file (directories are walked), join by rank and node, and rank the likely causes."""
-    world = join_inputs(paths)
+def analyze(paths: list[Path], *, split_jobs: bool = True) -> HangVerdict:
+    """Parse every file (directories are walked), split them by job (jobs.py; `split_jobs=False` when the caller
+    knows they are one job, as a live gather does), join each job by rank and node and rank its likely causes.
+    One job: its causes, ranks and summary are the verdict's. Several: the verdict's causes are every job's,
+    ranked together, each with its `job`; `jobs` holds each job's own verdict."""
+    parsed = parse_inputs(paths)
+    if not split_jobs or len(parsed.files) <= 1:
+        world = join_parsed(parsed.files, parsed.reports)
+        one = _judge(world)
+        return HangVerdict(one.causes, one.ranks, one.files, one.summary,
+                           (JobVerdict(1, tuple(str(p) for p, _ in parsed.files), (), "", one),) if split_jobs else ())
+    groups = group_jobs(parsed.files)
+    report_of = {r.path: r for r in parsed.reports}
+    job_of: dict[str, int] = {}
+    jobs: list[JobVerdict] = []
+    for g in groups:
+        files = [parsed.files[i] for i in g.files]
+        names = [str(p) for p, _ in files]
+        job_of.update(dict.fromkeys(names, g.index))
+        world = join_parsed(files, [replace(report_of[n], job=g.index) for n in names if n in report_of])
+        v = _judge(world)
+        if len(groups) > 1:
+            v = replace(v, causes=tuple(replace(c, job=g.index) for c in v.causes))
+        jobs.append(JobVerdict(g.index, tuple(names), g.why, describe(g), v))
+    reports = tuple(replace(r, job=job_of.get(r.path)) for r in parsed.reports)
+    if len(jobs) == 1:
+        one = jobs[0].verdict
+        return HangVerdict(one.causes, one.ranks, reports, one.summary, tuple(jobs))
+    causes = sorted((c for j in jobs for c in j.verdict.causes), key=lambda c: (-c.score, c.job or 0, c.title))
+    unread = sum(1 for r in reports if not r.kinds)
+    summary = (f"{len(reports)} file(s) from {len(jobs)} unrelated job(s), judged apart"
+               + (f" ({unread} not recognised)" if unread else "") + f"; {len(causes)} likely cause(s)")
+    return HangVerdict(tuple(causes), (), reports, summary, tuple(jobs))
+
+
+def _judge(world: JoinedInputs) -> HangVerdict:
     causes = _causes(world)
     causes.sort(key=lambda c: (-c.score, c.title))
     return HangVerdict(tuple(causes), rank_rows(world), tuple(world.reports), _summary(world, causes))

@@ -25,6 +25,7 @@ class Cause:
     kind: str = ""  # watchdog_missing | watchdog_behind | op_mismatch | fr_missing | fr_mismatch | fr_stuck | xid |
     #                 network | socket_fallback | ras_mismatch | ras_dead | ras_incomplete | version | init | nccl_error
     ranks: tuple[int, ...] = ()  # every rank the cause covers (rank is the first)
+    job: int | None = None  # which job of the inputs (JobVerdict.index) it is about, when they hold several
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,23 @@ class FileReport:
     path: str
     kinds: tuple[str, ...]  # nccl_log, watchdog, flight_recorder, frtrace, kernel_log; () = not recognised
     note: str = ""
+    job: int | None = None  # the job (JobVerdict.index) it was put with; None when not recognised
+
+
+@dataclass(frozen=True)
+class JobVerdict:
+    """One job's share of the inputs and its own ranked causes (`preflight analyze` keeps jobs apart)."""
+
+    index: int
+    files: tuple[str, ...]
+    why: tuple[str, ...]  # what put these files together: 'communicator 996ee6f1...', 'host gpu-01'
+    description: str  # its hosts, NCCL versions and communicators
+    verdict: HangVerdict
+
+    def to_dict(self) -> dict[str, Any]:
+        d = self.verdict.to_dict()
+        return {"job": self.index, "files": list(self.files), "grouped_by": list(self.why),
+                "description": self.description, "summary": d["summary"], "causes": d["causes"], "ranks": d["ranks"]}
 
 
 @dataclass(frozen=True)
@@ -63,6 +81,7 @@ class HangVerdict:
     ranks: tuple[RankRow, ...] = ()
     files: tuple[FileReport, ...] = ()
     summary: str = ""
+    jobs: tuple[JobVerdict, ...] = ()  # one per job the inputs hold (analyze); () for a live gather
 
     @property
     def culprit(self) -> Cause | None:
@@ -73,7 +92,8 @@ class HangVerdict:
             "summary": self.summary,
             "causes": [asdict(c) | {"evidence": list(c.evidence), "ranks": list(c.ranks)} for c in self.causes],
             "ranks": [asdict(r) | {"interfaces": list(r.interfaces)} for r in self.ranks],
-            "files": [{"path": f.path, "kinds": list(f.kinds), "note": f.note} for f in self.files],
+            "files": [{"path": f.path, "kinds": list(f.kinds), "note": f.note, "job": f.job} for f in self.files],
+            "jobs": [j.to_dict() for j in self.jobs],
         }
 
 

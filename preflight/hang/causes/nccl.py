@@ -5,37 +5,63 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 
-from preflight.hang.joined import JoinedInputs, majority
+from preflight.hang.joined import JoinedInputs
 from preflight.hang.nccl_log import RETCODES, NcclRank
 from preflight.hang.verdict_types import Cause, evidence_tuple, quoted, ranks_text
 
 
 def version_causes(world: JoinedInputs, versions_seen: list[tuple[str, str]]) -> list[Cause]:
-    """Nodes whose NCCL version differs from the majority's (or, with no ranks, logs that print several)."""
+    """Nodes whose NCCL version differs from the target: the version most nodes run, or the newest on a tie."""
     by_rank = Counter(r.version for r in world.nccl if r.version)
-    maj = majority(by_rank)
     out: list[Cause] = []
-    if maj and len(by_rank) > 1:
+    if len(by_rank) > 1:
+        target, why = version_target(world)
         nodes: dict[str, list[NcclRank]] = defaultdict(list)
         for r in world.nccl:
-            if r.version and r.version != maj[0]:
+            if r.version and r.version != target:
                 nodes[r.host].append(r)
+        ref = next((r for r in world.nccl if r.version == target), None)
         for host, rs in sorted(nodes.items()):
             ranks = sorted(r.rank for r in rs if r.rank is not None)
             vers = sorted({r.version for r in rs if r.version})
-            ref = next((r for r in world.nccl if r.version == maj[0]), None)
-            out.append(Cause(0.8, f"{host} runs NCCL {', '.join(vers)} while {maj[1]} rank(s) run {maj[0]}",
+            out.append(Cause(0.8, f"{host} runs NCCL {', '.join(vers)} while {by_rank[target]} rank(s) run {target}",
                              ranks[0] if ranks else None, host,
                              evidence_tuple(quoted(rs[0].version_evidence) + quoted(ref.version_evidence if ref else None)),
                              f"ssh {host} 'python -c \"import torch; print(torch.cuda.nccl.version())\"; "
-                             f"ldconfig -p | grep libnccl'  (install NCCL {maj[0]} there)", "version", tuple(ranks)))
-    elif not maj:
+                             f"ldconfig -p | grep libnccl'  (install NCCL {target} there: {why})", "version",
+                             tuple(ranks)))
+    elif not by_rank:
         distinct = dict.fromkeys(v for v, _ in versions_seen)
         if len(distinct) > 1:
+            newest = max(distinct, key=version_key)
             out.append(Cause(0.5, f"the logs show different NCCL versions: {', '.join(distinct)}", None, None,
                              evidence_tuple(f"{src}: NCCL version {v}" for v, src in versions_seen),
-                             "check which nodes run which NCCL (ldconfig -p | grep libnccl on each)", "version"))
+                             f"check which nodes run which NCCL (ldconfig -p | grep libnccl on each); "
+                             f"target the newest, {newest}", "version"))
     return out
+
+
+def version_key(v: str) -> tuple[int, ...]:
+    """'2.21.5' -> (2, 21, 5); '2.18.5-1' -> (2, 18, 5, 1)."""
+    return tuple(int(x) for x in v.replace("-", ".").split(".") if x.isdigit())
+
+
+def version_target(world: JoinedInputs) -> tuple[str, str]:
+    """The version to install everywhere, with why: the one most nodes run (its rank count breaks a tie), else the
+    newest seen."""
+    per_node: dict[str, Counter[str]] = defaultdict(Counter)
+    for r in world.nccl:
+        if r.version:
+            per_node[r.host][r.version] += 1
+    node_votes = Counter(c.most_common(1)[0][0] for c in per_node.values())
+    ranks = Counter(r.version for r in world.nccl if r.version)
+    newest = max(ranks, key=version_key)
+    (top, n), *rest = sorted(node_votes.items(), key=lambda kv: (-kv[1], -ranks[kv[0]], version_key(kv[0])))
+    if not rest or n > rest[0][1]:
+        extra = "" if top == newest else f"; newest seen {newest}"
+        return top, f"the version {n} of {len(per_node)} node(s) run ({ranks[top]} rank(s)){extra}"
+    return newest, (f"no version runs on most nodes ({', '.join(f'{v} on {c}' for v, c in node_votes.most_common())}"
+                    f" node(s)): the newest")
 
 
 def init_causes(world: JoinedInputs) -> list[Cause]:
