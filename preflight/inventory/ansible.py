@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +27,7 @@ from preflight.inventory.fields import (
     _thresholds,
 )
 from preflight.inventory.layers import _ancestors, _depths, _find_cycle, _Layer, _make_node
-from preflight.inventory.model import Inventory, Node
+from preflight.inventory.model import PROXY_COMMAND_PREFIX, Inventory, Node
 from preflight.inventory.source import (
     PathKey,
     _check_keys,
@@ -59,23 +60,27 @@ _GROUP_HINTS = dict.fromkeys((*_ANSIBLE_VARS, *_PREFLIGHT_VARS, "ansible_ssh_com
 
 
 def _jump_from_ssh_args(ctx: _Ctx, text: str, line: int | None, path: PathKey) -> str | None:
-    """ProxyJump out of ``ansible_ssh_common_args`` (``-J X``, ``-o ProxyJump=X``); None if absent."""
+    """The proxy in ``ansible_ssh_common_args`` / ``_extra_args``: ``-J X``, ``-o ProxyJump=X`` (a jump host) or
+    ``-o ProxyCommand=LINE`` (``ProxyCommand=LINE``, see :func:`_proxy_command`); None if absent.
+
+    As in OpenSSH, ProxyJump and ProxyCommand compete and the first one given wins (a later ``-J`` still
+    replaces an earlier ``-J``, as this reader always did).
+    """
     try:
         toks = shlex.split(text)
     except ValueError as exc:
         raise ctx.err(line, path, f"cannot parse ssh arguments: {exc}") from None
     jump: str | None = None
+    command: str | None = None
     i = 0
     while i < len(toks):
         tok = toks[i]
         option: str | None = None
-        if tok == "-J":
-            if i + 1 >= len(toks):
+        if tok == "-J" or (tok.startswith("-J") and len(tok) > 2):
+            if tok == "-J" and i + 1 >= len(toks):
                 raise ctx.err(line, path, "-J without a jump host")
-            jump, i = toks[i + 1], i + 2
-            continue
-        if tok.startswith("-J"):
-            jump, i = tok[2:], i + 1
+            value, i = (toks[i + 1], i + 2) if tok == "-J" else (tok[2:], i + 1)
+            jump = value if command is None else jump
             continue
         if tok == "-o":
             if i + 1 >= len(toks):
@@ -87,14 +92,34 @@ def _jump_from_ssh_args(ctx: _Ctx, text: str, line: int | None, path: PathKey) -
             i += 1
             continue
         name, _, value = option.replace("=", " ", 1).partition(" ")
-        if name.lower() == "proxyjump":
+        if name.lower() == "proxyjump" and command is None:
             jump = value.strip()
-        elif name.lower() == "proxycommand":
-            raise ctx.err(line, path, "ProxyCommand is not supported; use -J host or -o ProxyJump=host "
-                                      "(or configure the proxy in ~/.ssh/config)")
+        elif name.lower() == "proxycommand" and jump is None and command is None:
+            command = value.strip()
+    if command is not None:
+        return None if command.lower() == "none" else _proxy_command(ctx, line, path, command)
     if jump is not None and jump.lower() == "none":
         return None
     return _jump(ctx, line, path, jump) if jump is not None else None
+
+
+_PROXY_TOKENS = ("%h", "%p", "%r", "%%")
+
+
+def _proxy_command(ctx: _Ctx, line: int | None, path: PathKey, command: str) -> str:
+    """``ProxyCommand=LINE``, the form ``Node.jump_host`` carries a ProxyCommand in (transport/ssh.py runs
+    LINE with ``/bin/sh -c``, as OpenSSH does, after expanding ``%h %p %r`` shell-quoted). Other ``%``
+    tokens are refused here: preflight does not know what OpenSSH would put there."""
+    if not command:
+        raise ctx.err(line, path, "ProxyCommand without a command")
+    rest = command
+    for tok in _PROXY_TOKENS:
+        rest = rest.replace(tok, "")
+    if "%" in rest:
+        bad = rest[rest.index("%"):rest.index("%") + 2]
+        raise ctx.err(line, path, f"ProxyCommand token {bad!r} is not expanded by preflight (only %h %p %r %%); "
+                                  "spell the value out, or use -J host / -o ProxyJump=host")
+    return f"{PROXY_COMMAND_PREFIX}{command}"
 
 
 def _ansible_vars(ctx: _Ctx, m: _Map, path: PathKey, label: str) -> _Layer:
@@ -142,6 +167,7 @@ class _AGroup:
     line: int | None
     layers: list[_Layer] = field(default_factory=list)
     children: list[str] = field(default_factory=list)
+    file_layers: list[_Layer] = field(default_factory=list)  # group_vars/<name> (vars_dirs.py)
 
 
 @dataclass
@@ -150,15 +176,21 @@ class _AHost:
     line: int | None
     groups: list[str] = field(default_factory=list)
     layers: list[_Layer] = field(default_factory=list)
+    file_layers: list[_Layer] = field(default_factory=list)  # host_vars/<name> (vars_dirs.py)
 
 
-def _ansible(ctx: _Ctx, top: _Map) -> Inventory:
-    """An Ansible YAML inventory: walk the groups, check the group graph, then build each host."""
+def _ansible(ctx: _Ctx, top: _Map, more: Callable[[_Tree], None] | None = None) -> Inventory:
+    """An Ansible YAML inventory: walk the groups, check the group graph, then build each host.
+
+    ``more`` adds to the tree before the nodes are built (group_vars/ and host_vars/: vars_dirs.py).
+    """
     tree = _Tree(ctx, {"all": _AGroup("all", _line(top, "all"))})
     tree.read(top)
     if not tree.hosts:
         raise ctx.err(_line(top, "all") if "all" in top else None, ("all",) if "all" in top else (),
                       "the inventory defines no hosts (add them under a group's 'hosts:')")
+    if more is not None:
+        more(tree)
     parents = _parents(ctx, tree.groups)
     return Inventory(path=ctx.file, nodes=_nodes(ctx, tree, parents), known_hosts=(), format="ansible")
 
@@ -266,7 +298,9 @@ def _nodes(ctx: _Ctx, tree: _Tree, parents: dict[str, list[str]]) -> tuple[Node,
         for g in h.groups:
             member |= {g} | _ancestors(g, parents)
         ordered = sorted(member, key=lambda g: (depth[g], g))
-        layers = [layer for g in ordered for layer in tree.groups[g].layers] + h.layers
+        layers = [layer for g in ordered for layer in tree.groups[g].layers]
+        layers += [layer for g in ordered for layer in tree.groups[g].file_layers]  # Ansible: group_vars/ after
+        layers += h.layers + h.file_layers  # inventory group vars; host vars, then host_vars/
         shown = tuple(sorted(member - {"all"}, key=lambda g: (-depth[g], g)))  # most specific first
         nodes.append(_make_node(ctx, h.name, shown, layers))
     return tuple(nodes)

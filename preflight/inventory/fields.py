@@ -109,7 +109,7 @@ def _jump(ctx: _Ctx, line: int | None, path: PathKey, value: str) -> str:
     if "," in value:
         raise ctx.err(line, path, f"multi-hop jump host {value!r} is not supported; "
                                   "put the chain in ~/.ssh/config (ProxyJump) and name the last hop")
-    if any(c.isspace() for c in value) or not value:
+    if any(c.isspace() for c in value) or not value or "=" in value or value.startswith("-"):
         raise ctx.err(line, path, f"jump host {value!r} must look like [user@]host[:port]")
     return value
 

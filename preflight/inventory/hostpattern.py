@@ -58,7 +58,7 @@ def _parse_ansible(body: str, pattern: str) -> list[str]:
     parts = body.split(":")
     if len(parts) not in (2, 3):
         raise HostPatternError(f"bad range [{body}] in {pattern!r}: expected [lo:hi] or [lo:hi:step]")
-    lo, hi = parts[0].strip(), parts[1].strip()
+    lo, hi = parts[0].strip() or "0", parts[1].strip()  # Ansible: an empty begin is 0 (mail[:5])
     step_s = parts[2].strip() if len(parts) == 3 else "1"
     if not _NUM.match(step_s) or int(step_s) < 1:
         raise HostPatternError(f"bad step {step_s!r} in [{body}] of {pattern!r}: must be a positive integer")

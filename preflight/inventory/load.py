@@ -9,18 +9,36 @@ from __future__ import annotations
 from pathlib import Path
 
 from preflight.inventory.ansible import _ANSIBLE_GROUP_KEYS, _ansible
+from preflight.inventory.ansible_ini import has_ini_section, looks_like_ini, read_ini
 from preflight.inventory.model import Inventory, InventoryError
 from preflight.inventory.native import _TOP_KEYS, _native
 from preflight.inventory.source import _Ctx, _load_yaml, _Map, _Seq, _typename
+from preflight.inventory.vars_dirs import add_vars_dirs
 
 
 def load_inventory(path: str | Path) -> Inventory:
-    """Read a native or Ansible YAML inventory; every problem is a one-line InventoryError."""
+    """Read a native or Ansible (YAML or INI) inventory; every problem is a one-line InventoryError.
+
+    The format is told by content, not by the file name: INI when the first line that is not a comment
+    is a ``[section]``, else YAML (native or Ansible by its keys).
+    """
     file = str(path)
     p = Path(path)
     text = _read_text(p, file)
     ctx = _Ctx(file, p.resolve().parent)
-    top = _load_yaml(text, file)
+    more = lambda tree: add_vars_dirs(ctx, tree)  # noqa: E731 - group_vars/, host_vars/ beside the file
+    if looks_like_ini(text):
+        return read_ini(ctx, text, more)
+    try:
+        top = _load_yaml(text, file)
+    except InventoryError:
+        if not has_ini_section(text):
+            raise
+        top = None  # hosts before the first [section], then sections: INI, not broken YAML
+    if top is None and has_ini_section(text):
+        return read_ini(ctx, text, more)
+    if isinstance(top, str) and not _is_yaml_document(text):  # bare host names, one a line: INI's ungrouped hosts
+        return read_ini(ctx, text, more)
     if top is None:
         raise InventoryError(file, None, "(top level)", "the file is empty (expected a mapping with groups/hosts)")
     if not isinstance(top, _Map):
@@ -29,7 +47,7 @@ def load_inventory(path: str | Path) -> Inventory:
     if not top:
         raise InventoryError(file, top.line, "(top level)", "the inventory is an empty mapping: no hosts")
     if _is_ansible(top):
-        return _ansible(ctx, top)
+        return _ansible(ctx, top, more)
     return _native(ctx, top)
 
 
@@ -58,3 +76,9 @@ def _is_ansible(top: _Map) -> bool:
         return False
     return any(isinstance(v, dict) and v and set(map(str, v)) <= set(_ANSIBLE_GROUP_KEYS)
                and ({"hosts", "children"} & set(map(str, v))) for v in top.values())
+
+
+def _is_yaml_document(text: str) -> bool:
+    """A file that says it is YAML (``---`` or a ``%YAML`` directive) stays YAML even when it is one string."""
+    first = next((ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")), "")
+    return first.startswith(("---", "%YAML"))

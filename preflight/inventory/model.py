@@ -21,6 +21,9 @@ import preflight.inventory.hostpattern as hostpattern
 
 DEFAULT_CONNECT_TIMEOUT_S = 10.0
 DEFAULT_COMMAND_TIMEOUT_S = 120.0
+# Node.jump_host is `[user@]host[:port]` (ProxyJump) or this prefix and a ProxyCommand shell line
+# (from an Ansible inventory's ansible_ssh_common_args); transport/ssh.py tells the two apart
+PROXY_COMMAND_PREFIX = "ProxyCommand="
 
 
 # ---- errors ---------------------------------------------------------------------------
@@ -132,6 +135,13 @@ class Node:
         if self.expect.get(key) is not None:
             return "inventory"
         raise KeyError(f"node {self.name!r} has no expectation {key!r}")
+
+    @property
+    def proxy_command(self) -> str | None:
+        """The ProxyCommand shell line (``%h %p %r`` not yet expanded) when ``jump_host`` carries one, else None."""
+        if self.jump_host and self.jump_host.startswith(PROXY_COMMAND_PREFIX):
+            return self.jump_host[len(PROXY_COMMAND_PREFIX):]
+        return None
 
 
 @dataclass(frozen=True)
