@@ -18,8 +18,9 @@ _HINT = ("A link trained below its width (x8 instead of x16) halves host↔GPU a
        remediation=_HINT)
 def gpu_link(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
     gpus = [g for g in node.gpus or () if g.pcie_width_current is not None and g.pcie_width_max is not None]
+    listed = {id(g) for g in gpus}  # by identity: GpuFacts' field-by-field == made this quadratic
     for g in node.gpus or ():
-        if g not in gpus:
+        if id(g) not in listed:
             yield ctx.unknown(node, f"{g.ref} PCIe link width not in the collected outputs "
                                     "(nvidia-smi --query-gpu pcie.link.* or -q GPU Link Info)", subject=g.ref)
     if not node.gpus:

@@ -307,10 +307,11 @@ def fabric_state(node: NodeFacts, ctx: CheckContext) -> Iterator[Finding]:
         why += " in `nvidia-smi -q` for every GPU"
         yield ctx.na(node, f"{why}: not an NVLink-fabric (NVSwitch / multi-node NVLink) system")
         return
+    in_fabric, not_read = {id(g) for g in fabric}, {id(g) for g in unread}  # identity: GpuFacts == is field by field
     for g in gpus:
-        if g in fabric:
+        if id(g) in in_fabric:
             yield _judge_fabric(node, g, ctx)
-        elif g in unread:
+        elif id(g) in not_read:
             why = node.missing.get("smi_q") or "nvidia-smi -q has no block for this GPU"
             yield ctx.unknown(node, f"{g.ref}: fabric state not read ({why})", subject=g.ref)
         elif fabric:  # -q read, no fabric for this GPU while its peers have one

@@ -133,28 +133,32 @@ class FactsCache:
         except Exception:
             pass
 
-    def facts(self, raw: NodeRaw) -> NodeFacts:
+    def facts(self, raw: NodeRaw, memo: dict[Any, Any] | None = None) -> NodeFacts:
         hit = self._by_name.get(raw.name)
         if hit is not None and hit[0] == raw.facts_key():
             return hit[2]
-        return build_node_facts(raw)
+        return build_node_facts(raw, memo)
 
 
 def judge(bundle: Bundle, specs: list[CheckSpec] | None = None, *, cache: FactsCache | None = None,
-          acks: Sequence[Mapping[str, Any]] = (), today: str | None = None) -> tuple[RunReport, FleetFacts]:
+          acks: Sequence[Mapping[str, Any]] = (), today: str | None = None,
+          share_parses: bool = True) -> tuple[RunReport, FleetFacts]:
     """`acks`: acknowledgements from `--ack` files (with their `nodes` patterns), on top of each node's own;
-    `today` (YYYY-MM-DD, default the local date) decides which have expired."""
+    `today` (YYYY-MM-DD, default the local date) decides which have expired. `share_parses`: nodes whose
+    collector documents are equal are parsed once (`build_node_facts(raw, memo)`); False parses every node."""
     specs = all_checks() if specs is None else specs
     today = today or datetime.date.today().isoformat()
-    nodes = tuple(cache.facts(raw) if cache is not None else build_node_facts(raw) for raw in bundle.nodes)
+    memo: dict[Any, Any] | None = {} if share_parses else None
+    nodes = tuple(cache.facts(raw, memo) if cache is not None else build_node_facts(raw, memo) for raw in bundle.nodes)
     fleet = FleetFacts(nodes=nodes, expect=dict(bundle.inventory.get("expect") or {}))
     by_name = {n.name: n for n in nodes}
     per_node: dict[str, list[Finding]] = {n.name: [] for n in nodes}
     fleet_only: list[Finding] = []
+    reachable = fleet.reachable  # a property that filters every node: once, not once per check
     for spec in specs:
         produced: dict[str, list[Finding]] = {}
         if spec.scope == "node":
-            for node in fleet.reachable:
+            for node in reachable:
                 unmet = _needs_unmet(spec, node)
                 if unmet is not None:
                     produced.setdefault(node.name, []).append(unmet)
@@ -163,7 +167,7 @@ def judge(bundle: Bundle, specs: list[CheckSpec] | None = None, *, cache: FactsC
                 produced.setdefault(node.name, []).extend(_guard(spec, spec.fn(node, ctx), node.name))
         else:
             ready = []
-            for node in fleet.reachable:
+            for node in reachable:
                 unmet = _needs_unmet(spec, node)
                 if unmet is not None:
                     produced.setdefault(node.name, []).append(unmet)

@@ -171,14 +171,29 @@ _RANK_LINE = re.compile(r"Rank\s+(\d+)\s+(?:Group\s+\d+\s+)?(?:Pid\s+(\d+)\s+on\
                         r"\s+\[([^\]]+)\]\s+(.*)$")
 
 
+_TESTS_VERSION = re.compile(r"nccl-tests version (\S+)")
+_LIBRARY = re.compile(r"nccl-library=(\d+)")
+_NCCL_VERSION = re.compile(r"NCCL version (\d+\.\d+\.\d+)")
+_NUM_RX = re.compile(_NUM)
+_INT_RX = re.compile(r"-?\d+")
+_ERR_LIKE = re.compile(r"[eE.]")
+_HEADER = re.compile(r"\bsize\b.*\bcount\b|\bbytes\b.*\bN\b.*\btype\b")
+_ERROR_WORD = re.compile(r"\berror\b")
+_RES = re.compile(r"\bres\s*$")
+_NTHREAD = re.compile(r"\bnThread\s+\d+")
+_PARAM = re.compile(r"(\w+(?: iters)?):?\s+(\d+(?:\(\w+\))?)")
+_AVG = re.compile(r"Avg bus bandwidth\s*:\s*(" + _NUM + ")")
+_OOB = re.compile(r"Out of bounds values\s*:\s*(\d+)")
+
+
 def _scan_versions(s: _Scan, line: str) -> None:
-    m = re.search(r"nccl-tests version (\S+)", line)
+    m = _TESTS_VERSION.search(line)
     if m:
         s.version = m.group(1)
-    m = re.search(r"nccl-library=(\d+)", line)
+    m = _LIBRARY.search(line)
     if m:
         s.nccl_version = _library_version(m.group(1))
-    m = re.search(r"NCCL version (\d+\.\d+\.\d+)", line)
+    m = _NCCL_VERSION.search(line)
     if m:
         s.nccl_version = m.group(1)
 
@@ -203,13 +218,13 @@ def _result_row(line: str, raw: str, error_column: bool) -> NcclRow | None:
     if len(toks) < 10 or not toks[0].isdigit() or not toks[1].isdigit():
         return None
     tail = toks[-8:]
-    if not all(re.fullmatch(_NUM, t) for t in tail):
+    if not all(_NUM_RX.fullmatch(t) for t in tail):
         return None
     middle = toks[2:-8]
     dtype = middle[0] if middle else None
-    redop = middle[1] if len(middle) > 1 and not re.fullmatch(_NUM, middle[1]) else None
-    root = next((int(t) for t in middle[1:] if re.fullmatch(r"-?\d+", t)), None)
-    err_like = error_column or any(re.search(r"[eE.]", t) for t in (tail[3], tail[7]))
+    redop = middle[1] if len(middle) > 1 and not _NUM_RX.fullmatch(middle[1]) else None
+    root = next((int(t) for t in middle[1:] if _INT_RX.fullmatch(t)), None)
+    err_like = error_column or any(_ERR_LIKE.search(t) for t in (tail[3], tail[7]))
     oop_time, oop_alg, oop_bus, oop_wrong, ip_time, ip_alg, ip_bus, ip_wrong = (_f(t) for t in tail)  # the 8 of `tail`
     return NcclRow(int(toks[0]), int(toks[1]), dtype, redop, oop_time, oop_alg, oop_bus, oop_wrong,
                    ip_time, ip_alg, ip_bus, ip_wrong, raw_line=raw, root=root, wrong_is_error=err_like)
@@ -217,24 +232,24 @@ def _result_row(line: str, raw: str, error_column: bool) -> NcclRow | None:
 
 def _scan_line(s: _Scan, raw: str) -> None:
     line = _TAG.sub(" ", raw)
-    if re.search(r"\bsize\b.*\bcount\b|\bbytes\b.*\bN\b.*\btype\b", line):
+    if _HEADER.search(line):
         s.seen_header = True
-        s.error_column = s.error_column or bool(re.search(r"\berror\b", line))
-        s.ancient = s.ancient or bool(re.search(r"\bres\s*$", line.strip()))
+        s.error_column = s.error_column or bool(_ERROR_WORD.search(line))
+        s.ancient = s.ancient or bool(_RES.search(line.strip()))
         return
     _scan_versions(s, line)
-    if re.search(r"\bnThread\s+\d+", line):
+    if _NTHREAD.search(line):
         if not s.rows:
             s.starts.append(raw)
-        s.params.update(re.findall(r"(\w+(?: iters)?):?\s+(\d+(?:\(\w+\))?)", line.replace("#", " ")))
+        s.params.update(_PARAM.findall(line.replace("#", " ")))
         return
-    m = re.search(r"Avg bus bandwidth\s*:\s*(" + _NUM + ")", line)
+    m = _AVG.search(line)
     if m:
         value = _f(m.group(1))
         if value is not None:
             s.avgs.append(value)
         return
-    m = re.search(r"Out of bounds values\s*:\s*(\d+)", line)
+    m = _OOB.search(line)
     if m:
         s.oob = int(m.group(1))
         return

@@ -332,13 +332,63 @@ def _acs(c: _Ctx) -> tuple[Any, ...] | None:
     return tuple(entries)
 
 
-def build_node_facts(raw: NodeRaw) -> NodeFacts:
-    """Pure: the same NodeRaw always gives the same NodeFacts (replays depend on it)."""
+def build_node_facts(raw: NodeRaw, memo: dict[Any, Any] | None = None) -> NodeFacts:
+    """Pure: the same NodeRaw always gives the same NodeFacts (replays depend on it).
+
+    `memo` (one judge's): nodes whose collector documents are equal (every probe field but its duration, the
+    mode) and whose `gpus_per_node` expectation is the same are parsed once; each gets its own NodeFacts.
+    """
     base = dict(name=raw.name, address=raw.address, outcome=raw.outcome, message=raw.message,
                 groups=tuple(raw.groups), expect=dict(raw.expect), expect_sources=dict(raw.expect_sources),
                 thresholds=dict(raw.thresholds))
     if raw.outcome != "ok" or not raw.collector:
         return NodeFacts(**base)  # type: ignore[arg-type]
+    key = _doc_key(raw) if memo is not None else None
+    parsed = memo.get(key) if memo is not None and key is not None else None
+    if parsed is None:
+        parsed = _parse_document(raw)
+        if memo is not None and key is not None:
+            memo[key] = parsed
+    facts, missing, unparseable, not_applicable, probe_gaps = parsed
+    return NodeFacts(**base, **facts, missing=dict(missing), unparseable=unparseable,  # type: ignore[arg-type]
+                     not_applicable=not_applicable, probe_gaps=dict(probe_gaps),
+                     clock_offset_s=(round(float(raw.collector["started"]) - raw.started, 3)
+                                     if isinstance(raw.collector.get("started"), (int, float)) and raw.started
+                                     else None),
+                     collect_latency_s=raw.duration_s)
+
+
+def _frozen(value: Any) -> Any:
+    """A hashable stand-in of a JSON-like value, equal only when the values are equal, of the same types and (dicts)
+    in the same order: a stricter key than equality never shares a parse that should not be shared."""
+    kind = type(value)
+    if kind is str:
+        return value
+    if kind is dict:
+        return ("d", tuple((k, _frozen(v)) for k, v in value.items()))
+    if kind is list or kind is tuple:
+        return ("l", tuple(_frozen(v) for v in value))
+    if value is None or kind in (int, float, bool):
+        return (kind, value)  # 1 == 1.0 == True as dict keys; a parser may tell them apart
+    return ("r", kind, repr(value))
+
+
+def _doc_key(raw: NodeRaw) -> Any:
+    """What `_parse_document` reads: the probes (but their durations), the collector mode, gpus_per_node."""
+    doc = raw.collector or {}
+    probes = doc.get("probes")
+    if type(probes) is not dict:
+        return None
+    frozen = tuple((pid, ("d", tuple((k, _frozen(v)) for k, v in p.items() if k != "duration_s"))
+                    if type(p) is dict else _frozen(p)) for pid, p in probes.items())
+    return (frozen, _frozen(doc.get("mode")), _frozen(raw.expect.get("gpus_per_node")),
+            _frozen(raw.expect_sources.get("gpus_per_node")))
+
+
+def _parse_document(raw: NodeRaw) -> tuple[dict[str, Any], dict[str, str], frozenset[str], frozenset[str],
+                                           dict[str, str]]:
+    """The facts of an ok node's collector document, with why any is missing (see `build_node_facts`)."""
+    assert raw.collector is not None
     c = _Ctx(raw)
     rows = c.parsed("gpus", "smi_query", parse_query_csv)
     table = c.parsed("smi_table", "smi_table", parse_table)
@@ -373,9 +423,6 @@ def build_node_facts(raw: NodeRaw) -> NodeFacts:
         fabricmanager=_fabricmanager(c),
         nvlink_errors=c.parsed("nvlink_errors", "nvlink_errors", parse_nvlink_errors),
         gpu_processes=table.processes if table is not None else None,
-        clock_offset_s=(round(float(raw.collector["started"]) - raw.started, 3)
-                        if isinstance(raw.collector.get("started"), (int, float)) and raw.started else None),
-        collect_latency_s=raw.duration_s,
         collector_mode=raw.collector.get("mode"),
     )
     if gpus is None and _no_gpus_expected(raw):
@@ -384,8 +431,7 @@ def build_node_facts(raw: NodeRaw) -> NodeFacts:
             if facts.get(key) is None:
                 c.na(key, why)
         c.unparseable.difference_update(GPU_FACTS)
-    return NodeFacts(**base, **facts, missing=dict(c.missing), unparseable=frozenset(c.unparseable),  # type: ignore[arg-type]
-                     not_applicable=frozenset(c.not_applicable), probe_gaps=dict(c.probe_gaps))
+    return facts, c.missing, frozenset(c.unparseable), frozenset(c.not_applicable), c.probe_gaps
 
 
 # Facts that exist only where there are NVIDIA GPUs: on a node the inventory declares GPU-less they do not apply.

@@ -48,6 +48,18 @@ _GPU_HEADER = re.compile(r"^GPU\s+([0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2
 _KEY_VALUE = re.compile(r"^\s*(.+?)\s*:\s*(.*?)\s*$")
 
 
+def _key_value(line: str, body: str) -> tuple[str, str, bool]:
+    """(key, value, matched) as `_KEY_VALUE` reads `line` (`body`: the line without its indent), without the regex
+    for the usual `Key   : value` line: the key ends at the first colon after its first character."""
+    colon = body.find(":")
+    if colon > 0:  # body[0] is neither blank nor ':', so the lazy key stops before the first colon
+        return body[:colon].rstrip(), body[colon + 1:].strip(), True
+    if colon < 0:  # no colon: the regex cannot match
+        return body.rstrip(), "", False
+    kv = _KEY_VALUE.match(line)  # a line starting with ':' (rare): the regex decides
+    return (kv.group(1), kv.group(2), True) if kv else (line.strip(), "", False)
+
+
 def parse_query_sections(text: str) -> QuerySections | Unparseable:
     """`nvidia-smi -q` / `-q -d ECC,PERFORMANCE`: indentation gives nesting (key column width varies by driver)."""
     refused = _guard(text)
@@ -57,18 +69,17 @@ def parse_query_sections(text: str) -> QuerySections | Unparseable:
     gpus: dict[str, dict[str, Any]] = {}
     stack: list[tuple[int, dict[str, Any]]] = []
     for line in text.replace("\r", "").expandtabs(8).splitlines():
-        if not line.strip() or line.lstrip().startswith("="):
+        body = line.lstrip()
+        if not body or body.startswith("="):
             continue
-        m = _GPU_HEADER.match(line)
+        m = _GPU_HEADER.match(line) if line.startswith("GPU") else None
         if m:
             root: dict[str, Any] = {}
             gpus[m.group(1)] = root
             stack = [(0, root)]
             continue
-        indent = len(line) - len(line.lstrip())
-        kv = _KEY_VALUE.match(line)
-        key = kv.group(1) if kv else line.strip()
-        value = kv.group(2) if kv else ""
+        indent = len(line) - len(body)
+        key, value, kv = _key_value(line, body)
         if not stack:
             if kv:
                 header[key] = value
