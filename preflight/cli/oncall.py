@@ -58,6 +58,8 @@ def cmd_hang(args: argparse.Namespace) -> int:
         if result.nodes_without_job:
             out.print(f"[dim]no rank (a process matching {args.job_pattern!r} with RANK / OMPI_COMM_WORLD_RANK / "
                       f"SLURM_PROCID in its environment) on: {', '.join(result.nodes_without_job)}[/]", soft_wrap=True)
+        for note in result.notes:
+            out.print(f"[dim]{escape(note)}[/]", soft_wrap=True)
     return 0 if result.verdict.causes else 2
 
 
@@ -78,10 +80,32 @@ def _gather(args: argparse.Namespace, err: Console) -> Bundle:
             if args.sweeps > 1:
                 err.print(f"sweep {sweep + 1}: {time.monotonic() - t0:.2f} s, {session.pool.opened} connection(s) "
                           f"opened, {session.pool.reused} reused")
+        _ask_ras(session, bundle, job, err)
     bundle.label = "hang"
     if req.save:
         err.print(f"bundle saved: {save_bundle(bundle, req.save)}")
     return bundle
+
+
+def _ask_ras(session: Any, bundle: Bundle, job: dict[str, Any], err: Console) -> None:
+    """Ask the job's NCCL RAS service once, from the node of its lowest rank (hang/ras_live.py picks it); its
+    answer joins that node's raw in the bundle (saved with --save), why not goes to bundle.options['ncclras']."""
+    from preflight.hang.gather import ranks_of
+    from preflight.hang.ras_live import RAS_PROBE, ras_target
+
+    ranks = [r for raw in bundle.nodes if raw.outcome == "ok" for r in ranks_of(raw)]
+    node, cfg, why = ras_target(bundle, ranks)
+    bundle.options = {**bundle.options, "ncclras": why}
+    if node is None:
+        return
+    answer = session.collect([node], only=(RAS_PROBE,), include_optional=(RAS_PROBE,), job={**job, "ras": cfg})
+    got = next((r.probe(RAS_PROBE) for r in answer.nodes if r.name == node), None)
+    target = next((r for r in bundle.nodes if r.name == node), None)
+    if got is None or target is None or target.collector is None:
+        bundle.options = {**bundle.options, "ncclras": f"{why}: no answer from {node}"}
+        return
+    target.collector.setdefault("probes", {})[RAS_PROBE] = got
+    err.print(f"ncclras: {why}: {'answered' if (got.get('stdout') or '').strip() else got.get('error') or 'no output'}")
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:

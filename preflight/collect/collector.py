@@ -554,6 +554,53 @@ def builtin_ib_traffic(probe, config):
     return {"rc": 0, "stdout": json.dumps(doc, sort_keys=True), "stderr": "", "error": None}
 
 
+def _ras_socket(host, port, timeout_s, deadline):
+    """NCCL's RAS client protocol (src/ras/client.cc): 'CLIENT PROTOCOL 2' -> 'SERVER PROTOCOL n', 'TIMEOUT t' ->
+    'OK', then 'STATUS' -> the text report until the server closes. Every read bounded by the deadline."""
+    with socket.create_connection((host, port), timeout=min(5.0, timeout_s)) as sock:
+        fh = sock.makefile("rwb")
+        for line, want in ((b"CLIENT PROTOCOL 2\n", b"SERVER PROTOCOL"), (b"TIMEOUT %d\n" % int(timeout_s), b"OK")):
+            fh.write(line)
+            fh.flush()
+            got = fh.readline(1024)
+            if not got.upper().startswith(want):
+                raise OSError("unexpected answer from the RAS service: %r" % got[:80])
+        fh.write(b"STATUS\n")
+        fh.flush()
+        out = []
+        size = 0
+        while size < 4 * 1024 * 1024:
+            sock.settimeout(max(0.5, deadline - time.monotonic()))
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            out.append(chunk)
+            size += len(chunk)
+        return b"".join(out).decode("utf-8", "replace")
+
+
+def builtin_ncclras(probe, config):
+    """The job's NCCL RAS status (NCCL >= 2.24): the `ncclras` client where installed, else its protocol on the RAS
+    client socket (NCCL_RAS_ADDR as the job sets it, default localhost:28028), both bounded by the probe timeout."""
+    ras = (config.get("job") or {}).get("ras") or {}
+    addr = str(ras.get("addr") or "localhost:28028")
+    host, _, port_text = addr.rpartition(":")
+    host = (host or "localhost").strip("[]")
+    port = int(port_text) if port_text.isdigit() else 28028
+    wait = max(1, int(ras.get("timeout_s", 5)))
+    client = shutil.which("ncclras")
+    if client:
+        res = _run_argv([client, "-h", host, "-p", str(port), "-t", str(wait)], probe["timeout_s"])
+        res["stderr"] = ("via ncclras %s:%d\n" % (host, port)) + (res.get("stderr") or "")[-4096:]
+        return res
+    deadline = time.monotonic() + probe["timeout_s"] * 0.9
+    try:
+        text = _ras_socket(host, port, wait, deadline)
+    except (OSError, ValueError) as exc:
+        return {"rc": None, "stdout": "", "stderr": "", "error": "error: RAS service on %s:%d: %s" % (host, port, exc)}
+    return {"rc": 0, "stdout": text, "stderr": "via RAS socket %s:%d" % (host, port), "error": None}
+
+
 # -- active tests (issue 13): they take the GPUs or the HCAs, so they are gated and budgeted -------------------
 
 def _busy_gpus():
@@ -658,7 +705,8 @@ def builtin_ib_loopback(probe, config):
 
 
 BUILTINS = {"ib_sysfs": builtin_ib_sysfs, "netifs": builtin_netifs, "resolve": builtin_resolve, "shm": builtin_shm, "memlock": builtin_memlock, "nvml": builtin_nvml,
-            "job_procs": builtin_job_procs, "ib_traffic": builtin_ib_traffic, "ib_loopback": builtin_ib_loopback}
+            "job_procs": builtin_job_procs, "ib_traffic": builtin_ib_traffic, "ib_loopback": builtin_ib_loopback,
+            "ncclras": builtin_ncclras}
 KINDS = {"cmd": probe_cmd, "file": probe_file, "glob": probe_glob}
 
 

@@ -102,6 +102,8 @@ PROBES: tuple[Probe, ...] = (
     Probe("nvml", "builtin", timeout_s=20.0),
     Probe("job_procs", "builtin", timeout_s=60.0, optional=True),
     Probe("ib_traffic", "builtin", timeout_s=20.0, optional=True),
+    # `preflight hang`, on one node of the job: its NCCL RAS status (ncclras, else the RAS client socket)
+    Probe("ncclras", "builtin", timeout_s=30.0, optional=True),
     # Two identical runs: a bandwidth verdict needs a repeat before it calls a node slow.
     Probe("nccl_allreduce", "cmd", ("all_reduce_perf", "-b", "8", "-e", "8G", "-f", "2", "-g", "{ngpus}"),
           timeout_s=300.0, optional=True, serial=True, active=True, est_s=60.0),

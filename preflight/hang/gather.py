@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from preflight.collect.bundle import Bundle, NodeRaw
+from preflight.hang.ras_live import ras_live_causes
 from preflight.hang.verdict import Cause, HangVerdict, analyze
 from preflight.parse.common import Unparseable
 from preflight.parse.smi_table import parse_table
@@ -61,12 +62,14 @@ class LiveHang:
     ranks: tuple[LiveRank, ...]
     nodes_without_job: tuple[str, ...] = ()
     unreachable: tuple[tuple[str, str], ...] = ()
+    notes: tuple[str, ...] = ()  # what the NCCL RAS query said (or why it was not asked), when it says nothing wrong
 
     def to_dict(self) -> dict[str, Any]:
         doc = self.verdict.to_dict()
         doc["live_ranks"] = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in r.__dict__.items()} for r in self.ranks]
         doc["nodes_without_job"] = list(self.nodes_without_job)
         doc["unreachable"] = [{"node": n, "why": w} for n, w in self.unreachable]
+        doc["notes"] = list(self.notes)
         return doc
 
 
@@ -298,6 +301,11 @@ def judge_hang(bundle: Bundle) -> LiveHang:
     # the temp folder's name is meaningless to a reader: evidence keeps node/file
     live = (_missing_rank_causes(ranks, complete=complete) + _state_causes(ranks) + _stack_causes(ranks)
             + _gpu_causes(ranks) + _ib_causes(bundle, {r.node for r in ranks}))
+    ras, notes = ras_live_causes(bundle, ranks)
+    live += ras
+    asked = bundle.options.get("ncclras") if isinstance(bundle.options, dict) else None
+    if isinstance(asked, str) and asked:
+        notes = [f"ncclras: {asked}", *notes]
     live += [Cause(0.85 if raw.outcome == "timeout" else 0.75, f"{raw.name} did not answer ({raw.outcome}): a hung or "
                    "crashed node stalls every collective its ranks are in", None, raw.name, (f"{raw.name}: {raw.message}",),
                    f"check {raw.name} from its BMC / console (ipmitool sol activate); drain it if it stays silent",
@@ -310,4 +318,5 @@ def judge_hang(bundle: Bundle) -> LiveHang:
     verdict = replace(offline, causes=tuple(causes), summary=summary)
     return LiveHang(verdict, tuple(sorted(ranks, key=lambda r: (r.rank if r.rank is not None else 10**9, r.node, r.pid))),
                     tuple(n for n in ok if n not in with_job),
-                    tuple((raw.name, f"{raw.outcome}: {raw.message}") for raw in bundle.nodes if raw.outcome != "ok"))
+                    tuple((raw.name, f"{raw.outcome}: {raw.message}") for raw in bundle.nodes if raw.outcome != "ok"),
+                    tuple(notes))
