@@ -4,11 +4,21 @@ fabric's Connection sets paramiko's AutoAddPolicy and loads no known_hosts file,
 Connection accepts any host key (fabric issues #1804, #2071). Every connection preflight
 opens, jump hosts included, goes through `secure_connection`, which loads the known_hosts
 files and sets a rejecting policy before `open()`.
+
+A node's ``jump_host`` may also be ``ProxyCommand=LINE`` (an Ansible inventory's
+``-o ProxyCommand=...``): LINE is a shell line, as OpenSSH defines it, run with ``/bin/sh -c``
+in its own process group after ``%h %p %r`` are replaced by the node's address, port and user,
+each shell-quoted (``%%`` is a ``%``); nothing else is substituted. The node's host key is still
+verified by this module through the proxy; the proxy's own hops are its business (an ``ssh -W``
+inside it verifies the bastion by OpenSSH's rules).
 """
 
 from __future__ import annotations
 
 import os
+import shlex
+import signal
+import subprocess
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +28,7 @@ import paramiko
 from fabric import Config, Connection
 
 DEFAULT_KNOWN_HOSTS = ("~/.ssh/known_hosts", "/etc/ssh/ssh_known_hosts")
+PROXY_COMMAND_PREFIX = "ProxyCommand="  # as preflight.inventory.model writes it into Node.jump_host
 
 
 @dataclass(frozen=True)
@@ -154,6 +165,61 @@ def _secure(cxn: Connection, options: SshOptions) -> None:
         client.set_missing_host_key_policy(_RejectUnknown())
 
 
+def expand_proxy_command(template: str, host: str, port: int, user: str | None) -> str:
+    """The ProxyCommand shell line with ``%h %p %r`` replaced, each value shell-quoted; ``%%`` is ``%``.
+
+    Any other ``%`` token is refused (ValueError): the inventory reader refuses them already, so a value
+    that gets here with one did not come from an inventory.
+    """
+    values = {"h": shlex.quote(host), "p": str(int(port)), "r": shlex.quote(user or os.environ.get("USER", "root")),
+              "%": "%"}
+    out: list[str] = []
+    i = 0
+    while i < len(template):
+        ch = template[i]
+        if ch != "%":
+            out.append(ch)
+            i += 1
+            continue
+        tok = template[i + 1:i + 2]
+        if tok not in values:
+            raise ValueError(f"ProxyCommand token %{tok} is not expanded (only %h %p %r %%)")
+        out.append(values[tok])
+        i += 2
+    return "".join(out)
+
+
+class _ShellProxy(paramiko.ProxyCommand):
+    """paramiko's ProxyCommand, but the line runs as a shell line (``/bin/sh -c``, like OpenSSH; paramiko
+    splits it and runs the words) in a process group of its own, killed whole when the connection closes."""
+
+    def __init__(self, line: str) -> None:  # not super().__init__: it would start the split words itself
+        self.cmd = ["/bin/sh", "-c", line]
+        self.process = subprocess.Popen(self.cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.DEVNULL, bufsize=0, start_new_session=True)
+        self.timeout = None
+
+    def close(self) -> None:
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+class _ProxiedConnection(Connection):  # type: ignore[misc]
+    """A Connection whose socket is a ProxyCommand run by :class:`_ShellProxy` (``gateway`` holds the template)."""
+
+    def open_gateway(self) -> _ShellProxy:
+        return _ShellProxy(expand_proxy_command(str(self.gateway), self.host, int(self.port or 22), self.user))
+
+
 def secure_connection(
     host: str,
     options: SshOptions,
@@ -178,11 +244,14 @@ def secure_connection(
             connect_kwargs["look_for_keys"] = False
         else:
             connect_kwargs["key_filename"] = [os.path.expanduser(identity_file)]
-    gateway: Connection | None = None
-    if jump_host:
+    gateway: Connection | str | None = None
+    kind: type[Connection] = Connection
+    if jump_host and jump_host.startswith(PROXY_COMMAND_PREFIX):
+        gateway, kind = jump_host[len(PROXY_COMMAND_PREFIX):], _ProxiedConnection
+    elif jump_host:
         # the jump hop uses the node's key unless ssh_config names another for it
         gateway = secure_connection(jump_host, options, identity_file=identity_file, connect_timeout_s=timeout)
-    cxn = Connection(
+    cxn = kind(
         host,
         user=user,
         port=port,

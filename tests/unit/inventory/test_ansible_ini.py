@@ -133,3 +133,17 @@ def test_native_inventories_ignore_group_vars(tmp_path: Path) -> None:
     (tmp_path / "group_vars" / "all.yml").write_text("ansible_port: 9\n")
     p = write(tmp_path, "hosts:\n  a: {}\n")
     assert load_inventory(p).nodes[0].port is None
+
+
+def test_docs_ini_examples_load(tmp_path: Path) -> None:
+    import re
+
+    from _inventory_files import ROOT
+
+    blocks = re.findall(r"```ini\n(.*?)```", (ROOT / "docs" / "inventory.md").read_text(), re.S)
+    assert blocks
+    for i, block in enumerate(blocks):
+        inv = load_inventory(write(tmp_path, block, f"doc{i}"))
+        assert inv.format == "ansible" and inv.nodes
+    node = by_name(inv)["gpu01"]
+    assert node.proxy_command == "ssh -W %h:%p -q ubuntu@10.0.0.1" and node.expect.gpus_per_node == 8
