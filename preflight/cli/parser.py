@@ -212,7 +212,11 @@ def _add_slurm_args(p: argparse.ArgumentParser) -> None:
 
 def _add_connection_args(p: argparse.ArgumentParser, *, required: bool) -> None:
     src = p.add_mutually_exclusive_group(required=required)
-    src.add_argument("-i", "--inventory", help="inventory YAML (preflight or Ansible format)")
+    src.add_argument("-i", "--inventory", help="inventory file: preflight YAML, Ansible YAML or INI (with group_vars/, "
+                                               "host_vars/), or ansible-inventory --list JSON; '-' reads stdin")
+    src.add_argument("--ansible-inventory", metavar="SOURCE",
+                     help="run `ansible-inventory -i SOURCE --list` (when installed) and read its JSON: dynamic "
+                          "inventories, plugins, vaults")
     src.add_argument("-H", "--host-list", help="comma-separated [user@]host[:port] list instead of an inventory "
                                               "('local' is the controller itself)")
     p.add_argument("-l", "--limit", "--hosts", dest="limit", help="only these hosts: names, globs, gpu-[00-63], @group")

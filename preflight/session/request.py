@@ -20,6 +20,7 @@ class RunArgs:
     """What a caller says about a live run (the CLI fills it from its flags; see `preflight run --help`)."""
 
     inventory: str | None = None
+    ansible_inventory: str | None = None  # a SOURCE for `ansible-inventory -i SOURCE --list`
     host_list: str | None = None  # comma-separated [user@]host[:port]
     limit: str | None = None
     forks: int = 32
@@ -52,6 +53,10 @@ def load_selection(args: RunArgs) -> Any:
 
     if args.inventory:
         inv = load_inventory(args.inventory)
+    elif args.ansible_inventory:
+        from preflight.inventory.ansible_json import run_ansible_inventory
+
+        inv = run_ansible_inventory(args.ansible_inventory)
     else:
         inv = inventory_from_hosts([h for h in (args.host_list or "").split(",") if h.strip()])
     return inv.select(args.limit) if args.limit else inv
@@ -88,4 +93,5 @@ def live_request(args: RunArgs) -> LiveRequest:
     ssh = SshOptions(known_hosts=tuple(inv.known_hosts) + tuple(args.known_hosts),
                      accept_new_hostkeys=args.accept_new_hostkeys, ssh_config_path=inv.ssh_config)
     return LiveRequest(tuple(nodes), FanoutOptions(forks=max(1, args.forks), ssh=ssh),
-                       tuple(dict.fromkeys(include)), args.inventory, args.save, bool(inv.slurm), active)
+                       tuple(dict.fromkeys(include)), args.inventory or args.ansible_inventory, args.save,
+                       bool(inv.slurm), active)

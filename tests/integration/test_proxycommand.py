@@ -102,3 +102,20 @@ def test_expansion_quotes_each_value() -> None:
     assert line == "nc 'host name;rm' 2222 # 'o'\"'\"'neil' %"
     with pytest.raises(ValueError):
         expand_proxy_command("ssh -l %u %h", "h", 22, None)
+
+
+def test_preflight_run_on_the_ini_inventory_judges_every_node(fleet, tmp_path) -> None:
+    """The CLI end to end: `preflight run -i inventory` (INI, ProxyCommand bastion) -> a JSON report of both nodes."""
+    import json
+    import sys
+
+    inv = _inventory(fleet, tmp_path, fleet.known_hosts)
+    out = tmp_path / "report.json"
+    proc = subprocess.run([sys.executable, "-m", "preflight", "run", "-i", inv.path, "--known-hosts",
+                           str(fleet.known_hosts), "--timeout", "30", "--json", str(out), "-q"],
+                          capture_output=True, text=True, timeout=300)
+    assert out.exists(), proc.stderr
+    report = json.loads(out.read_text())
+    nodes = {n["name"]: n for n in report["nodes"]}
+    assert set(nodes) == {"gpu01", "gpu02"}, proc.stderr
+    assert all(n["outcome"] == "ok" and n["findings"] for n in nodes.values()), proc.stderr
