@@ -68,18 +68,23 @@ def _gather(args: argparse.Namespace, err: Console) -> Bundle:
     from preflight.cli.progress import collect_with_progress, live_request
     from preflight.collect.bundle import save_bundle
     from preflight.collect.probes import HANG_BASE, HANG_PROBES
+    from preflight.hang.ib_rates import SWEEP_KEY, first_sweep
     from preflight.session import LiveSession
 
     req = live_request(args)
     job = {"pattern": args.job_pattern, "pyspy": not args.no_pyspy, "ib_interval_s": max(0.0, args.ib_interval)}
+    first: dict[str, Any] = {}
     with LiveSession(req, keep_connections=True) as session:
         for sweep in range(max(1, args.sweeps)):
             t0 = time.monotonic()
-            bundle = collect_with_progress(session, err, include_optional=HANG_PROBES, only=HANG_BASE + HANG_PROBES,
-                                           job=job)
+            bundle = collect_with_progress(session, err, include_optional=HANG_PROBES,
+                                           only=HANG_BASE + HANG_PROBES + ("ib_sysfs",), job=job)
             if args.sweeps > 1:
                 err.print(f"sweep {sweep + 1}: {time.monotonic() - t0:.2f} s, {session.pool.opened} connection(s) "
                           f"opened, {session.pool.reused} reused")
+            first = first or first_sweep(bundle)  # IB error counters as rates between the first and last sweep
+        if args.sweeps > 1 and first:
+            bundle.options = {**bundle.options, SWEEP_KEY: first}
         _ask_ras(session, bundle, job, err)
     bundle.label = "hang"
     if req.save:

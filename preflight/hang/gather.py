@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from preflight.collect.bundle import Bundle, NodeRaw
+from preflight.hang.ib_rates import ib_rate_causes
+from preflight.hang.mlx5_health import mlx5_causes, parse_mlx5_health
 from preflight.hang.ras_live import ras_live_causes
 from preflight.hang.verdict import Cause, HangVerdict, analyze
 from preflight.parse.common import Unparseable
@@ -302,7 +304,10 @@ def judge_hang(bundle: Bundle) -> LiveHang:
     live = (_missing_rank_causes(ranks, complete=complete) + _state_causes(ranks) + _stack_causes(ranks)
             + _gpu_causes(ranks) + _ib_causes(bundle, {r.node for r in ranks}))
     ras, notes = ras_live_causes(bundle, ranks)
-    live += ras
+    live += ras + ib_rate_causes(bundle)
+    live += [c for raw in bundle.nodes if raw.outcome == "ok"
+             for c in mlx5_causes(parse_mlx5_health((raw.probe("kernel_log") or {}).get("stdout") or "",
+                                                    f"{raw.name}: kernel log"), raw.name)]
     asked = bundle.options.get("ncclras") if isinstance(bundle.options, dict) else None
     if isinstance(asked, str) and asked:
         notes = [f"ncclras: {asked}", *notes]
@@ -310,7 +315,8 @@ def judge_hang(bundle: Bundle) -> LiveHang:
                    "crashed node stalls every collective its ranks are in", None, raw.name, (f"{raw.name}: {raw.message}",),
                    f"check {raw.name} from its BMC / console (ipmitool sol activate); drain it if it stays silent",
                    "live_unreachable") for raw in bundle.nodes if raw.outcome != "ok"]
-    causes = sorted(list(offline.causes) + live, key=lambda c: (-c.score, c.title))
+    offline_causes = [c for c in offline.causes if c.kind != "mlx5_health"]  # judged live, with the node named
+    causes = sorted(offline_causes + live, key=lambda c: (-c.score, c.title))
     with_job = {r.node for r in ranks}
     ok = [raw.name for raw in bundle.nodes if raw.outcome == "ok"]
     summary = (f"{len(ok)} node(s) answered, {len(ranks)} job process(es) on {len(with_job)} node(s); "

@@ -238,7 +238,7 @@ def _up(directory: str, n: int) -> str:
     return str(p)
 
 
-_GROUPABLE = {"watchdog", "flight_recorder", "frtrace", "kernel_log"}  # per-rank / per-node files of one job
+_GROUPABLE = {"watchdog", "flight_recorder", "frtrace", "kernel_log", "mlx5_health"}  # per-rank / per-node files of one job
 
 
 def _same_kind(a: HangFile, b: HangFile) -> bool:

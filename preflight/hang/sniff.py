@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from preflight.hang.flight_recorder import FrDump, FrTrace, load_dump, parse_dump_text, parse_frtrace
+from preflight.hang.mlx5_health import Mlx5Event, parse_mlx5_health
 from preflight.hang.nccl_log import NcclLog, parse_nccl_log
 from preflight.hang.ncclras import RasReport, looks_like_ras, parse_ras
 from preflight.hang.watchdog import WatchdogLog, parse_watchdog
@@ -32,12 +33,13 @@ class HangFile:
     kernel_host: str | None = None  # the syslog host field of a kernel log, when it has one
     kernel_lines: dict[str, int] = field(default_factory=dict)  # stripped NVRM line -> its 1-based line number
     ras: RasReport | None = None  # an `ncclras` status report (NCCL >= 2.24)
+    mlx5: tuple[Mlx5Event, ...] = ()  # mlx5_core health lines of a kernel log (hang/mlx5_health.py)
 
     @property
     def kinds(self) -> tuple[str, ...]:
         names = (("nccl_log", self.nccl), ("watchdog", self.watchdog), ("flight_recorder", self.dump),
                  ("frtrace", self.frtrace), ("kernel_log", self.kernel), ("ncclras", self.ras))
-        return tuple(n for n, v in names if v is not None)
+        return tuple(n for n, v in names if v is not None) + (("mlx5_health",) if self.mlx5 else ())
 
 
 def parse_text(text: str, source: str = "") -> HangFile | Unparseable:
@@ -78,10 +80,14 @@ def parse_text(text: str, source: str = "") -> HangFile | Unparseable:
                 for i, line in enumerate(text.split("\n"), 1):
                     if "NVRM" in line:
                         klines.setdefault(line.strip(), i)
-    f = HangFile(source, nccl, wd, dump, trace, kern, host, klines, ras)
+    mlx5 = tuple(parse_mlx5_health(text, source)) if dump is None and "mlx5_core" in text else ()
+    if mlx5 and host is None:
+        m = _SYSLOG_HOST.search(text)
+        host = m.group("host") if m else None
+    f = HangFile(source, nccl, wd, dump, trace, kern, host, klines, ras, mlx5)
     if not f.kinds:
         return Unparseable.of("not an NCCL log, NCCL RAS report, watchdog log, flight-recorder dump or kernel log "
-                              "with Xid", text)
+                              "with Xid or mlx5_core health lines", text)
     return f
 
 

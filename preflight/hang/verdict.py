@@ -23,6 +23,7 @@ from preflight.hang.causes.progress import flight_recorder_causes, mismatch_caus
 from preflight.hang.causes.ras import ras_causes
 from preflight.hang.jobs import describe, group_jobs
 from preflight.hang.joined import JoinedInputs, expand_paths, join_parsed, parse_inputs, rank_rows
+from preflight.hang.mlx5_health import mlx5_causes
 from preflight.hang.verdict_types import MAX_EVIDENCE_LINES, Cause, FileReport, HangVerdict, JobVerdict, RankRow
 
 __all__ = ["MAX_EVIDENCE_LINES", "Cause", "FileReport", "HangVerdict", "JobVerdict", "RankRow", "analyze",
@@ -81,6 +82,11 @@ def _causes(world: JoinedInputs) -> list[Cause]:
     causes += fallback + network_causes(world, {c.node for c in fallback if c.node})
     causes += version_causes(world, world.versions_seen) + init_causes(world) + error_causes(world)
     causes += ras_causes([f.ras for _, f in world.files if f.ras is not None])
+    hosts = sorted({r.host for r in world.nccl}, key=len, reverse=True)
+    for path, f in world.files:
+        if f.mlx5:
+            node = next((h for h in hosts if h in str(path)), None) or f.kernel_host or world.file_host.get(f.source)
+            causes += mlx5_causes(list(f.mlx5), node)
     return dedupe_xid(causes)
 
 
