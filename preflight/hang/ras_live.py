@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
@@ -101,7 +102,8 @@ def _pids(rep: RasReport) -> list[tuple[int, str]]:
 
 def _node_of(rep: RasReport, bundle: Bundle, ranks: list[Any]) -> dict[str, str]:
     """RAS node address -> the gathered node: by the node's address, else by a pid only that node runs."""
-    out = {raw.address: raw.name for raw in bundle.nodes if raw.address}
+    addrs = Counter(raw.address for raw in bundle.nodes if raw.address)
+    out = {raw.address: raw.name for raw in bundle.nodes if raw.address and addrs[raw.address] == 1}  # unique only
     by_pid: dict[int, set[str]] = {}
     for r in ranks:
         by_pid.setdefault(r.pid, set()).add(r.node)

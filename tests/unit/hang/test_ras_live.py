@@ -124,3 +124,11 @@ def test_a_healthy_ras_report_is_a_note_not_a_cause() -> None:
     result = judge_hang(Bundle(nodes=[_raw("r-01", "127.0.0.1", [_proc(5, 0, 0, world=1)], healthy)]))
     assert not [c for c in result.verdict.causes if c.kind.startswith("ras_")]
     assert any("RUNNING / OK" in n for n in result.notes)
+
+
+def test_nodes_sharing_an_address_are_joined_by_pid_not_by_address() -> None:
+    """Nodes reached through one address (a bastion, the simulated fleet's 127.0.0.1) are told apart by pid."""
+    a = _raw("gpu-01", "127.0.0.1", [_proc(483072, 0, 0)], MISMATCH)
+    b = _raw("gpu-02", "127.0.0.1", [_proc(7, 8, 0)])
+    ras = [c for c in judge_hang(Bundle(nodes=[a, b])).verdict.causes if c.kind == "ras_mismatch"]
+    assert ras and ras[0].node == "gpu-01"
