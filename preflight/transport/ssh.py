@@ -16,10 +16,13 @@ inside it verifies the bastion by OpenSSH's rules).
 from __future__ import annotations
 
 import os
+import select
 import shlex
 import signal
 import subprocess
+import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -191,13 +194,46 @@ def expand_proxy_command(template: str, host: str, port: int, user: str | None) 
 
 class _ShellProxy(paramiko.ProxyCommand):
     """paramiko's ProxyCommand, but the line runs as a shell line (``/bin/sh -c``, like OpenSSH; paramiko
-    splits it and runs the words) in a process group of its own, killed whole when the connection closes."""
+    splits it and runs the words) in a process group of its own, killed whole when the connection closes.
+    A proxy that exits is a ProxyCommandFailure at once, with the last line it printed on stderr (paramiko's
+    own would read an empty pipe until the banner timeout)."""
 
-    def __init__(self, line: str) -> None:  # not super().__init__: it would start the split words itself
+    def __init__(self, line: str) -> None:  # not super().__init__(): it would start the split words itself
         self.cmd = ["/bin/sh", "-c", line]
+        self._stderr = tempfile.TemporaryFile()
         self.process = subprocess.Popen(self.cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        stderr=subprocess.DEVNULL, bufsize=0, start_new_session=True)
+                                        stderr=self._stderr, bufsize=0, start_new_session=True)
         self.timeout = None
+
+    def recv(self, size: int) -> bytes:
+        assert self.process.stdout is not None
+        start, buffer = time.monotonic(), b""
+        while len(buffer) < size:
+            wait = None if self.timeout is None else self.timeout - (time.monotonic() - start)
+            if wait is not None and wait <= 0:
+                if buffer:
+                    return buffer
+                raise TimeoutError()  # socket.timeout, which paramiko expects
+            ready, _, _ = select.select([self.process.stdout], [], [], wait)
+            if not ready:
+                continue
+            chunk = os.read(self.process.stdout.fileno(), size - len(buffer))
+            if not chunk:  # the proxy closed its output: it is gone (or going)
+                if buffer:
+                    return buffer
+                raise paramiko.ProxyCommandFailure("the ProxyCommand", self._why())
+            buffer += chunk
+        return buffer
+
+    def _why(self) -> str:
+        try:
+            code = self.process.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            code = None
+        self._stderr.seek(0)
+        said = [ln.strip() for ln in self._stderr.read()[-4096:].decode("utf-8", "replace").splitlines() if ln.strip()]
+        status = f"exited with status {code}" if code is not None else "closed its output"
+        return f"{status}: {said[-1]}" if said else status
 
     def close(self) -> None:
         try:
@@ -211,6 +247,7 @@ class _ShellProxy(paramiko.ProxyCommand):
                 os.killpg(self.process.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
+        self._stderr.close()
 
 
 class _ProxiedConnection(Connection):  # type: ignore[misc]

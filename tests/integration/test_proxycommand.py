@@ -77,8 +77,11 @@ def test_the_bastion_key_is_verified_by_the_proxy_ssh(fleet, tmp_path) -> None:
     empty = tmp_path / "empty_known_hosts"
     empty.write_text("")
     inv = _inventory(fleet, tmp_path, empty)  # the ProxyCommand's ssh does not know the bastion
+    t0 = time.monotonic()
     raws = _run(inv.nodes[:1], fleet.known_hosts)
-    assert raws[0].outcome != "ok", raws[0].message
+    assert raws[0].outcome == "error" and "ProxyCommand" in raws[0].message, raws[0].message
+    assert "exited with status 255" in raws[0].message, raws[0].message
+    assert time.monotonic() - t0 < 4, "a proxy that exits fails at once, not at the banner timeout"
 
 
 def test_the_proxy_process_group_ends_with_the_connection(fleet, tmp_path) -> None:
@@ -119,3 +122,23 @@ def test_preflight_run_on_the_ini_inventory_judges_every_node(fleet, tmp_path) -
     nodes = {n["name"]: n for n in report["nodes"]}
     assert set(nodes) == {"gpu01", "gpu02"}, proc.stderr
     assert all(n["outcome"] == "ok" and n["findings"] for n in nodes.values()), proc.stderr
+
+
+def test_shell_proxy_is_a_shell_line_with_its_own_process_group() -> None:
+    import paramiko
+
+    from preflight.transport.ssh import _ShellProxy
+
+    proxy = _ShellProxy("printf 'abc' | cat; sleep 30 & sleep 30")
+    proxy.settimeout(5)
+    assert proxy.recv(3) == b"abc"
+    pgid = proxy.process.pid
+    proxy.close()
+    time.sleep(0.2)
+    alive = subprocess.run(["pgrep", "-g", str(pgid)], capture_output=True, text=True).stdout.split()
+    assert not alive, f"left in the proxy's process group: {alive}"
+    failing = _ShellProxy("echo 'bastion: Permission denied' >&2; exit 3")
+    failing.settimeout(5)
+    with pytest.raises(paramiko.ProxyCommandFailure, match="exited with status 3: bastion: Permission denied"):
+        failing.recv(10)
+    failing.close()

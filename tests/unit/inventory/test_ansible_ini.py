@@ -147,3 +147,22 @@ def test_docs_ini_examples_load(tmp_path: Path) -> None:
         assert inv.format == "ansible" and inv.nodes
     node = by_name(inv)["gpu01"]
     assert node.proxy_command == "ssh -W %h:%p -q ubuntu@10.0.0.1" and node.expect.gpus_per_node == 8
+
+
+def test_preflight_vars_at_every_level_merge_and_validate(tmp_path: Path) -> None:
+    """preflight_expect / preflight_thresholds in the INI file, group_vars/ and host_vars/, merged key by key."""
+    (tmp_path / "group_vars").mkdir()
+    (tmp_path / "host_vars").mkdir()
+    (tmp_path / "group_vars" / "all.yml").write_text(
+        "preflight_expect: {gpus_per_node: 8}\npreflight_thresholds: {ib.port.state: {allow_down: 0, min_rate_gbps: 400}}\n")
+    (tmp_path / "group_vars" / "gpu.yaml").write_text("preflight_thresholds:\n  ib.port.state: {allow_down: 1}\n")
+    (tmp_path / "host_vars" / "g2.yml").write_text("preflight_expect:\n  gpus_per_node: 4\n  ib_ports: null\n")
+    p = write(tmp_path, "[gpu]\ng1\ng2\n[gpu:vars]\npreflight_expect={'ib_ports': 8}\n", "inventory")
+    nodes = by_name(load_inventory(p))
+    assert nodes["g1"].expect.as_dict() == {"gpus_per_node": 8, "ib_ports": 8}
+    assert nodes["g2"].expect.as_dict() == {"gpus_per_node": 4}  # null removes an inherited value
+    assert dict(nodes["g1"].thresholds["ib.port.state"]) == {"allow_down": 1, "min_rate_gbps": 400}
+    assert nodes["g2"].expect_source("gpus_per_node").endswith("host g2 (host_vars/g2.yml)")
+    (tmp_path / "host_vars" / "g2.yml").write_text("preflight_expect:\n  gpus_per_node: -1\n")
+    msg = str(pytest.raises(InventoryError, load_inventory, p).value)
+    assert msg.startswith(f"{tmp_path / 'host_vars' / 'g2.yml'}:2: preflight_expect.gpus_per_node: must be >= 0"), msg
