@@ -60,6 +60,24 @@ def _key_value(line: str, body: str) -> tuple[str, str, bool]:
     return (kv.group(1), kv.group(2), True) if kv else (line.strip(), "", False)
 
 
+# What `_read_line` said of each line seen (most lines repeat across GPUs and nodes: `Current : Disabled`); a
+# pure function of the line, so a line seen before is not split again. Bounded: past the limit, lines are split.
+_LINES: dict[str, tuple[Any, ...]] = {}
+_LINES_MAX = 50_000
+_SKIP = (0,)
+
+
+def _read_line(line: str) -> tuple[Any, ...]:
+    """(0,) a line to skip; (1, bus id) a GPU's header; (2, indent, key, value, is a key/value line)."""
+    body = line.lstrip()
+    if not body or body[0] == "=":
+        return _SKIP
+    m = _GPU_HEADER.match(line) if line.startswith("GPU") else None
+    if m:
+        return (1, m.group(1))
+    return (2, len(line) - len(body), *_key_value(line, body))
+
+
 def parse_query_sections(text: str) -> QuerySections | Unparseable:
     """`nvidia-smi -q` / `-q -d ECC,PERFORMANCE`: indentation gives nesting (key column width varies by driver)."""
     refused = _guard(text)
@@ -68,22 +86,20 @@ def parse_query_sections(text: str) -> QuerySections | Unparseable:
     header: dict[str, str] = {}
     gpus: dict[str, dict[str, Any]] = {}
     stack: list[tuple[int, dict[str, Any]]] = []
+    seen = _LINES
     for line in text.replace("\r", "").expandtabs(8).splitlines():
-        body = line.lstrip()
-        if not body or body[0] == "=":
+        read = seen.get(line)
+        if read is None:
+            read = _read_line(line)
+            if len(seen) < _LINES_MAX:
+                seen[line] = read
+        if read[0] != 2:
+            if read[0] == 1:
+                root: dict[str, Any] = {}
+                gpus[read[1]] = root
+                stack = [(0, root)]
             continue
-        m = _GPU_HEADER.match(line) if line.startswith("GPU") else None
-        if m:
-            root: dict[str, Any] = {}
-            gpus[m.group(1)] = root
-            stack = [(0, root)]
-            continue
-        indent = len(line) - len(body)
-        colon = body.find(":")
-        if colon > 0:  # _key_value's usual case, inlined (this loop runs ~2,000 times per node)
-            key, value, kv = body[:colon].rstrip(), body[colon + 1:].strip(), True
-        else:
-            key, value, kv = _key_value(line, body)
+        _, indent, key, value, kv = read
         if not stack:
             if kv:
                 header[key] = value

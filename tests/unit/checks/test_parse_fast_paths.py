@@ -1,4 +1,5 @@
-"""The parsers' fast paths read exactly what the regexes they stand in for read.
+"""The parsers' fast paths read exactly what the regexes they stand in for read (and the line cache of
+`parse_query_sections` changes nothing).
 
 `smi_query._key_value` (the `Key : value` split of `nvidia-smi -q`) and `common.smi_error` (nvidia-smi's error
 lines, case-insensitive) skip their regex for the usual text; here they are compared with the regex over every
@@ -12,8 +13,9 @@ import json
 import random
 from pathlib import Path
 
-from preflight.parse import common
-from preflight.parse.smi_query import _KEY_VALUE, _key_value
+from preflight.parse import common, smi_query
+from preflight.parse.common import Unparseable
+from preflight.parse.smi_query import _GPU_HEADER, _KEY_VALUE, QuerySections, _key_value, parse_query_sections
 
 ROOT = Path(__file__).resolve().parents[3]
 DEMO = ROOT / "preflight" / "data" / "demo" / "bundle.json"
@@ -67,3 +69,52 @@ def test_smi_error_is_the_regex() -> None:
     samples = _texts() + _generated() + ["\n".join(_generated(30)) for _ in range(50)]
     for text in samples:
         assert common.smi_error(text) == by_regex(text), repr(text[:200])
+
+
+def _reference_query_sections(text: str) -> object:
+    """`parse_query_sections` as it was before its line cache and fast split (the regex on every line)."""
+    refused = common.smi_guard(text)
+    if refused:
+        return refused
+    header: dict[str, str] = {}
+    gpus: dict[str, dict] = {}
+    stack: list[tuple[int, dict]] = []
+    for line in text.replace("\r", "").expandtabs(8).splitlines():
+        if not line.strip() or line.lstrip().startswith("="):
+            continue
+        m = _GPU_HEADER.match(line)
+        if m:
+            root: dict = {}
+            gpus[m.group(1)] = root
+            stack = [(0, root)]
+            continue
+        indent = len(line) - len(line.lstrip())
+        kv = _KEY_VALUE.match(line)
+        key = kv.group(1) if kv else line.strip()
+        value = kv.group(2) if kv else ""
+        if not stack:
+            if kv:
+                header[key] = value
+            continue
+        while len(stack) > 1 and indent <= stack[-1][0]:
+            stack.pop()
+        parent = stack[-1][1]
+        if value == "":
+            child: dict = {}
+            parent[key] = child
+            stack.append((indent, child))
+        else:
+            parent[key] = value
+    if not gpus and not header:
+        return Unparseable.of("no 'Key : value' lines and no 'GPU <bus id>' sections", text)
+    return QuerySections(header=header, gpus=gpus)
+
+
+def test_query_sections_are_the_reference_parse_cold_and_warm() -> None:
+    texts = _texts() + ["\n".join(_generated(60)) for _ in range(40)]
+    texts += ["GPU 00000000:18:00.0\n" + "\n".join("  " * (i % 4) + g for i, g in enumerate(_generated(80)))
+              for _ in range(40)]
+    for _round in range(2):  # the first round fills the line cache, the second reads from it
+        for text in texts:
+            assert parse_query_sections(text) == _reference_query_sections(text), repr(text[:200])
+    smi_query._LINES.clear()
