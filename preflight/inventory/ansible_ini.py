@@ -33,6 +33,7 @@ _SECTION_RE = re.compile(r"^\[([^:\]\s]+)(?::(\w+))?\]\s*(?:#.*)?$")
 _GROUPNAME_RE = re.compile(r"^([^:\]\s]+)\s*(?:#.*)?$")
 _KINDS = ("hosts", "vars", "children")
 _PORT_RE = re.compile(r"^(.*[^:]):(\d+)$")
+_COMMENTED_HOST_RE = re.compile(r"^[#;]\s*[A-Za-z0-9_][\w.\-\[\]:]*(\s+\w+=\S+)*\s*$")  # '#gpu01 ansible_host=...'
 
 
 def looks_like_ini(text: str) -> bool:
@@ -65,6 +66,7 @@ class _Reader:
     edges: list[tuple[str, str, int]] = field(default_factory=list)  # (parent, child, line)
     vars_at: dict[str, int] = field(default_factory=dict)  # group -> first [g:vars] line
     pending: _Map | None = None  # the [g:vars] section being read
+    commented: int | None = None  # the first commented-out host line (DeepOps ships its example so)
 
     def section(self, m: re.Match[str], lineno: int) -> None:
         self.flush()
@@ -162,6 +164,8 @@ def read_ini(ctx: _Ctx, text: str, more: Callable[[_Tree], None] | None = None) 
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line[0] in "#;":
+            if reader.commented is None and reader.kind == "hosts" and _COMMENTED_HOST_RE.match(line):
+                reader.commented = lineno
             continue
         m = _SECTION_RE.match(line)
         if m:
@@ -178,6 +182,9 @@ def read_ini(ctx: _Ctx, text: str, more: Callable[[_Tree], None] | None = None) 
     reader.finish()
     tree = reader.tree
     if not tree.hosts:
+        if reader.commented is not None:
+            raise ctx.err(reader.commented, ("(hosts)",), "the inventory defines no hosts: its host lines are "
+                                                          "commented out (this one and others); uncomment them")
         raise ctx.err(None, ("(hosts)",), "the inventory defines no hosts (list them under a [group] section)")
     if more is not None:
         more(tree)

@@ -17,6 +17,7 @@ def test_deepops_example_is_read_as_ini_not_malformed_yaml() -> None:
     path = INI / "deepops/inventory"
     msg = str(pytest.raises(InventoryError, load_inventory, path).value)
     assert "YAML" not in msg and "defines no hosts" in msg, msg
+    assert msg.startswith(f"{path}:12: (hosts): ") and "commented out" in msg, msg  # '#mgmt01 ansible_host=...'
 
 
 def test_deepops_filled_in_loads_with_groups_children_vars_and_proxycommand() -> None:
