@@ -1,8 +1,10 @@
 """Inventory loading: the nodes to check, how to reach them, and what to expect of them.
 
-Two formats are read (see docs/inventory.md): the native format (``defaults`` / ``expect`` /
-``thresholds`` / ``groups`` / ``hosts``) and Ansible YAML inventories (``all:`` / ``children:`` /
-``hosts:`` / ``vars:``, with ``preflight_expect`` / ``preflight_thresholds`` / ``preflight_labels``).
+The formats read (see docs/inventory.md): the native format (``defaults`` / ``expect`` /
+``thresholds`` / ``groups`` / ``hosts``), Ansible YAML inventories (``all:`` / ``children:`` /
+``hosts:`` / ``vars:``, with ``preflight_expect`` / ``preflight_thresholds`` / ``preflight_labels``),
+Ansible INI inventories, both Ansible formats with ``group_vars/`` / ``host_vars/`` beside them, and the
+JSON of ``ansible-inventory --list`` (or ``--ansible-inventory SOURCE``, which runs it).
 Every problem is an :class:`InventoryError` whose text is one line,
 ``<file>:<line>: <key path>: <what is wrong>``.
 
@@ -19,8 +21,10 @@ The package, in the order a file is read (each module imports only those above i
 * ``layers``: settings per level (defaults, group, host) merged into a Node, and the group graph
   (depths, ancestors, cycles). Its own module because all three entry points build nodes the
   same way; neither format owns it.
-* ``native`` and ``ansible``: the two schemas, each read in short steps.
-* ``load`` (``load_inventory``: a file, either format) and ``hosts`` (``inventory_from_hosts``:
+* ``native`` and ``ansible``: the two YAML schemas, each read in short steps; ``ansible_ini`` and
+  ``ansible_json`` fill the same Ansible tree from INI and ``ansible-inventory --list`` JSON;
+  ``vars_dirs`` adds ``group_vars/`` and ``host_vars/`` to it in Ansible's precedence.
+* ``load`` (``load_inventory``: a file or stdin, any format, told by content) and ``hosts`` (``inventory_from_hosts``:
   the CLI's ``-H`` strings). Separate because ``-H`` reads no file and has its own error source.
 """
 
