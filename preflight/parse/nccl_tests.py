@@ -187,6 +187,8 @@ _OOB = re.compile(r"Out of bounds values\s*:\s*(\d+)")
 
 
 def _scan_versions(s: _Scan, line: str) -> None:
+    if "version" not in line and "nccl-library=" not in line:  # every pattern below needs one of the two
+        return
     m = _TESTS_VERSION.search(line)
     if m:
         s.version = m.group(1)
@@ -231,29 +233,29 @@ def _result_row(line: str, raw: str, error_column: bool) -> NcclRow | None:
 
 
 def _scan_line(s: _Scan, raw: str) -> None:
-    line = _TAG.sub(" ", raw)
-    if _HEADER.search(line):
+    line = _TAG.sub(" ", raw) if "[" in raw else raw  # a tag starts with '['
+    if ("size" in line or "bytes" in line) and _HEADER.search(line):  # the substring tests only skip the regex
         s.seen_header = True
         s.error_column = s.error_column or bool(_ERROR_WORD.search(line))
         s.ancient = s.ancient or bool(_RES.search(line.strip()))
         return
     _scan_versions(s, line)
-    if _NTHREAD.search(line):
+    if "nThread" in line and _NTHREAD.search(line):
         if not s.rows:
             s.starts.append(raw)
         s.params.update(_PARAM.findall(line.replace("#", " ")))
         return
-    m = _AVG.search(line)
+    m = _AVG.search(line) if "Avg bus bandwidth" in line else None
     if m:
         value = _f(m.group(1))
         if value is not None:
             s.avgs.append(value)
         return
-    m = _OOB.search(line)
+    m = _OOB.search(line) if "Out of bounds values" in line else None
     if m:
         s.oob = int(m.group(1))
         return
-    m = _RANK_LINE.search(line)
+    m = _RANK_LINE.search(line) if "Rank" in line else None
     if m:
         _scan_device(s, m, raw)
         return
