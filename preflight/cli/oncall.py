@@ -29,7 +29,7 @@ def cmd_hang(args: argparse.Namespace) -> int:
         re.compile(args.job_pattern)
         if args.bundle:
             bundle = load_bundle(args.bundle)
-        elif args.inventory or args.host_list:
+        elif args.inventory or args.host_list or getattr(args, "ansible_inventory", None):
             bundle = _gather(args, err)
         else:
             raise ValueError("give -i INVENTORY / -H HOSTS to gather, or --bundle DIR to judge a saved gather")

@@ -36,7 +36,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
             if fleet is None:
                 return EXIT_CANNOT_RUN
             bundle, source, cache = fleet
-            if args.verify and not (args.inventory or args.host_list):
+            if args.verify and not (args.inventory or args.host_list or getattr(args, "ansible_inventory", None)):
                 raise ValueError("--verify runs tests on the fleet: give -i INVENTORY or -H HOSTS")
             report, facts = judge(overrides(args).apply_to_bundle(bundle), cache=cache)
             result = build(args, report, facts, source, bundle_options=getattr(bundle, "options", None))
@@ -63,15 +63,15 @@ def _fleet(args: argparse.Namespace, err: Console) -> tuple[Any, str, Any] | Non
     from preflight.cli.progress import live_bundle
     from preflight.collect.bundle import load_bundle
 
-    if args.bundle and (args.inventory or args.host_list):
+    if args.bundle and (args.inventory or args.host_list or getattr(args, "ansible_inventory", None)):
         raise ValueError("give --bundle or -i/-H, not both")
     if args.bundle:
         return load_bundle(args.bundle), Path(args.bundle).name, None
-    if args.inventory or args.host_list:
+    if args.inventory or args.host_list or getattr(args, "ansible_inventory", None):
         live = live_bundle(args, err)
         if live is None:
             return None
-        return live[0], str(args.inventory or args.host_list), live[1]
+        return live[0], str(args.inventory or args.host_list or getattr(args, "ansible_inventory", None)), live[1]
     err.print(DEMO_LABEL)
     return load_bundle(demo_bundle_path()), "demo", None
 
@@ -81,7 +81,7 @@ def described(args: argparse.Namespace) -> PlanResult:
     from preflight.plan.described import described_fleet
     from preflight.plan.result import plan_on
 
-    if args.bundle or args.inventory or args.host_list or args.without or args.plus or args.verify:
+    if args.bundle or args.inventory or args.host_list or getattr(args, "ansible_inventory", None) or args.without or args.plus or args.verify:
         raise ValueError("--fleet describes the whole fleet: not with --bundle, -i/-H, --without, --plus or --verify")
     terms = [t for arg in args.fleet for t in arg.split()]
     shape = described_fleet(terms)

@@ -34,7 +34,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if bundle is None:
             return EXIT_CANNOT_RUN
         return emit(args, bundle, {"kind": "live", "bundle": args.save, "label": "slurm", "inventory": args.inventory})
-    if not (args.inventory or args.host_list):
+    if not (args.inventory or args.host_list or getattr(args, "ansible_inventory", None)):
         err.print("[bold red]preflight: give -i INVENTORY or -H HOSTS (or --slurm)[/]")
         return EXIT_CANNOT_RUN
     from preflight.cli.tui import interactive, run_live

@@ -91,6 +91,8 @@ def test_accept_never_turns_a_failure_into_accepted() -> None:
     (["run", "-H=-oProxyCommand=x"], "-H: bad host name"),
     (["run", "-H", "gpu-01:0"], "-H: bad port"),
     (["run", "-H", "local", "--level", "thorough"], "invalid choice"),
+    (["run", "--ansible-inventory", "/nonexistent/inventory"], "ansible-inventory"),  # reaches the live path
+    (["hang", "--ansible-inventory", "/nonexistent/inventory"], "ansible-inventory"),
     (["run", "-H", "local", "--budget", "-5"], "--budget -5: give seconds > 0"),
 ])
 def test_bad_command_line_input_is_exit_3_with_one_line(argv, says, capsys) -> None:
