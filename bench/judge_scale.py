@@ -9,7 +9,9 @@ Each is judged cold (`engine.judge(bundle)`, no FactsCache handed in: parse + ev
 (`time.process_time`) median of `--repeat` runs, then once more under cProfile to split the time between
 parsing (`build_node_facts`) and the checks. Timing lives here, never in tests.
 
-Usage: python bench/judge_scale.py [--nodes 1000] [--repeat 3] [--fleet identical,distinct] [--top 0]
+`--no-share` judges with `share_parses=False` (every node's document parsed, even a copy's).
+
+Usage: python bench/judge_scale.py [--nodes 1000] [--repeat 3] [--fleet identical,distinct] [--top 0] [--no-share]
 """
 
 from __future__ import annotations
@@ -77,10 +79,14 @@ def _cpu(fn: Any) -> float:
     return time.process_time() - t0
 
 
-def profile_split(bundle: Bundle, top: int) -> dict[str, Any]:
+def _judge(bundle: Bundle, share: bool) -> Any:
+    return engine.judge(bundle) if share else engine.judge(bundle, share_parses=False)
+
+
+def profile_split(bundle: Bundle, top: int, share: bool = True) -> dict[str, Any]:
     prof = cProfile.Profile()
     prof.enable()
-    engine.judge(bundle)
+    _judge(bundle, share)
     prof.disable()
     stats = pstats.Stats(prof)
     total = parse = 0.0
@@ -98,13 +104,13 @@ def profile_split(bundle: Bundle, top: int) -> dict[str, Any]:
     return out
 
 
-def measure(n: int, distinct: bool, repeat: int, top: int) -> dict[str, Any]:
+def measure(n: int, distinct: bool, repeat: int, top: int, share: bool = True) -> dict[str, Any]:
     bundle = fleet(n, distinct)
-    cpu = [_cpu(lambda: engine.judge(bundle)) for _ in range(repeat)]
+    cpu = [_cpu(lambda: _judge(bundle, share)) for _ in range(repeat)]
     med = statistics.median(cpu)
-    res = {"fleet": "distinct" if distinct else "identical", "nodes": n, "cpu_s": cpu, "median_s": med,
-           "ms_per_node": med / n * 1000}
-    res.update(profile_split(bundle, top))
+    res = {"fleet": ("distinct" if distinct else "identical") + ("" if share else " (no shared parses)"), "nodes": n,
+           "cpu_s": cpu, "median_s": med, "ms_per_node": med / n * 1000}
+    res.update(profile_split(bundle, top, share))
     return res
 
 
@@ -114,15 +120,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--fleet", default="identical,distinct")
     ap.add_argument("--top", type=int, default=0, help="print the profile's top N functions by own time")
+    ap.add_argument("--no-share", action="store_true", help="judge(share_parses=False): parse every node's document")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args(argv)
     print(f"python {platform.python_version()}, {platform.machine()}, nodes={args.nodes}, repeat={args.repeat}")
     results = []
     for kind in args.fleet.split(","):
-        r = measure(args.nodes, kind == "distinct", args.repeat, args.top)
+        r = measure(args.nodes, kind == "distinct", args.repeat, args.top, share=not args.no_share)
         results.append(r)
         runs = ", ".join(f"{c:.2f}" for c in r["cpu_s"])
-        print(f"{r['fleet']:>9}: judge {r['median_s']:.3f} s CPU median ({runs}) = {r['ms_per_node']:.2f} ms/node; "
+        print(f"{r['fleet']}: judge {r['median_s']:.3f} s CPU median ({runs}) = {r['ms_per_node']:.2f} ms/node; "
               f"profile: parse {r['parse_share']:.0%}, checks {r['checks_share']:.0%}")
         if args.top:
             print(r["top"])

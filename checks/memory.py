@@ -36,8 +36,9 @@ def host_memory(fleet: FleetFacts, ctx: CheckContext) -> Iterator[Finding]:
             yield ctx.ok(n, observed=f"{gib} GiB",
                          expected=f">= {pinned} GiB", expected_source=source, msg=f"host RAM {gib} GiB")
     if unpinned:
-        sub = FleetFacts(nodes=tuple(n for n in fleet.nodes if n.name in unpinned), expect=fleet.expect)
-        yield from consistency(sub, ctx, "host_memory_gib", {k: v for k, v in values.items() if k in unpinned},
+        free = set(unpinned)  # a set: `in` a list of 1,000 names per node made this quadratic
+        sub = FleetFacts(nodes=tuple(n for n in fleet.nodes if n.name in free), expect=fleet.expect)
+        yield from consistency(sub, ctx, "host_memory_gib", {k: v for k, v in values.items() if k in free},
                                label="host RAM (GiB)", hint=ctx.spec.remediation)
 
 
