@@ -53,9 +53,11 @@ def level_line(req: LiveRequest) -> str | None:
         return None
     import time
 
+    from preflight.session.request import STATE_PROBES_S
+
     budget = float(active.get("budget_s") or 0)
     tests = ", ".join(p for p in req.include_optional) or "none"
-    done_by = time.strftime("%H:%M:%S", time.localtime(time.time() + budget + 90))
+    done_by = time.strftime("%H:%M:%S", time.localtime(time.time() + budget + STATE_PROBES_S))
     return (f"level {active.get('level')}: {tests}; up to {budget:.0f} s of tests per node (budget), "
             f"all nodes in parallel: done by about {done_by}")
 

@@ -123,7 +123,7 @@ def ib_loopback_facts(c: _Facts) -> dict[str, LoopbackResult] | None:
         return None
     text, why = c.text("ib_loopback")
     if text is None:
-        c.missing["ib_loopback"] = why.replace("ib_loopback not found on the node", "ib_write_bw not found on the node")
+        c.missing["ib_loopback"] = why  # the collector names ib_write_bw as the absent tool (argv)
         return None
     try:
         doc = json.loads(text)

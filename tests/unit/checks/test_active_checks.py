@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import pytest
+
 from preflight.engine import all_checks
 from preflight.facts import FleetFacts, GpuFacts, IbPortFacts, NodeFacts
 from preflight.parse.active import LoopbackResult, _client_bw
@@ -74,3 +76,76 @@ def test_copy_bandwidth_floor_per_sku_then_the_pcie_link() -> None:
     derived = _run("pcie.copy_bandwidth", other)
     assert {f.status for f in derived} == {Status.PASS}
     assert all((f.expected_source or "").startswith("ours: 70% of PCIe Gen4 x16") for f in derived)
+
+
+# -- each active test's tool hung, absent, cut short or degraded: the node gets "could not judge", never a pass
+
+
+def _demo_with(probes: dict) -> tuple:
+    from preflight.collect.bundle import Bundle, load_bundle
+    from preflight.engine import judge
+
+    bundle = load_bundle(Path(__file__).resolve().parents[3] / "preflight" / "data" / "demo" / "bundle.json")
+    raw = bundle.nodes[0]
+    doc = dict(raw.collector)
+    doc["probes"] = {**doc["probes"], **probes}
+    raw.collector = doc
+    report, _ = judge(Bundle(nodes=[raw], inventory=bundle.inventory))
+    return report.nodes[0]
+
+
+def _probe(stdout: str = "", error: str | None = None, rc: int | None = 0, argv: tuple = ()) -> dict:
+    return {"stdout": stdout, "stderr": "", "error": error, "rc": rc, "kind": "cmd", "argv": list(argv)}
+
+
+def _status(node, check: str) -> set:
+    return {f.status for f in node.findings if f.check == check}
+
+
+H2D = strip_corpus_header((CORPUS / "nvbandwidth" / "8xh100-v0.10-h2d-ce.txt").read_text())[1]
+DCGM = strip_corpus_header((Path(__file__).resolve().parents[3] / "preflight" / "sim" / "profiles" / "h100-active"
+                            / "dcgm-r2.txt").read_text())[1]
+
+
+@pytest.mark.parametrize("why, probe", [
+    ("hung", _probe(error="timeout", rc=None, argv=("nvbandwidth",))),
+    ("absent", _probe(error="absent", rc=None, argv=("nvbandwidth",))),
+    ("not run", {**_probe(error="not run", rc=None), "note": "GPUs busy: 1 python"}),
+    ("cut short", _probe(H2D[: len(H2D) * 2 // 3])),
+    ("garbage", _probe("\x00\x01 segfault \x02" * 20)),
+    ("a number made text", _probe(H2D.replace("55.36", "fast", 1))),
+])
+def test_copy_bandwidth_never_passes_on_a_broken_nvbandwidth(why: str, probe: dict) -> None:
+    node = _demo_with({"nvbandwidth_h2d": probe, "nvbandwidth_d2h": _probe(H2D)})
+    assert _status(node, "pcie.copy_bandwidth") == {Status.ERROR}, why
+    assert node.status != Status.PASS
+
+
+@pytest.mark.parametrize("why, probe", [
+    ("hung", _probe(error="timeout", rc=None, argv=("dcgmi",))),
+    ("absent at standard", _probe(error="absent", rc=None, argv=("dcgmi",))),
+    ("cut short", _probe(DCGM[: len(DCGM) // 2])),
+    ("garbage", _probe("not a table\n" * 5)),
+])
+def test_dcgm_never_passes_on_a_broken_dcgmi(why: str, probe: dict) -> None:
+    node = _demo_with({"dcgm_r2": probe})
+    assert _status(node, "gpu.dcgm.diag") == {Status.ERROR}, why
+    assert node.status != Status.PASS
+
+
+def test_dcgm_absent_at_quick_does_not_apply_and_the_healthy_recording_passes() -> None:
+    quick = _demo_with({"dcgm_r1": _probe(error="absent", rc=None, argv=("dcgmi",))})
+    assert _status(quick, "gpu.dcgm.diag") == {Status.SKIP}
+    ok = _demo_with({"dcgm_r2": _probe(DCGM)})
+    assert _status(ok, "gpu.dcgm.diag") == {Status.PASS}
+
+
+@pytest.mark.parametrize("why, probe", [
+    ("hung", _probe(error="timeout", rc=None, argv=("ib_write_bw",))),
+    ("absent", {**_probe(error="absent", rc=None), "argv": ["ib_write_bw"]}),
+    ("cut short document", _probe('{"mlx5_0": {"client": "')),
+    ("client failed", _probe('{"mlx5_0": {"error": null, "rc": 1, "client": "Couldn\'t connect", "server": ""}}')),
+])
+def test_loopback_never_passes_on_a_broken_ib_write_bw(why: str, probe: dict) -> None:
+    node = _demo_with({"ib_loopback": {**probe, "kind": "builtin"}})
+    assert _status(node, "ib.loopback_bw") == {Status.ERROR}, why
