@@ -16,7 +16,10 @@ are put together (union-find) by, strongest first:
 Two groups conflict (and are never joined by 2 or 3) when both print NCCL versions and share none, both know the
 world size and disagree, they claim the same rank from different processes (every job has a rank 0), or their
 watchdog lines are more than a day apart, they print different communicator hashes, or only one of two logs
-with ranks prints commId (another NCCL). Versions differing inside one job are judged by the version cause, so a
+with ranks prints commId (another NCCL), they print PyTorch versions and share none, the same PyTorch watchdog
+message comes from different ProcessGroupNCCL.cpp lines or log-prefix shapes, or flight-recorder dumps of
+different formats (another PyTorch build), or their time ranges (first .. last timestamp: NCCL, PyTorch, dmesg,
+syslog) are more than a day apart (job_signals.py). Versions differing inside one job are judged by the version cause, so a
 version split whose nodes share a communicator hash stays one job.
 """
 
@@ -27,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from preflight.hang.job_signals import TimeRange, builds_conflict, far_apart, union
 from preflight.hang.sniff import HangFile
 
 
@@ -41,6 +45,9 @@ class Fingerprint:
     ranks: dict[int, set[tuple[str, int]]] = field(default_factory=dict)  # rank -> (host, pid) that claim it
     wd_ranks: dict[int, set[str]] = field(default_factory=dict)  # watchdog rank -> sources
     days: set[int] = field(default_factory=set)  # day of year of watchdog lines (year not printed)
+    times: TimeRange | None = None  # first .. last timestamp (job_signals.py)
+    torch: set[str] = field(default_factory=set)  # PyTorch versions printed
+    builds: dict[str, frozenset[str]] = field(default_factory=dict)  # PyTorch message -> source lines, FR format
     directory: str = ""
 
     @property
@@ -53,6 +60,10 @@ class Fingerprint:
         self.versions |= other.versions
         self.nranks |= other.nranks
         self.days |= other.days
+        self.times = union(self.times, other.times)
+        self.torch |= other.torch
+        for k, v in other.builds.items():
+            self.builds[k] = self.builds.get(k, frozenset()) | v
         for r, who in other.ranks.items():
             self.ranks.setdefault(r, set()).update(who)
         for r, srcs in other.wd_ranks.items():
@@ -60,7 +71,10 @@ class Fingerprint:
 
 
 def fingerprint(path: Path, f: HangFile) -> Fingerprint:
-    fp = Fingerprint(directory=str(path.parent))
+    fp = Fingerprint(directory=str(path.parent), times=f.signals.times, torch=set(f.signals.torch_versions),
+                     builds=dict(f.signals.builds))
+    if f.dump is not None and f.dump.version:
+        fp.builds["flight-recorder format"] = frozenset({f.dump.version})
     if f.nccl is not None:
         fp.versions.update(f.nccl.versions)
         for r in f.nccl.ranks:
@@ -123,7 +137,9 @@ def conflict(a: Fingerprint, b: Fingerprint) -> str | None:
         return "one prints commId, the other does not (another NCCL)"
     if a.days and b.days and min(abs(x - y) for x in a.days for y in b.days) > 1:
         return "watchdog lines days apart"
-    return None
+    if a.torch and b.torch and not (a.torch & b.torch):
+        return f"PyTorch {', '.join(sorted(a.torch))} vs {', '.join(sorted(b.torch))}"
+    return builds_conflict(a.builds, b.builds) or far_apart(a.times, b.times)
 
 
 @dataclass(frozen=True)
@@ -136,6 +152,8 @@ class JobGroup:
     hosts: tuple[str, ...]
     versions: tuple[str, ...]
     hashes: tuple[str, ...]
+    times: str = ""  # 'first .. last' timestamp the job's files hold
+    torch: tuple[str, ...] = ()  # PyTorch versions printed
 
 
 class _Groups:
@@ -181,7 +199,8 @@ def group_jobs(inputs: list[tuple[Path, HangFile]]) -> list[JobGroup]:
         members = tuple(i for i in range(len(inputs)) if g.find(i) == root)
         fp = g.fp[root]
         out.append(JobGroup(n, members, tuple(dict.fromkeys(g.why[root])), tuple(sorted(fp.hosts)),
-                            tuple(sorted(fp.versions)), tuple(sorted(fp.hashes))))
+                            tuple(sorted(fp.versions)), tuple(sorted(fp.hashes)),
+                            fp.times.text() if fp.times else "", tuple(sorted(fp.torch))))
     return out
 
 
@@ -258,4 +277,8 @@ def describe(group: JobGroup) -> str:
         parts.append("NCCL " + ", ".join(group.versions))
     if group.hashes:
         parts.append("communicator " + ", ".join(group.hashes[:2]) + (" ..." if len(group.hashes) > 2 else ""))
+    if group.torch:
+        parts.append("PyTorch " + ", ".join(group.torch))
+    if group.times:
+        parts.append(group.times)
     return "; ".join(parts) or "no host, version or communicator printed"

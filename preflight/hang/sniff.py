@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from preflight.hang.flight_recorder import FrDump, FrTrace, load_dump, parse_dump_text, parse_frtrace
+from preflight.hang.job_signals import JobSignals, scan
 from preflight.hang.mlx5_health import Mlx5Event, parse_mlx5_health
 from preflight.hang.nccl_log import NcclLog, parse_nccl_log
 from preflight.hang.ncclras import RasReport, looks_like_ras, parse_ras
@@ -34,6 +35,7 @@ class HangFile:
     kernel_lines: dict[str, int] = field(default_factory=dict)  # stripped NVRM line -> its 1-based line number
     ras: RasReport | None = None  # an `ncclras` status report (NCCL >= 2.24)
     mlx5: tuple[Mlx5Event, ...] = ()  # mlx5_core health lines of a kernel log (hang/mlx5_health.py)
+    signals: JobSignals = field(default_factory=JobSignals)  # time range, PyTorch build (hang/job_signals.py)
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -84,7 +86,7 @@ def parse_text(text: str, source: str = "") -> HangFile | Unparseable:
     if mlx5 and host is None:
         m = _SYSLOG_HOST.search(text)
         host = m.group("host") if m else None
-    f = HangFile(source, nccl, wd, dump, trace, kern, host, klines, ras, mlx5)
+    f = HangFile(source, nccl, wd, dump, trace, kern, host, klines, ras, mlx5, scan(text))
     if not f.kinds:
         return Unparseable.of("not an NCCL log, NCCL RAS report, watchdog log, flight-recorder dump or kernel log "
                               "with Xid or mlx5_core health lines", text)
