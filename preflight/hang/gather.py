@@ -27,6 +27,7 @@ from typing import Any
 from preflight.collect.bundle import Bundle, NodeRaw
 from preflight.hang.ib_rates import ib_rate_causes
 from preflight.hang.mlx5_health import mlx5_causes, parse_mlx5_health
+from preflight.hang.next_steps import next_commands, seen_live, seen_of_verdict
 from preflight.hang.ras_live import ras_live_causes
 from preflight.hang.verdict import Cause, HangVerdict, analyze
 from preflight.parse.common import Unparseable
@@ -321,7 +322,8 @@ def judge_hang(bundle: Bundle) -> LiveHang:
     ok = [raw.name for raw in bundle.nodes if raw.outcome == "ok"]
     summary = (f"{len(ok)} node(s) answered, {len(ranks)} job process(es) on {len(with_job)} node(s); "
                + (offline.summary + "; " if files else "") + f"{len(causes)} likely cause(s)")
-    verdict = replace(offline, causes=tuple(causes), summary=summary)
+    verdict = replace(offline, causes=tuple(causes), summary=summary, next_commands=() if causes else next_commands(
+        seen_live(bundle, ranks, seen_of_verdict(offline))))
     return LiveHang(verdict, tuple(sorted(ranks, key=lambda r: (r.rank if r.rank is not None else 10**9, r.node, r.pid))),
                     tuple(n for n in ok if n not in with_job),
                     tuple((raw.name, f"{raw.outcome}: {raw.message}") for raw in bundle.nodes if raw.outcome != "ok"),

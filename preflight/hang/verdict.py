@@ -24,6 +24,7 @@ from preflight.hang.causes.ras import ras_causes
 from preflight.hang.jobs import describe, group_jobs
 from preflight.hang.joined import JoinedInputs, expand_paths, join_parsed, parse_inputs, rank_rows
 from preflight.hang.mlx5_health import mlx5_causes
+from preflight.hang.next_steps import next_commands, seen_offline
 from preflight.hang.verdict_types import MAX_EVIDENCE_LINES, Cause, FileReport, HangVerdict, JobVerdict, RankRow
 
 __all__ = ["MAX_EVIDENCE_LINES", "Cause", "FileReport", "HangVerdict", "JobVerdict", "RankRow", "analyze",
@@ -40,7 +41,8 @@ def analyze(paths: list[Path], *, split_jobs: bool = True) -> HangVerdict:
         world = join_parsed(parsed.files, parsed.reports)
         one = _judge(world)
         return HangVerdict(one.causes, one.ranks, one.files, one.summary,
-                           (JobVerdict(1, tuple(str(p) for p, _ in parsed.files), (), "", one),) if split_jobs else ())
+                           (JobVerdict(1, tuple(str(p) for p, _ in parsed.files), (), "", one),) if split_jobs else (),
+                           one.next_commands)
     groups = group_jobs(parsed.files)
     report_of = {r.path: r for r in parsed.reports}
     job_of: dict[str, int] = {}
@@ -57,18 +59,20 @@ def analyze(paths: list[Path], *, split_jobs: bool = True) -> HangVerdict:
     reports = tuple(replace(r, job=job_of.get(r.path)) for r in parsed.reports)
     if len(jobs) == 1:
         one = jobs[0].verdict
-        return HangVerdict(one.causes, one.ranks, reports, one.summary, tuple(jobs))
+        return HangVerdict(one.causes, one.ranks, reports, one.summary, tuple(jobs), one.next_commands)
     causes = sorted((c for j in jobs for c in j.verdict.causes), key=lambda c: (-c.score, c.job or 0, c.title))
     unread = sum(1 for r in reports if not r.kinds)
     summary = (f"{len(reports)} file(s) from {len(jobs)} unrelated job(s), judged apart"
                + (f" ({unread} not recognised)" if unread else "") + f"; {len(causes)} likely cause(s)")
-    return HangVerdict(tuple(causes), (), reports, summary, tuple(jobs))
+    steps = () if causes else tuple(dict.fromkeys(f"job {j.index}: {c}" for j in jobs for c in j.verdict.next_commands))
+    return HangVerdict(tuple(causes), (), reports, summary, tuple(jobs), steps)
 
 
 def _judge(world: JoinedInputs) -> HangVerdict:
     causes = _causes(world)
     causes.sort(key=lambda c: (-c.score, c.title))
-    return HangVerdict(tuple(causes), rank_rows(world), tuple(world.reports), _summary(world, causes))
+    steps = () if causes else next_commands(seen_offline(world))
+    return HangVerdict(tuple(causes), rank_rows(world), tuple(world.reports), _summary(world, causes), (), steps)
 
 
 def _causes(world: JoinedInputs) -> list[Cause]:

@@ -70,7 +70,8 @@ class JobVerdict:
     def to_dict(self) -> dict[str, Any]:
         d = self.verdict.to_dict()
         return {"job": self.index, "files": list(self.files), "grouped_by": list(self.why),
-                "description": self.description, "summary": d["summary"], "causes": d["causes"], "ranks": d["ranks"]}
+                "description": self.description, "summary": d["summary"], "causes": d["causes"], "ranks": d["ranks"],
+                "next_commands": d["next_commands"]}
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,7 @@ class HangVerdict:
     files: tuple[FileReport, ...] = ()
     summary: str = ""
     jobs: tuple[JobVerdict, ...] = ()  # one per job the inputs hold (analyze); () for a live gather
+    next_commands: tuple[str, ...] = ()  # when no cause is named: what to run next, in order (hang/next_steps.py)
 
     @property
     def culprit(self) -> Cause | None:
@@ -94,6 +96,7 @@ class HangVerdict:
             "ranks": [asdict(r) | {"interfaces": list(r.interfaces)} for r in self.ranks],
             "files": [{"path": f.path, "kinds": list(f.kinds), "note": f.note, "job": f.job} for f in self.files],
             "jobs": [j.to_dict() for j in self.jobs],
+            "next_commands": list(self.next_commands),
         }
 
 

@@ -16,6 +16,11 @@ def render(verdict: Any, console: Console, *, title: str = "preflight hang analy
     console.print(f"[bold]{escape(title)}[/]: {escape(verdict.summary)}", soft_wrap=True)
     if not verdict.causes:
         console.print("[yellow]no likely cause found in these inputs[/] (see the files table for what was read)")
+        steps = getattr(verdict, "next_commands", ())
+        if steps:
+            console.print("[bold]next, in order:[/]")
+            for i, step in enumerate(steps, 1):
+                console.print(f"  {i}. {escape(step)}", soft_wrap=True)
     for i, c in enumerate(verdict.causes[:8]):
         where = " · ".join(x for x in (f"rank {c.rank}" if c.rank is not None else "", c.node or "") if x)
         body = [escape(c.title)] + [f"  [cyan]│ {escape(e)}[/]" for e in c.evidence]
