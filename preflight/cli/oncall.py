@@ -126,6 +126,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     verdict = analyze([Path(p) for p in args.paths])
     if args.json:
         write_json(args.json, {"schema": "preflight-hang", "schema_version": 1, **verdict.to_dict()})
+    if getattr(args, "tui", False) and sys.stdout.isatty():
+        from preflight.tui import run_verdict
+
+        return run_verdict(verdict, title="preflight analyze")
     if not args.quiet and args.json != "-":
         if len(verdict.jobs) > 1:
             out.print(f"[bold]preflight hang analysis[/]: {escape(verdict.summary)}", soft_wrap=True)

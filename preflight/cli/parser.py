@@ -124,6 +124,7 @@ def _add_analyze(sub: Subparsers) -> None:
                                         "(NCCL_DEBUG logs, PyTorch watchdog timeouts, flight-recorder dumps, kernel logs)")
     an.add_argument("paths", nargs="+", help="files or directories (walked)")
     an.add_argument("--json", metavar="FILE", help="write the verdict as JSON to FILE ('-' for stdout)")
+    an.add_argument("--tui", action="store_true", help="show the verdict in the interactive hang screen (jobs pane)")
     an.add_argument("--no-color", action="store_true")
     an.add_argument("--quiet", "-q", action="store_true")
 

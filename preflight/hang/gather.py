@@ -321,7 +321,7 @@ def judge_hang(bundle: Bundle) -> LiveHang:
     with_job = {r.node for r in ranks}
     ok = [raw.name for raw in bundle.nodes if raw.outcome == "ok"]
     summary = (f"{len(ok)} node(s) answered, {len(ranks)} job process(es) on {len(with_job)} node(s); "
-               + (offline.summary + "; " if files else "") + f"{len(causes)} likely cause(s)")
+               + (offline.summary.rsplit("; ", 1)[0] + "; " if files else "") + f"{len(causes)} likely cause(s)")
     verdict = replace(offline, causes=tuple(causes), summary=summary, next_commands=() if causes else next_commands(
         seen_live(bundle, ranks, seen_of_verdict(offline))))
     return LiveHang(verdict, tuple(sorted(ranks, key=lambda r: (r.rank if r.rank is not None else 10**9, r.node, r.pid))),

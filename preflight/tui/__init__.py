@@ -6,7 +6,7 @@ imports the session, engine, plan and report layers, never the CLI or the transp
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from preflight.collect.bundle import Bundle
@@ -39,6 +39,14 @@ def run_hang_result(result: LiveHang, *, title: str = "preflight hang") -> int:
     from preflight.tui.screens.hang import HangApp
 
     code = HangApp(result, title).run()
+    return 3 if code is None else int(code)
+
+
+def run_verdict(verdict: Any, *, title: str = "preflight analyze") -> int:
+    """The hang screen on an `analyze` verdict (no live ranks): causes, ranks from the logs, jobs, next commands."""
+    from preflight.tui.screens.hang import HangApp, OfflineResult
+
+    code = HangApp(OfflineResult(verdict), title).run()
     return 3 if code is None else int(code)
 
 

@@ -10,6 +10,8 @@ from preflight.collect.bundle import Bundle, NodeRaw
 from preflight.hang.gather import judge_hang
 from preflight.tui.screens.hang import HangApp, rank_rows
 
+from .conftest import screen_text
+
 
 def _raw(name: str, procs: list[dict]) -> NodeRaw:
     probes = {"job_procs": {"rc": 0, "stdout": json.dumps({"processes": procs}), "stderr": "", "error": None, "kind": "builtin"}}
@@ -40,8 +42,7 @@ async def test_culprit_first_and_keys_move_between_causes(result) -> None:
         await pilot.pause()
         causes = app.screen.query_one("#hang-causes")
         assert causes.highlighted == 0
-        evidence = str(app.screen.query_one("#hang-evidence").render())
-        assert "next:" in evidence
+        assert "next:" in screen_text(app)
         first = result.verdict.causes[0]
         assert first.kind == "live_missing_rank" and first.rank == 5  # rank 5 of 6 has no process
         await pilot.press("c", "down")

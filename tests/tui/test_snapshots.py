@@ -7,14 +7,17 @@ reads the screen's text back and asserts the footer and headers are whole at tha
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from textual.widgets import DataTable
 
 from preflight.collect.bundle import Bundle, NodeRaw
 from preflight.hang.gather import judge_hang
+from preflight.hang.verdict import analyze
+from preflight.parse.common import strip_corpus_header
 from preflight.registry import GROUPS
-from preflight.tui.screens.hang import HangApp
+from preflight.tui.screens.hang import HangApp, OfflineResult
 
 from .conftest import demo_app, screen_text, settle
 
@@ -156,3 +159,90 @@ def test_hang_screen(snap_compare, size):
         await pilot.pause()
         _whole(pilot, "causes", "ranks")
     assert snap_compare(_hang_app(), terminal_size=size, run_before=run)
+
+
+CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "corpus"
+PYSPY = Path(__file__).resolve().parents[2] / "preflight" / "sim" / "profiles" / "pyspy-collective" / "py-spy-dump.txt"
+
+
+def _node(name: str, address: str, procs: list[dict], **probes: str) -> NodeRaw:
+    full = {"job_procs": {"rc": 0, "stdout": json.dumps({"processes": procs}), "stderr": "", "error": None, "kind": "builtin"}}
+    full.update({k: {"rc": 0, "stdout": v, "stderr": "", "error": None} for k, v in probes.items()})
+    return NodeRaw(name=name, address=address, port=22, user="root", groups=[], outcome="ok", message="",
+                   started=0.0, duration_s=0.1, transport="ssh", collector={"mode": "python", "probes": full})
+
+
+def _procs(first: int, pid0: int, n: int = 8, world: int = 32, stack: str | None = None) -> list[dict]:
+    out = []
+    for i in range(n):
+        p = {"pid": pid0 + i, "cmdline": "python train.py", "state": "S (sleeping)",
+             "env": {"RANK": str(first + i), "LOCAL_RANK": str(i), "WORLD_SIZE": str(world)}}
+        if stack is not None:
+            p["pyspy"] = {"rc": 0, "stdout": stack, "stderr": ""}
+        out.append(p)
+    return out
+
+
+def _evidence_app() -> HangApp:
+    """NCCL RAS, IB rates and mlx5 health in one gather (constructed from recorded outputs): the NCCL guide's MISMATCH
+    report (6 ranks behind on 172.16.64.210, whose pids gpu-01's ranks 0-7 are given), symbol errors rising on
+    gpu-02's mlx5_1/1 between the two ib_traffic reads, and a real mlx5_core health log as gpu-03's kernel log."""
+    ras = strip_corpus_header((CORPUS / "nccl_logs" / "ncclras-docs-32rank-mismatch-6-ranks-behind.txt").read_text())[1]
+    mlx5 = strip_corpus_header((CORPUS / "xid" / "mlx5-health-compromised-fw-internal-error-synd-0x1-cx6dx.txt").read_text())[1]
+    base = {"port_xmit_data": 10, "port_rcv_data": 10, "link_downed": 0, "symbol_error": 4127, "port_rcv_errors": 0}
+    ib = json.dumps({"interval_s": 3.0, "first": {"mlx5_1/1": base},
+                     "second": {"mlx5_1/1": {**base, "symbol_error": 4151, "port_xmit_data": 99}}})
+    bundle = Bundle(nodes=[_node("gpu-01", "172.16.64.210", _procs(0, 483072), ncclras=ras),
+                           _node("gpu-02", "172.16.64.211", _procs(8, 2000), ib_traffic=ib),
+                           _node("gpu-03", "172.16.64.212", _procs(16, 3000), kernel_log=mlx5),
+                           _node("gpu-04", "172.16.64.213", _procs(24, 4000))], label="hang")
+    return HangApp(judge_hang(bundle), "snapshot")
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_hang_screen_ras(snap_compare, size):
+    async def run(pilot):
+        await pilot.pause()
+        await pilot.press("r")
+        await pilot.pause()
+        _whole(pilot, "NCCL RAS", "behind: ranks 0, 2", "gpu-01", "n next")
+    assert snap_compare(_evidence_app(), terminal_size=size, run_before=run)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_hang_screen_ib(snap_compare, size):
+    async def run(pilot):
+        await pilot.pause()
+        await pilot.press("i")
+        await pilot.pause()
+        _whole(pilot, "IB ports and NICs", "mlx5_1/1", "n next")
+    assert snap_compare(_evidence_app(), terminal_size=size, run_before=run)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_hang_screen_jobs(snap_compare, size):
+    """`preflight analyze --tui` on two real logs of unrelated jobs: the jobs pane."""
+    logs = CORPUS / "nccl_logs"
+    verdict = analyze([logs / "err-sglang-h100-socket-c-abort-then-python-traceback.txt",
+                       logs / "pytorch-watchdog-mismatched-optype-broadcast-vs-allreduce.txt"])
+
+    async def run(pilot):
+        await pilot.pause()
+        await pilot.press("j")
+        await pilot.pause()
+        _whole(pilot, "2 job(s) in these inputs", "job 1", "job 2", "n next")
+    assert snap_compare(HangApp(OfflineResult(verdict), "preflight analyze"), terminal_size=size, run_before=run)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_hang_screen_nothing_found(snap_compare, size):
+    """Every rank present and in all_reduce (the recorded py-spy dump): no cause, the next pane first."""
+    stack = strip_corpus_header(PYSPY.read_text())[1]
+    bundle = Bundle(nodes=[_node("gpu-01", "10.0.0.1", _procs(0, 100, 2, 4, stack)),
+                           _node("gpu-02", "10.0.0.2", _procs(2, 200, 2, 4, stack))], label="hang",
+                    options={"job": {"pattern": "train.py", "pyspy": True}})
+
+    async def run(pilot):
+        await pilot.pause()
+        _whole(pilot, "no likely cause: run these, in order", "1. ssh gpu-01", "n next")
+    assert snap_compare(HangApp(judge_hang(bundle), "snapshot"), terminal_size=size, run_before=run)
