@@ -39,10 +39,19 @@ def render_cause(i: int, c: Any, rank_nodes: dict[int, str]) -> RenderableType:
     parts: list[RenderableType] = [head, Text(c.title)]
     covered = tuple(getattr(c, "ranks", ()) or ())
     if len(covered) > 1:
-        parts.append(Text(f"covers {ranks_text(covered)}" + _nodes_of(covered, rank_nodes), style="dim"))
+        parts.append(Text(f"covers {ranks_text(covered)}" + _where(c, covered, rank_nodes), style="dim"))
     parts += [Text(f"│ {e}", style="cyan") for e in c.evidence]
     parts.append(Text.assemble(("next: ", "bold"), c.next_command))
     return Group(*parts)
+
+
+def _where(c: Any, covered: tuple[int, ...], rank_nodes: dict[int, str]) -> str:
+    """Where a cause's ranks run. RAS numbers ranks within a communicator (a TP group's rank 3 is not global
+    rank 3) and names its own node, so its ranks are never looked up in the job's rank table; nor are ranks
+    the table does not hold all of."""
+    if family(c.kind, "ras") or not all(r in rank_nodes for r in covered):
+        return f" on {c.node}" if c.node else ""
+    return _nodes_of(covered, rank_nodes)
 
 
 def _nodes_of(ranks: Iterable[int], rank_nodes: dict[int, str]) -> str:
@@ -69,7 +78,7 @@ def render_ras(result: Any, rank_nodes: dict[int, str]) -> RenderableType:
     for i, c in _family_causes(v, "ras"):
         label = {"ras_mismatch": "behind", "ras_incomplete": "no data from", "ras_dead": "dead"}.get(c.kind, c.kind)
         covered = tuple(c.ranks) or ((c.rank,) if c.rank is not None else ())
-        line = (f"{label}: {ranks_text(covered)}{_nodes_of(covered, rank_nodes)}" if covered
+        line = (f"{label}: {ranks_text(covered)}{_where(c, covered, rank_nodes)}" if covered
                 else f"{label}: {c.node or 'node unknown'}")
         parts.append(Text.assemble(("✖ ", "red"), line))
         parts.append(render_cause(i, c, rank_nodes))
