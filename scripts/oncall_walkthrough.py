@@ -12,6 +12,7 @@ stdout/stderr are printed under a `$ command` line. Every process started is sto
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -47,7 +48,7 @@ def _jobs(fleet: SimFleet) -> None:
 
 
 def _run(cmd: list[str], cwd: Path, *, tool: str = "preflight") -> None:
-    shown = " ".join(cmd).replace(str(cwd) + "/", "")
+    shown = shlex.join(cmd).replace(str(cwd) + "/", "")
     print(f"\n$ {tool + ' ' if tool else ''}{shown}", flush=True)
     env = {**os.environ, "COLUMNS": "80", "PYTHONPATH": str(ROOT), "NO_COLOR": "1"}
     argv = [sys.executable, "-m", "preflight", *cmd] if tool == "preflight" else cmd
@@ -94,8 +95,7 @@ def main() -> int:
         _screen(out / "hang-0312", ("r",))
         _run(["hang", *live, "--job-pattern", r"pretrain\.py", "--sweeps", "2"], out)
         _run(["hang", "--bundle", "hang-0312", "--no-color", "--json", "replay.json"], out)
-        _run(["python3", "-c", "import json; d = json.load(open('replay.json')); "
-              "print([c['kind'] for c in d['causes']], d['notes'])"], out, tool="")
+        _run(["grep", "-o", '"kind": "[a-z_]*"', "replay.json"], out, tool="")
         _run(["tar", "czf", "hang-0312.tgz", "hang-0312"], out, tool="")
         _run(["tar", "tzf", "hang-0312.tgz"], out, tool="")
         _run(["grep", "-c", "HF_TOKEN", "hang-0312/bundle.json"], out, tool="")
@@ -106,6 +106,11 @@ def main() -> int:
         _run(["analyze", "copied/xid/", "--no-color"], out)
         shutil.copy(CORPUS / "nccl_logs" / "ncclras-2.30.7-8rank-incomplete-rank7-exited.txt", out / "ras-0312.txt")
         _run(["analyze", "ras-0312.txt", "--no-color"], out)
+        (out / "mixed").mkdir(exist_ok=True)
+        for name in ("err-sglang-h100-socket-c-abort-then-python-traceback.txt",
+                     "pytorch-watchdog-mismatched-optype-broadcast-vs-allreduce.txt"):
+            shutil.copy(CORPUS / "nccl_logs" / name, out / "mixed" / name)
+        _run(["analyze", "mixed/", "--no-color"], out)
     finally:
         fleet.stop()
     return 0

@@ -132,7 +132,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         return run_verdict(verdict, title="preflight analyze")
     if not args.quiet and args.json != "-":
         if len(verdict.jobs) > 1:
-            out.print(f"[bold]preflight hang analysis[/]: {escape(verdict.summary)}", soft_wrap=True)
+            out.print(f"[bold]preflight hang analysis[/]: {escape(verdict.summary)}")
             for job in verdict.jobs:
                 out.rule(f"job {job.index}: {len(job.files)} file(s)")
                 out.print(f"[dim]{escape(job.description)}"

@@ -58,12 +58,7 @@ def test_far_apart_is_more_than_a_day_and_says_so() -> None:
     assert far_apart(a, a) is None and far_apart(a, None) is None
 
 
-def test_two_real_jobs_one_folder_split_by_time_each_verdict_right(tmp_path) -> None:
-    """An sglang node's NCCL error (h100-15, 2025-04-21) and a PyTorch watchdog file with no host (ranks 3 and 7
-    disagree on #80078, Aug 16): before time ranges the watchdog file was put with the only job there was and one
-    verdict mixed both; now two jobs, each with the causes it has alone."""
-    names = ("err-sglang-h100-socket-c-abort-then-python-traceback.txt",
-             "pytorch-watchdog-mismatched-optype-broadcast-vs-allreduce.txt")
+def _split_each_right(tmp_path: Path, names: tuple[str, str]) -> list:
     alone = {}
     for n in names:
         shutil.copy(LOGS / n, tmp_path / n)
@@ -73,9 +68,25 @@ def test_two_real_jobs_one_folder_split_by_time_each_verdict_right(tmp_path) -> 
     for job in v.jobs:
         assert len(job.files) == 1
         assert [c.title for c in job.verdict.causes] == alone[Path(job.files[0]).name]
-    sglang = next(j for j in v.jobs if j.files[0].endswith(names[0]))
+    return list(v.jobs)
+
+
+def test_a_node_log_and_a_watchdog_file_weeks_apart_are_two_jobs(tmp_path) -> None:
+    """node5's NCCL error (2025-02-24) and a watchdog file of 21 March with no host: two jobs."""
+    _split_each_right(tmp_path, ("err-socketpollconnect-no-route-to-host.txt",
+                                 "pytorch-watchdog-timeout-allreduce-line-numbered.txt"))
+
+
+def test_two_real_jobs_one_folder_split_by_time_each_verdict_right(tmp_path) -> None:
+    """An sglang node's NCCL error (h100-15, 2025-04-21) and a PyTorch watchdog file with no host (ranks 3 and 7
+    disagree on #80078, Aug 16): before time ranges the watchdog file was put with the only job there was and one
+    verdict mixed both; now two jobs, each with the causes it has alone."""
+    names = ("err-sglang-h100-socket-c-abort-then-python-traceback.txt",
+             "pytorch-watchdog-mismatched-optype-broadcast-vs-allreduce.txt")
+    jobs = _split_each_right(tmp_path, names)
+    sglang = next(j for j in jobs if j.files[0].endswith(names[0]))
     assert "h100-15" in sglang.verdict.culprit.title
-    watchdog = next(j for j in v.jobs if j.files[0].endswith(names[1]))
+    watchdog = next(j for j in jobs if j.files[0].endswith(names[1]))
     assert "#80078" in watchdog.verdict.culprit.title and watchdog.verdict.culprit.kind == "op_mismatch"
 
 
