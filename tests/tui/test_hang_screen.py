@@ -52,3 +52,32 @@ async def test_culprit_first_and_keys_move_between_causes(result) -> None:
         assert table.row_count == 5 and table.cursor_row == 3  # the stopped rank 3 is selected
         await pilot.press("q")
     assert app.return_value == 0
+
+
+@pytest.mark.asyncio
+async def test_analyze_verdict_with_no_cause_opens_on_next_and_panes_switch() -> None:
+    """`analyze --tui` on a real watchdog-only log that names no cause: the next pane first, with the NCCL
+    logs to turn on; r / i / j show the RAS, IB and jobs panes; q exits 2 (no cause)."""
+    from pathlib import Path
+
+    from textual.widgets import TabbedContent
+
+    from preflight.hang.verdict import analyze
+    from preflight.tui.screens.hang import OfflineResult
+
+    log = Path(__file__).resolve().parents[1] / "fixtures" / "corpus" / "nccl_logs" / "pytorch-watchdog-timeout-legacy-no-numel-1800s.txt"
+    verdict = analyze([log])
+    assert verdict.causes == ()
+    app = HangApp(OfflineResult(verdict), "preflight analyze")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        tabs = app.screen.query_one("#hang-tabs", TabbedContent)
+        assert tabs.active == "next"
+        assert "no likely cause: run these, in order" in screen_text(app) and "NCCL_DEBUG=INFO" in screen_text(app)
+        for key, pane, text in (("r", "ras", "no RAS report in these inputs"), ("i", "ib", "no IB port error rising"),
+                                ("j", "jobs", "one job in these inputs")):
+            await pilot.press(key)
+            await pilot.pause()
+            assert tabs.active == pane and text in screen_text(app)
+        await pilot.press("q")
+    assert app.return_value == 2

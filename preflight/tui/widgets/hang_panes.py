@@ -111,7 +111,8 @@ def render_jobs(verdict: Any) -> RenderableType:
     jobs = verdict.jobs
     if not jobs:
         return Text("one job: a live gather is never split", style="italic")
-    parts: list[RenderableType] = [Text(f"{len(jobs)} job(s) in these inputs, judged apart", style="bold")]
+    head = f"{len(jobs)} job(s) in these inputs, judged apart" if len(jobs) > 1 else "one job in these inputs"
+    parts: list[RenderableType] = [Text(head, style="bold")]
     for j in jobs:
         culprit = j.verdict.culprit
         parts.append(Text.assemble((f"job {j.index}", "bold"), f" · {len(j.files)} file(s) · ",
