@@ -105,7 +105,7 @@ class Plan:
 
     def to_dict(self) -> dict[str, Any]:
         def cand(c: Candidate) -> dict[str, Any]:
-            d = asdict(c) | {"memory": c.memory.to_dict()}
+            d = asdict(c) | {"memory": c.memory.to_dict(), "estimates": [e.to_dict() for e in c.estimates]}
             d["label"], d["gpus"], d["verdict_label"], d["capacity"] = c.label, c.gpus, c.verdict_label, c.capacity
             d["placement"] = [{"node": p.node, "gpus": list(p.gpus), "cuda_visible_devices": p.cuda_visible_devices}
                               for p in c.placement]
@@ -307,7 +307,7 @@ def _at_capacity(fleet: FleetShape, model: ModelSpec, mem: MemoryBreakdown, used
     agg = next((e for e in ests if e.name == "decode_tokens_per_s_aggregate"), None)
     if agg is None or agg.value is None:
         return None
-    return Estimate("decode_tokens_per_s_at_capacity", agg.value, "tok/s", f"at capacity ({cap} sequences): {agg.formula}")
+    return Estimate("decode_tokens_per_s_at_capacity", agg.value, "tok/s", lambda: f"at capacity ({cap} sequences): {agg.formula}")
 
 
 def evaluate(
