@@ -17,6 +17,7 @@ import base64
 import binascii
 import hashlib
 import json
+import re
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -143,8 +144,9 @@ def fr_causes(records: list[FrRecord]) -> list[Cause]:
     op = finding.op or "a collective"
     ev = [f"{c.source}: rank {c.rank} {_last(c.dump)}" for c in culprits[:3] if c.dump is not None]
     ev += [f"{p.source}: rank {p.rank} {_entered(p.dump, finding)}" for p in peers[:2] if p.dump is not None]
+    files = sorted({re.sub(r"\d+$", "*", r.source) for r in got})[:4]
     nxt = (f"ssh {r0.node} 'py-spy dump --native --pid {r0.pid}'" if r0 and r0.pid else "py-spy dump on the named rank") \
-        + "; torchfrtrace on the dumps (see --json flight_recorder) for the full cross-rank report"
+        + f"; for the full cross-rank report copy the dumps ({', '.join(files)}) to one folder and run torchfrtrace on it"
     entered = sorted(k for k in by_rank if k not in finding.ranks)
     if finding.kind == "missing":
         title = (f"{ranks_text(finding.ranks)}{where} never entered {op} #{finding.seq} that {ranks_text(entered)} "
