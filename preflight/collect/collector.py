@@ -749,7 +749,8 @@ def _fr_wait(pending, deadline, limit):
     """Poll every triggered rank's dump paths until each has a fresh dump that stopped growing, or the deadline."""
     import stat as _stat
 
-    stable = {}  # id(rec) -> (path, stat, since)
+    # id(rec) -> (the dump path seen changing, its stat then, since when it held still)
+    stable = {}  # type: dict[int, tuple[str, tuple[int, int, int, int, int], float]]
     while pending and time.monotonic() < deadline:
         for rec, before, uid in list(pending):
             for path in rec["dump_paths"]:

@@ -28,6 +28,7 @@ from preflight.hang.verdict_types import Cause, evidence_tuple, ranks_text
 from preflight.parse.common import Unparseable
 from preflight.textsafe import clean
 
+
 @dataclass(frozen=True)
 class FrRecord:
     """One rank's answer to the trigger: the node-side outcome and, when collected, the dump or why it was refused."""
