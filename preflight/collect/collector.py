@@ -745,9 +745,12 @@ def _fr_read(path, uid, limit):
         os.close(fd)
 
 
-def _fr_wait(pending, deadline, limit):
-    """Poll every triggered rank's dump paths until each has a fresh dump that stopped growing, or the deadline."""
+def _fr_wait(pending, deadline, limit, node_cap, stable_s=FR_STABLE_S):
+    """Poll every triggered rank's dump paths until each has a fresh dump that stopped growing, or the deadline.
+    Each dump is read up to `limit` bytes, and all of this node's together up to `node_cap`."""
     import stat as _stat
+
+    left = [node_cap]
 
     # id(rec) -> (the dump path seen changing, its stat then, since when it held still)
     stable = {}  # type: dict[int, tuple[str, tuple[int, int, int, int, int], float]]
@@ -760,9 +763,13 @@ def _fr_wait(pending, deadline, limit):
                 seen = stable.get(id(rec))
                 if seen is None or seen[0] != path or seen[1] != now:
                     stable[id(rec)] = (path, now, time.monotonic())
-                elif time.monotonic() - seen[2] >= FR_STABLE_S:
+                elif time.monotonic() - seen[2] >= stable_s:
                     rec["dump_path"] = path
-                    rec.update(_fr_read(path, uid, limit))
+                    rec.update(_fr_read(path, uid, min(limit, left[0])))
+                    if rec.get("outcome") == "collected":
+                        left[0] -= rec["size"]
+                    elif rec.get("outcome") == "too_big" and left[0] < limit:
+                        rec["note"] += " (what is left of the node's %d-byte cap for all its dumps)" % node_cap
                     pending.remove((rec, before, uid))
                 break
         time.sleep(0.1)
@@ -793,6 +800,7 @@ def builtin_fr_dump(probe, config):
     fr = job.get("dump_fr") or {}
     wait_s = max(0.0, min(float(fr.get("wait_s", 15.0)), probe["timeout_s"] * 0.8 - 2.0))
     limit = int(fr.get("max_bytes", 16 * 1024 * 1024))
+    node_cap = int(fr.get("node_max_bytes", 64 * 1024 * 1024))
     try:
         procs = _fr_rank_procs(job)
     except (OSError, re.error) as exc:
@@ -823,8 +831,8 @@ def builtin_fr_dump(probe, config):
             continue
         rec["poll_hint"] = _fr_poll_hint(env)
         pending.append((rec, before, uid))
-    _fr_wait(pending, time.monotonic() + wait_s, limit)
-    doc = {"wait_s": wait_s, "max_bytes": limit, "ranks": records}
+    _fr_wait(pending, time.monotonic() + wait_s, limit, node_cap, float(fr.get("stable_s", FR_STABLE_S)))
+    doc = {"wait_s": wait_s, "max_bytes": limit, "node_max_bytes": node_cap, "ranks": records}
     return {"rc": 0, "stdout": json.dumps(doc, sort_keys=True), "stderr": "", "error": None}
 
 

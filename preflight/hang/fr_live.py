@@ -160,15 +160,23 @@ def fr_causes(records: list[FrRecord]) -> list[Cause]:
 
 
 def fr_notes(records: list[FrRecord]) -> list[str]:
-    """One line for the whole trigger, then one per rank whose dump was not had, and why."""
+    """One line for the whole trigger, then one per outcome that left ranks without a dump: which ranks, on
+    which nodes, and the first one's reason (a fleet of ranks without the pipe is one line, not a thousand)."""
     if not records:
         return []
     got = sum(1 for r in records if r.dump is not None)
     out = [f"flight recorder: {len(records)} rank(s) found, {got} dump(s) collected and read"]
-    for r in sorted(records, key=lambda r: (r.rank if r.rank is not None else 10**9, r.node))[:32]:
+    groups: dict[str, list[FrRecord]] = {}
+    for r in sorted(records, key=lambda r: (r.rank if r.rank is not None else 10**9, r.node)):
         if r.dump is None:
-            why = r.refused or r.note or r.outcome
-            out.append(f"flight recorder: rank {r.rank} on {r.node} (pid {r.pid}): {r.outcome}: {why}")
+            groups.setdefault("collected, not readable" if r.refused else r.outcome, []).append(r)
+    for outcome, rs in groups.items():
+        nodes = sorted({r.node for r in rs})
+        ranks = [r.rank for r in rs if r.rank is not None]
+        first = rs[0]
+        out.append(f"flight recorder: {outcome}: {ranks_text(ranks) if ranks else 'a rank'} on {', '.join(nodes[:4])}"
+                   + (f" and {len(nodes) - 4} more node(s)" if len(nodes) > 4 else "")
+                   + f"; rank {first.rank} (pid {first.pid}): {first.refused or first.note or first.outcome}")
     return out
 
 

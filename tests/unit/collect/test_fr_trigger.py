@@ -71,7 +71,7 @@ def _wait_for(path: Path) -> None:
     raise AssertionError(f"{path} never appeared")
 
 
-def _trigger(wait_s: float = 5.0, **fr: int) -> list[dict]:
+def _trigger(wait_s: float = 5.0, **fr: float) -> list[dict]:
     import json
 
     res = collector.builtin_fr_dump({"id": FR_PROBE, "timeout_s": 40.0},
@@ -192,7 +192,7 @@ def test_a_dump_still_growing_when_the_wait_ends_is_a_timeout_not_read(node) -> 
     t, stop = _reader(root, 0, grow)
     _sleeper(start, {"RANK": "0", "TORCH_NCCL_DEBUG_INFO_PIPE_FILE": PIPE, "TORCH_NCCL_DEBUG_INFO_TEMP_FILE": DUMP})
     try:
-        [rec] = _trigger(wait_s=1.5)
+        [rec] = _trigger(wait_s=3.0, stable_s=3.0)  # it cannot have held still long enough, however slow the machine
     finally:
         stop.set()
         t.join(5)
@@ -205,6 +205,16 @@ def test_a_dump_over_the_cap_is_too_big_and_not_read(node) -> None:
     _wait_for(root / "tmp/frunit/pipe_1.pipe")
     [rec] = _trigger(max_bytes=100)
     assert rec["outcome"] == "too_big" and rec["size"] > 100 and "data_b64" not in rec, rec
+
+
+def test_the_node_cap_bounds_all_its_dumps_together(node) -> None:
+    root, start = node
+    for rank in (0, 1):
+        _rank(start, rank)
+        _wait_for(root / f"tmp/frunit/pipe_{rank}.pipe")
+    recs = _trigger(node_max_bytes=len(recorded_dump(PROFILES / FR_PROFILE / "fr-rank0.txt")) + 10)
+    assert sorted(r["outcome"] for r in recs) == ["collected", "too_big"], recs
+    assert "node's" in next(r for r in recs if r["outcome"] == "too_big")["note"]
 
 
 def test_the_default_dump_paths_are_both_pytorch_defaults() -> None:

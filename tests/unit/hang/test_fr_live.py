@@ -67,7 +67,8 @@ def test_a_rank_whose_dump_was_not_had_is_a_note_and_never_a_culprit() -> None:
     absent = {"pid": 102, "rank": 2, "outcome": "no_reader", "note": "/tmp/fr/pipe_2.pipe: no process has it open"}
     res = judge_hang(_fleet(absent))
     assert not [c for c in res.verdict.causes if c.kind.startswith("live_fr")]  # 0, 1, 3 agree: no evidence on 2
-    assert any("rank 2 on fr-02 (pid 102): no_reader" in n for n in res.notes)
+    assert "flight recorder: no_reader: rank 2 on fr-02; rank 2 (pid 102): /tmp/fr/pipe_2.pipe: no process has it open" \
+        in res.notes
 
 
 def test_a_dump_altered_on_the_way_is_refused_not_misread() -> None:
@@ -116,3 +117,13 @@ def test_without_dump_fr_nothing_is_said() -> None:
     del raw.collector["probes"][FR_PROBE]
     res = judge_hang(Bundle(nodes=[raw]))
     assert res.to_dict()["flight_recorder"] == [] and not [n for n in res.notes if "flight recorder" in n]
+
+
+def test_a_fleet_of_ranks_without_the_pipe_is_one_note() -> None:
+    unnamed = [{"pid": 100 + r, "rank": r, "outcome": "no_pipe_named", "note": "TORCH_NCCL_DEBUG_INFO_PIPE_FILE is not in "
+                "the rank's environment"} for r in range(64)]
+    res = judge_hang(Bundle(nodes=[_raw(f"n{i:02d}", unnamed[i * 8:(i + 1) * 8]) for i in range(8)]))
+    fr = [n for n in res.notes if n.startswith("flight recorder")]
+    assert fr == ["flight recorder: 64 rank(s) found, 0 dump(s) collected and read",
+                  "flight recorder: no_pipe_named: ranks 0-63 on n00, n01, n02, n03 and 4 more node(s); rank 0 (pid 100): "
+                  "TORCH_NCCL_DEBUG_INFO_PIPE_FILE is not in the rank's environment"]
