@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from preflight.collect.bundle import Bundle, NodeRaw
+from preflight.hang.fr_live import judge_fr
 from preflight.hang.ib_rates import ib_rate_causes
 from preflight.hang.mlx5_health import mlx5_causes, parse_mlx5_health
 from preflight.hang.next_steps import next_commands, seen_live, seen_of_verdict
@@ -66,6 +67,7 @@ class LiveHang:
     nodes_without_job: tuple[str, ...] = ()
     unreachable: tuple[tuple[str, str], ...] = ()
     notes: tuple[str, ...] = ()  # what the NCCL RAS query said (or why it was not asked), when it says nothing wrong
+    flight_recorder: tuple[dict[str, Any], ...] = ()  # --dump-fr: each rank's trigger outcome (hang/fr_live.py)
 
     def to_dict(self) -> dict[str, Any]:
         doc = self.verdict.to_dict()
@@ -73,6 +75,7 @@ class LiveHang:
         doc["nodes_without_job"] = list(self.nodes_without_job)
         doc["unreachable"] = [{"node": n, "why": w} for n, w in self.unreachable]
         doc["notes"] = list(self.notes)
+        doc["flight_recorder"] = list(self.flight_recorder)
         return doc
 
 
@@ -306,6 +309,9 @@ def judge_hang(bundle: Bundle) -> LiveHang:
             + _gpu_causes(ranks) + _ib_causes(bundle, {r.node for r in ranks}))
     ras, notes = ras_live_causes(bundle, ranks)
     live += ras + ib_rate_causes(bundle)
+    fr_causes, fr_notes, fr_outcomes = judge_fr(bundle)  # --dump-fr: the dumps taken now, compared across ranks
+    live += fr_causes
+    notes = [*notes, *fr_notes]
     live += [c for raw in bundle.nodes if raw.outcome == "ok"
              for c in mlx5_causes(parse_mlx5_health((raw.probe("kernel_log") or {}).get("stdout") or "",
                                                     f"{raw.name}: kernel log"), raw.name)]
@@ -323,8 +329,8 @@ def judge_hang(bundle: Bundle) -> LiveHang:
     summary = (f"{len(ok)} node(s) answered, {len(ranks)} job process(es) on {len(with_job)} node(s); "
                + (offline.summary.rsplit("; ", 1)[0] + "; " if files else "") + f"{len(causes)} likely cause(s)")
     verdict = replace(offline, causes=tuple(causes), summary=summary, next_commands=() if causes else next_commands(
-        seen_live(bundle, ranks, seen_of_verdict(offline))))
+        seen_live(bundle, ranks, seen_of_verdict(offline), fr_outcomes)))
     return LiveHang(verdict, tuple(sorted(ranks, key=lambda r: (r.rank if r.rank is not None else 10**9, r.node, r.pid))),
                     tuple(n for n in ok if n not in with_job),
                     tuple((raw.name, f"{raw.outcome}: {raw.message}") for raw in bundle.nodes if raw.outcome != "ok"),
-                    tuple(notes))
+                    tuple(notes), tuple(fr_outcomes))

@@ -20,6 +20,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from preflight.collect.probes import FR_PROBE
+
 MAX_NAMED_RANKS = 4
 RAS_FIRST = (2, 24)  # NCCL prints no RAS before 2.24
 
@@ -37,6 +39,7 @@ class Seen:
     ras: bool = False  # a RAS report was read, or asked of the live job
     kernel_log: bool = False
     pyspy: bool = False  # stacks were gathered (live)
+    fr_asked: bool = False  # `preflight hang --dump-fr` asked the ranks for their flight-recorder dumps
     ib_sweeps: bool = False  # IB error counters compared across two sweeps (live)
     ranks: tuple[tuple[int, str | None, int | None], ...] = ()  # (rank, node, pid), rank order
     nodes: tuple[str, ...] = ()
@@ -48,6 +51,7 @@ def next_commands(seen: Seen) -> tuple[str, ...]:
     """The commands, in order (see the module docstring)."""
     out: list[str] = []
     out += _stacks(seen)
+    out += _dump_fr(seen)
     out += _ras(seen)
     out += _ib(seen)
     if not seen.kernel_log and seen.nodes:
@@ -78,6 +82,14 @@ def _stacks(seen: Seen) -> list[str]:
     if seen.nodes and not seen.live:
         return [f"{_hang_cmd(seen)}  (every rank's state, GPU use and py-spy stack, while the job still hangs)"]
     return []
+
+
+def _dump_fr(seen: Seen) -> list[str]:
+    """A live job whose ranks name a debug-info pipe can be asked for its flight-recorder dumps now."""
+    if not seen.live or seen.flight_recorder or seen.fr_asked or "TORCH_NCCL_DEBUG_INFO_PIPE_FILE" not in seen.env:
+        return []
+    return [f"{_hang_cmd(seen)} --dump-fr  (each rank's flight-recorder dump, taken now through its debug-info "
+            "pipe: the last collective each rank entered and completed)"]
 
 
 def _ras_possible(seen: Seen) -> bool:
@@ -113,11 +125,12 @@ def _logs(seen: Seen) -> list[str]:
     if not seen.flight_recorder and "TORCH_NCCL_TRACE_BUFFER_SIZE" not in seen.env:
         env += ["TORCH_NCCL_TRACE_BUFFER_SIZE=2000", "TORCH_NCCL_DUMP_ON_TIMEOUT=1",
                 "TORCH_FR_DUMP_TEMP_FILE=/tmp/nccl_trace_rank_"]
+    if not seen.flight_recorder and "TORCH_NCCL_DEBUG_INFO_PIPE_FILE" not in seen.env:
+        env.append("TORCH_NCCL_DEBUG_INFO_PIPE_FILE=/tmp/nccl_debug_pipe_")  # lets `hang --dump-fr` ask for dumps
     out = []
     if env:
         why = " and ".join(x for x in ("NCCL init/network lines" if not seen.nccl_info else "",
-                                       "flight-recorder dumps" if "TORCH_NCCL_TRACE_BUFFER_SIZE=2000" in env else "")
-                           if x)
+                                       "flight-recorder dumps" if not seen.flight_recorder else "") if x)
         out.append(f"restart with {' '.join(env)}  ({why}: none in these inputs)")
     elif seen.nccl_info:
         out.append("restart with NCCL_DEBUG_SUBSYS=INIT,NET,COLL on a short reproduction  (every collective logged: "
@@ -183,8 +196,9 @@ def seen_of_verdict(v: Any) -> Seen:
                 ras="ncclras" in kinds, kernel_log=bool(kinds & {"kernel_log", "mlx5_health"}))
 
 
-def seen_live(bundle: Any, ranks: Iterable[Any], offline: Seen) -> Seen:
-    """From a live gather: its bundle, its ranks (gather.LiveRank) and what its NCCL / kernel logs held."""
+def seen_live(bundle: Any, ranks: Iterable[Any], offline: Seen, fr_outcomes: Iterable[dict[str, Any]] = ()) -> Seen:
+    """From a live gather: its bundle, its ranks (gather.LiveRank), what its NCCL / kernel logs held and the
+    --dump-fr outcomes (hang/fr_live.py)."""
     rs = sorted((r for r in ranks if r.rank is not None), key=lambda r: (r.rank, r.node, r.pid))
     options = bundle.options if isinstance(bundle.options, dict) else {}
     job = options.get("job")
@@ -197,7 +211,9 @@ def seen_live(bundle: Any, ranks: Iterable[Any], offline: Seen) -> Seen:
     kernel = any((raw.probe("kernel_log") or {}).get("rc") == 0 for raw in ok)
     return Seen(
         live=True, nccl_lines=offline.nccl_lines, nccl_info=offline.nccl_info, nccl_versions=offline.nccl_versions,
-        watchdog=offline.watchdog, flight_recorder=offline.flight_recorder,
+        watchdog=offline.watchdog,
+        flight_recorder=offline.flight_recorder or any(o.get("outcome") == "collected" for o in fr_outcomes),
+        fr_asked=any(raw.probe(FR_PROBE) for raw in ok),
         ras=bool(offline.ras or any((raw.probe("ncclras") or {}).get("stdout") for raw in ok)),
         kernel_log=offline.kernel_log or kernel, pyspy=any(r.stack for r in rs),
         ib_sweeps=bool(options.get("ib_first_sweep")),

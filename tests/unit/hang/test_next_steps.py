@@ -112,3 +112,21 @@ def test_live_second_sweep_and_ras_answer_are_not_asked_again() -> None:
 def test_a_named_cause_has_no_next_commands_list() -> None:
     v = analyze([LOGS / "pytorch-watchdog-mismatched-optype-broadcast-vs-allreduce.txt"])
     assert v.causes and v.next_commands == ()
+
+
+def test_live_ranks_with_a_debug_info_pipe_are_offered_dump_fr_once() -> None:
+    """Ranks naming TORCH_NCCL_DEBUG_INFO_PIPE_FILE and no dump read: `--dump-fr` right after the stacks; once the
+    gather asked (probe fr_dump present), it is not offered again."""
+    procs = [_proc(11, 0, None, 2), _proc(12, 1, None, 2)]
+    for p in procs:
+        p["env"]["TORCH_NCCL_DEBUG_INFO_PIPE_FILE"] = "/tmp/pipe_"
+    bundle = Bundle(nodes=[_raw("gpu-01", procs)], label="hang", options={"job": {"pattern": "train.py"}})
+    steps = judge_hang(bundle).verdict.next_commands
+    assert steps[2].startswith("preflight hang -H gpu-01 --job-pattern train.py --dump-fr")
+    assert not any("TORCH_NCCL_DEBUG_INFO_PIPE_FILE=" in s for s in steps)
+    bundle.nodes[0].collector["probes"]["fr_dump"] = {"rc": 0, "stdout": "{}", "stderr": "", "error": None}
+    again = judge_hang(bundle).verdict.next_commands
+    assert not any("--dump-fr" in s for s in again)
+    plain = judge_hang(Bundle(nodes=[_raw("gpu-01", [_proc(11, 0, None, 1)])], label="hang")).verdict.next_commands
+    assert any("TORCH_NCCL_DEBUG_INFO_PIPE_FILE=/tmp/nccl_debug_pipe_" in s for s in plain)
+    assert not any("--dump-fr" in s for s in plain)
