@@ -97,7 +97,7 @@ class HangScreen(Screen[None]):
         self.query_one("#hang-ras", Static).update(render_ras(self.result, self._rank_nodes))
         self.query_one("#hang-ib", Static).update(render_ib(self.result, self._rank_nodes))
         self.query_one("#hang-jobs", Static).update(render_jobs(v))
-        self.query_one("#hang-next", Static).update(render_next(v))
+        self.query_one("#hang-next", Static).update(render_next(v, getattr(self.result, "notes", ())))
         self.query_one("#hang-causes", OptionList).highlighted = 0 if v.causes else None
         if not v.causes:
             self.query_one("#hang-cause", Static).update(Text("no likely cause: the next pane says what to run", style="italic"))

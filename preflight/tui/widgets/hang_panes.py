@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from rich.console import Group, RenderableType
+from rich.table import Table
 from rich.text import Text
 
 from preflight.hang.verdict_types import ranks_text
@@ -124,13 +125,29 @@ def render_jobs(verdict: Any) -> RenderableType:
     return Group(*parts)
 
 
-def render_next(verdict: Any) -> RenderableType:
-    """What to run next: the no-cause steps in order, else each cause's own next command."""
+def _numbered(steps: Iterable[str]) -> Table:
+    """'1. step' rows whose wrapped lines hang under the text, not under the number."""
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(justify="right")
+    grid.add_column(overflow="fold")
+    for i, step in enumerate(steps, 1):
+        grid.add_row(f"{i}.", step)
+    return grid
+
+
+def render_next(verdict: Any, notes: Iterable[str] = ()) -> RenderableType:
+    """What to run next: the no-cause steps in order, else each cause's own next command; then the gather's
+    notes (what RAS said or why it was not asked, the --dump-fr outcomes), which are no cause but are facts."""
     if verdict.next_commands:
-        head = Text("no likely cause: run these, in order", style="bold")
-        return Group(head, *[Text(f"{i}. {s}") for i, s in enumerate(verdict.next_commands, 1)])
-    steps = list(dict.fromkeys(c.next_command for c in verdict.causes))
-    if not steps:
-        return Text("nothing to suggest", style="italic")
-    head = Text("each cause's next command, culprit first", style="bold")
-    return Group(head, *[Text(f"{i}. {s}") for i, s in enumerate(steps[:12], 1)])
+        parts: list[RenderableType] = [Text("no likely cause: run these, in order", style="bold"),
+                                       _numbered(verdict.next_commands)]
+    else:
+        steps = list(dict.fromkeys(c.next_command for c in verdict.causes))
+        parts = [Text("each cause's next command, culprit first", style="bold")] if steps else [
+            Text("nothing to suggest", style="italic")]
+        parts += [_numbered(steps[:12])] if steps else []
+    shown = list(dict.fromkeys(notes))
+    if shown:
+        parts.append(Text("notes", style="bold"))
+        parts += [Text(f"· {n}", style="dim") for n in shown]
+    return Group(*parts)
