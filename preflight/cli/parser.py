@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap = _Parser(prog="preflight", description="GPU-fleet preflight and diagnostics.")
     ap.add_argument("--version", action="version", version=f"preflight {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
-    for add in (_add_run, _add_replay, _add_demo, _add_plan, _add_multinode, _add_tui, _add_hang, _add_analyze,
+    for add in (_add_run, _add_replay, _add_merge, _add_demo, _add_plan, _add_multinode, _add_tui, _add_hang, _add_analyze,
                 _add_checks, _add_history, _add_node_check):
         add(sub)
     return ap
@@ -47,6 +47,19 @@ def _add_replay(sub: Subparsers) -> None:
     rep.add_argument("--record", action="store_true", help="append this replay's verdicts to the run history")
     _add_history_args(rep)
     add_plan_args(rep, required=False)
+
+
+def _add_merge(sub: Subparsers) -> None:
+    mg = sub.add_parser("merge", help="join the shards of `run --shard K/N` (their bundles, or JSON reports) into one "
+                                      "fleet verdict: fleet-wide checks judged across every shard (docs/scale.md)")
+    mg.add_argument("inputs", nargs="+", metavar="BUNDLE|REPORT",
+                    help="each shard's bundle (directory or bundle.json from --save) or JSON report (--json): all one kind")
+    mg.add_argument("--save", metavar="DIR", help="save the merged bundle to DIR (replay it with `preflight replay DIR`)")
+    _add_output_args(mg)
+    mg.add_argument("--record", action="store_true", help="append the merged verdicts to the run history "
+                                                          "(each shard's run was recorded already)")
+    _add_history_args(mg)
+    add_plan_args(mg, required=False)
 
 
 def _add_demo(sub: Subparsers) -> None:
@@ -220,6 +233,9 @@ def _add_connection_args(p: argparse.ArgumentParser, *, required: bool) -> None:
     src.add_argument("-H", "--host-list", help="comma-separated [user@]host[:port] list instead of an inventory "
                                               "('local' is the controller itself)")
     p.add_argument("-l", "--limit", "--hosts", dest="limit", help="only these hosts: names, globs, gpu-[00-63], @group")
+    p.add_argument("--shard", metavar="K/N",
+                   help="only shard K of N of the selection (after -l): a stable split by node name, the same on every "
+                        "controller; join the shards' bundles with `preflight merge` (docs/scale.md)")
     p.add_argument("--forks", type=int, default=32, help="nodes contacted at once (default 32)")
     p.add_argument("--connect-timeout", type=float, help="seconds to connect to a node (default: inventory, else 10)")
     p.add_argument("--timeout", type=float, help="seconds for the collector on a node (default: inventory, else 120)")
