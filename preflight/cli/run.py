@@ -99,7 +99,8 @@ def emit(args: argparse.Namespace, bundle: Bundle, source: dict[str, Any], label
     if isinstance(bundle.options.get("shard"), dict) and "shard" not in source:  # a shard's run or its replay
         from preflight.cli.merge import shard_label
 
-        source, label = {**source, "shard": bundle.options["shard"]}, label or shard_label(bundle.options["shard"])
+        note = shard_label(bundle.options["shard"])
+        source, label = {**source, "shard": bundle.options["shard"]}, f"{label}. {note}" if label else note
     try:
         specs = select(args)
         baseline = _load_baseline(args)
