@@ -10,7 +10,6 @@ Only the GPU/IB tools are stand-ins (preflight/sim); SSH, the collector, the CLI
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest

@@ -19,8 +19,14 @@ from preflight.cli import demo_bundle_path, main
 from preflight.collect.bundle import Bundle, load_bundle, save_bundle
 from preflight.engine import all_checks, judge
 from preflight.inventory.shard import Shard, members, shard_record
-from preflight.merge import (FLEET_READING_NODE_CHECKS, PARTIAL_PREFIX, REPORTS_HINT, MergeError, fleet_dependent,
-                             merge_bundles)
+from preflight.merge import (
+    FLEET_READING_NODE_CHECKS,
+    PARTIAL_PREFIX,
+    REPORTS_HINT,
+    MergeError,
+    fleet_dependent,
+    merge_bundles,
+)
 from preflight.results import Status
 
 jsonschema = pytest.importorskip("jsonschema")

@@ -11,8 +11,16 @@ import pytest
 
 from preflight.cli import main
 from preflight.inventory import inventory_from_hosts
-from preflight.inventory.shard import (Shard, apply_shard, members, missing_shards, parse_shard, selection_digest,
-                                       shard_of_all, shard_record)
+from preflight.inventory.shard import (
+    Shard,
+    apply_shard,
+    members,
+    missing_shards,
+    parse_shard,
+    selection_digest,
+    shard_of_all,
+    shard_record,
+)
 
 NAMES = [f"gpu-{i:03d}" for i in range(1, 38)] + ["login", "node-a", "node-b", "dgx-h100-17.example.org"]
 
