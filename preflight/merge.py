@@ -206,6 +206,25 @@ def _placeholder(name: str, k: int, n: int) -> NodeRaw:
                    transport=MISSING_TRANSPORT)
 
 
+def merge_label(record: dict[str, Any], count: int) -> str:
+    """The console line of a merge: what it holds and, when partial, which shards are missing."""
+    missing = missing_shards(record)
+    head = f"MERGE of {count} input(s): {describe(record)}"
+    if not missing:
+        return head
+    n = record.get("n")
+    return (f"{head}. PARTIAL: shard(s) {', '.join(f'{k}/{n}' for k in missing)} missing; their nodes read "
+            "'not collected' and the fleet-wide checks are not judged across the fleet")
+
+
+def shard_label(record: dict[str, Any]) -> str:
+    """The console line of one shard's run (or its replay)."""
+    if not missing_shards(record):
+        return describe(record)
+    return (f"SHARD: {describe(record)}. Fleet-wide checks are not judged across the fleet here: join every "
+            "shard's bundle with `preflight merge`")
+
+
 # ---- joining JSON reports -------------------------------------------------------------------------------------
 
 def finding_from_dict(d: dict[str, Any]) -> Finding:
@@ -264,5 +283,5 @@ def _missing_report(name: str, k: int, n: int) -> NodeReport:
 
 
 __all__ = ["FLEET_READING_NODE_CHECKS", "MERGE_HINT", "MISSING_TRANSPORT", "PARTIAL_PREFIX", "REPORTS_HINT",
-           "MergeError", "finding_from_dict", "fleet_dependent", "mark_partial", "merge_bundles", "merge_reports",
-           "partial_reason"]
+           "MergeError", "finding_from_dict", "fleet_dependent", "mark_partial", "merge_bundles", "merge_label",
+           "merge_reports", "partial_reason", "shard_label"]

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from preflight.cli.common import consoles, write_json, write_text
+from preflight.merge import merge_label
 from preflight.results import EXIT_CANNOT_RUN, exit_code
 
 # Options that need facts (or a bundle): refused for reports, which hold only verdicts.
@@ -71,34 +72,12 @@ def cmd_merge(args: argparse.Namespace) -> int:
     from preflight.cli.run import emit
 
     record = bundle.options["shard"]
-    return emit(args, bundle, _source(args, record, bundle.inventory.get("path"), "bundles"), _label(record, len(loaded)))
+    return emit(args, bundle, _source(args, record, bundle.inventory.get("path"), "bundles"), merge_label(record, len(loaded)))
 
 
 def _source(args: argparse.Namespace, record: dict[str, Any], inventory: Any, what: str) -> dict[str, Any]:
     return {"kind": "merge", "bundle": args.save, "label": f"merge of {len(args.inputs)} {what}",
             "inventory": inventory, "inputs": list(args.inputs), "shard": record}
-
-
-def _label(record: dict[str, Any], count: int) -> str:
-    from preflight.inventory.shard import describe, missing_shards
-
-    missing = missing_shards(record)
-    head = f"MERGE of {count} input(s): {describe(record)}"
-    if not missing:
-        return head
-    n = record.get("n")
-    return (f"{head}. PARTIAL: shard(s) {', '.join(f'{k}/{n}' for k in missing)} missing; their nodes read "
-            "'not collected' and the fleet-wide checks are not judged across the fleet")
-
-
-def shard_label(record: dict[str, Any]) -> str:
-    """The console line of one shard's run (or its replay)."""
-    from preflight.inventory.shard import describe, missing_shards
-
-    if not missing_shards(record):
-        return describe(record)
-    return (f"SHARD: {describe(record)}. Fleet-wide checks are not judged across the fleet here: join every "
-            "shard's bundle with `preflight merge`")
 
 
 def _merge_reports(args: argparse.Namespace, items: list[tuple[str, dict[str, Any]]], out: Console,
@@ -126,7 +105,7 @@ def _merge_reports(args: argparse.Namespace, items: list[tuple[str, dict[str, An
         from preflight.report.markdown_report import markdown_summary
 
         write_text(args.markdown, markdown_summary(report, fail_on=args.fail_on))
-    label = _label(record, len(items)) + ". From JSON reports: fleet-wide checks could not be judged across shards"
+    label = merge_label(record, len(items)) + ". From JSON reports: fleet-wide checks could not be judged across shards"
     if not args.quiet and args.json != "-":
         from preflight.report import console as console_report
 

@@ -97,7 +97,7 @@ def emit(args: argparse.Namespace, bundle: Bundle, source: dict[str, Any], label
 
     out, err = consoles(args)
     if isinstance(bundle.options.get("shard"), dict) and "shard" not in source:  # a shard's run or its replay
-        from preflight.cli.merge import shard_label
+        from preflight.merge import shard_label
 
         note = shard_label(bundle.options["shard"])
         source, label = {**source, "shard": bundle.options["shard"]}, f"{label}. {note}" if label else note
