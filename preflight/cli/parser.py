@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_run(sub: Subparsers) -> None:
     run = sub.add_parser("run", help="collect from the nodes of an inventory over SSH (or Slurm) and judge")
     _add_connection_args(run, required=False)
+    _add_shard_arg(run)
     _add_slurm_args(run)
     run.add_argument("--headless", action="store_true",
                      help="no interactive UI (automatic when stdout is not a terminal or CI is set); progress lines on stderr")
@@ -118,6 +119,7 @@ def _add_hang(sub: Subparsers) -> None:
                                      "their stacks (py-spy), GPU use, Xid lines, IB counters read twice, NCCL debug files")
     hg.add_argument("--bundle", help="judge a saved hang gather again (from --save) instead of collecting")
     _add_connection_args(hg, required=False)
+    _add_shard_arg(hg)
     hg.add_argument("--job-pattern", default=r"python|torchrun|deepspeed|accelerate|all_reduce_perf",
                     help="regex on process command lines that selects the job's ranks (default: python|torchrun|...)")
     hg.add_argument("--no-pyspy", action="store_true", help="do not run py-spy dump on the ranks")
@@ -233,9 +235,6 @@ def _add_connection_args(p: argparse.ArgumentParser, *, required: bool) -> None:
     src.add_argument("-H", "--host-list", help="comma-separated [user@]host[:port] list instead of an inventory "
                                               "('local' is the controller itself)")
     p.add_argument("-l", "--limit", "--hosts", dest="limit", help="only these hosts: names, globs, gpu-[00-63], @group")
-    p.add_argument("--shard", metavar="K/N",
-                   help="only shard K of N of the selection (after -l): a stable split by node name, the same on every "
-                        "controller; join the shards' bundles with `preflight merge` (docs/scale.md)")
     p.add_argument("--forks", type=int, default=32, help="nodes contacted at once (default 32)")
     p.add_argument("--connect-timeout", type=float, help="seconds to connect to a node (default: inventory, else 10)")
     p.add_argument("--timeout", type=float, help="seconds for the collector on a node (default: inventory, else 120)")
@@ -254,6 +253,12 @@ def _add_connection_args(p: argparse.ArgumentParser, *, required: bool) -> None:
                         "fit is not started and reads 'not run', never pass")
     p.add_argument("--force", action="store_true",
                    help="run active tests even where the GPUs have compute processes (they are named otherwise)")
+
+
+def _add_shard_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--shard", metavar="K/N",
+                   help="only shard K of N of the selection (after -l): a stable split by node name, the same on every "
+                        "controller; join the shards' bundles with `preflight merge` (docs/scale.md)")
 
 
 def _add_history_args(p: argparse.ArgumentParser) -> None:
