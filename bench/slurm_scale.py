@@ -62,8 +62,13 @@ def controller(args: argparse.Namespace) -> int:
         raw.thresholds = {k: dict(v) for k, v in over.items()}
     report, _ = engine.judge(Bundle(nodes=raws))
     s2, w2 = _cpu(resource.RUSAGE_SELF), time.monotonic()
+    from collections import Counter
+
+    problems = Counter(f"{f.check} {f.status.value}" for n in report.nodes for f in n.findings
+                       if f.status.value in ("fail", "error"))
     print(json.dumps({"n": len(raws), "ok": sum(r.outcome == "ok" for r in raws),
                       "statuses": sorted({n.status.value for n in report.nodes}),
+                      "problems": dict(problems.most_common(6)),
                       "startup_self_s": s0 - t_self, "collect_self_s": s1 - s0, "collect_srun_s": c1 - c0,
                       "judge_self_s": s2 - s1, "collect_wall_s": w1 - w0, "judge_wall_s": w2 - w1,
                       "startup_wall_s": w0 - t_wall, "startup_child_s": c0 - t_child}))
@@ -93,7 +98,7 @@ def measure(n: int, repeat: int, timeout: float) -> dict[str, Any]:
         finally:
             cluster.stop()
     med = {k: statistics.median(r[k] for r in runs) for k in runs[0] if k.endswith("_s")}
-    return {"n": n, "cluster_start_s": start_s, "runs": runs, "median": med,
+    return {"n": n, "cluster_start_s": start_s, "runs": runs, "median": med, "problems": runs[-1]["problems"],
             "ok": [r["ok"] for r in runs], "statuses": sorted({s for r in runs for s in r["statuses"]})}
 
 
