@@ -24,7 +24,8 @@ from preflight.merge import merge_label
 from preflight.results import EXIT_CANNOT_RUN, exit_code
 
 # Options that need facts (or a bundle): refused for reports, which hold only verdicts.
-_NEEDS_FACTS = ("model", "baseline", "checks", "skip", "timings", "emit_hosts", "emit_excluded", "save")
+_NEEDS_FACTS = ("model", "baseline", "checks", "skip", "timings", "emit_hosts", "emit_excluded", "save", "drain",
+                "resume")
 
 
 def _load(path: str) -> tuple[str, Any]:

@@ -57,6 +57,11 @@ def _add_merge(sub: Subparsers) -> None:
                     help="each shard's bundle (directory or bundle.json from --save) or JSON report (--json): all one kind")
     mg.add_argument("--save", metavar="DIR", help="save the merged bundle to DIR (replay it with `preflight replay DIR`)")
     _add_output_args(mg)
+    g = mg.add_argument_group("Slurm actions (on the merged verdict)")
+    g.add_argument("--drain", action="store_true", help="as `run --slurm --drain`: drain the nodes the merged verdict "
+                                                        "excludes (prints the scontrol lines; --apply runs them)")
+    g.add_argument("--resume", action="store_true", help="as `run --slurm --resume`, on the merged verdict")
+    g.add_argument("--apply", action="store_true", help="run the --drain/--resume scontrol commands (default: print them)")
     mg.add_argument("--record", action="store_true", help="append the merged verdicts to the run history "
                                                           "(each shard's run was recorded already)")
     _add_history_args(mg)

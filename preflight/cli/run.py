@@ -125,6 +125,10 @@ def emit(args: argparse.Namespace, bundle: Bundle, source: dict[str, Any], label
 
         drift = compare(baseline, doc, bandwidth_drop_pct=args.baseline_drop_pct)
     _write_files(args, report, doc, drift)
+    if report.meta.get("partial") and (getattr(args, "drain", False) or getattr(args, "resume", False)):
+        err.print(f"[bold red]preflight: --drain/--resume act on the whole fleet's verdict, and this is a partial set "
+                  f"({report.meta['partial']}): merge every shard (`preflight merge ... --drain`) first[/]")
+        return EXIT_CANNOT_RUN
     if not _act(args, report, facts, err):
         return EXIT_CANNOT_RUN
     if not args.quiet and args.json != "-":

@@ -254,3 +254,10 @@ def test_fleet_reading_node_checks_list_is_true() -> None:
         if "ctx.fleet" in src or "fleet.nodes" in src or "fleet.reachable" in src:
             reading.add(spec.id)
     assert reading == set(FLEET_READING_NODE_CHECKS)
+
+
+def test_no_drain_on_a_partial_set(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A partial set's nodes read error on the fleet-wide checks: draining on it would drain healthy nodes."""
+    shards = _save_shards(tmp_path)
+    err = _refused(capsys, shards[0], "--drain")
+    assert "partial set" in err and "--drain" in err
