@@ -85,7 +85,9 @@ def measure(n: int, repeat: int, timeout: float) -> dict[str, Any]:
             cluster.start(timeout_s=60 + 2 * n)
             start_s = time.monotonic() - t0
             runs = []
-            for _ in range(repeat):
+            for i in range(repeat):
+                if i:  # every node free again before the next run
+                    cluster.wait_idle(list(cluster.nodes), time.monotonic() + 60 + n)
                 proc = subprocess.run(
                     [sys.executable, __file__, "--controller", "--n", str(n), "--partition", cluster.partition,
                      "--slurm-conf", str(cluster.conf), "--command", "\x1f".join(cluster.node_command),
@@ -94,7 +96,7 @@ def measure(n: int, repeat: int, timeout: float) -> dict[str, Any]:
                 if proc.returncode != 0:
                     raise RuntimeError(f"controller failed at N={n}: {proc.stderr[-2000:]}")
                 runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-                cluster.wait_idle(list(cluster.nodes), time.monotonic() + 60)  # every node free for the next run
+                print(f"# N={n} run {i + 1}: {json.dumps(runs[-1])}", file=sys.stderr, flush=True)
         finally:
             cluster.stop()
     med = {k: statistics.median(r[k] for r in runs) for k in runs[0] if k.endswith("_s")}
