@@ -16,12 +16,16 @@ split into collect (srun + decode) and judge. CPU time, not wall time: the machi
 other work), and the N collectors run on the same cores as the controller, so wall time says more about
 the cores than about preflight. Wall time is printed for reference only. Medians of --repeat.
 
-Usage: python bench/slurm_scale.py [--nodes 4,8,16,32] [--repeat 3] [--json FILE]
+`--split S` collects the same nodes as S sruns, one per `--shard K/S` nodelist, one after the other: what a
+controller pays when it runs the shards itself.
+
+Usage: python bench/slurm_scale.py [--nodes 4,8,16,32] [--repeat 3] [--split 1] [--json FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import resource
@@ -55,7 +59,16 @@ def controller(args: argparse.Namespace) -> int:
     script = build_script(select_probes(), ngpus=8, deadline_s=max(10.0, args.timeout - 10))
     opts = SlurmOptions(partition=args.partition, nodes=args.n, time_limit_s=args.timeout,
                         command=tuple(args.command.split("\x1f")), env=(("SLURM_CONF", args.slurm_conf),))
-    raws = collect_slurm(script, opts)
+    if args.split > 1:  # --shard K/N's nodelists, one srun after the other, from this one controller
+        from preflight.inventory.shard import Shard, members
+
+        names = [f"sim{i}" for i in range(1, args.n + 1)]
+        raws = []
+        for k in range(1, args.split + 1):
+            part = members(names, Shard(k, args.split))
+            raws += collect_slurm(script, dataclasses.replace(opts, nodes=len(part), nodelist=",".join(part)))
+    else:
+        raws = collect_slurm(script, opts)
     s1, c1, w1 = _cpu(resource.RUSAGE_SELF), _cpu(resource.RUSAGE_CHILDREN), time.monotonic()
     over = SimFleet.sandbox_thresholds()  # this host's memlock limit, as the tests state it
     for raw in raws:
@@ -75,7 +88,7 @@ def controller(args: argparse.Namespace) -> int:
     return 0
 
 
-def measure(n: int, repeat: int, timeout: float) -> dict[str, Any]:
+def measure(n: int, repeat: int, timeout: float, split: int = 1) -> dict[str, Any]:
     from preflight.sim.slurm import SlurmCluster
 
     with tempfile.TemporaryDirectory(prefix=f"slurm-scale-{n}-") as tmp:
@@ -91,7 +104,7 @@ def measure(n: int, repeat: int, timeout: float) -> dict[str, Any]:
                 proc = subprocess.run(
                     [sys.executable, __file__, "--controller", "--n", str(n), "--partition", cluster.partition,
                      "--slurm-conf", str(cluster.conf), "--command", "\x1f".join(cluster.node_command),
-                     "--timeout", str(timeout)],
+                     "--timeout", str(timeout), "--split", str(split)],
                     capture_output=True, text=True, timeout=timeout + 120, env=cluster.env())
                 if proc.returncode != 0:
                     raise RuntimeError(f"controller failed at N={n}: {proc.stderr[-2000:]}")
@@ -100,7 +113,7 @@ def measure(n: int, repeat: int, timeout: float) -> dict[str, Any]:
         finally:
             cluster.stop()
     med = {k: statistics.median(r[k] for r in runs) for k in runs[0] if k.endswith("_s")}
-    return {"n": n, "cluster_start_s": start_s, "runs": runs, "median": med, "problems": runs[-1]["problems"],
+    return {"n": n, "split": split, "cluster_start_s": start_s, "runs": runs, "median": med, "problems": runs[-1]["problems"],
             "ok": [r["ok"] for r in runs], "statuses": sorted({s for r in runs for s in r["statuses"]})}
 
 
@@ -110,6 +123,8 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds per collection (default 300)")
     ap.add_argument("--json", metavar="FILE", help="also write every measurement as JSON")
+    ap.add_argument("--split", type=int, default=1, metavar="S",
+                    help="collect as S sruns of one --shard K/S nodelist each, one after the other (default 1)")
     ap.add_argument("--controller", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--n", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--partition", help=argparse.SUPPRESS)
@@ -124,13 +139,14 @@ def main() -> int:
         print(f"Slurm/munge missing: {', '.join(missing_binaries())}", file=sys.stderr)
         return 2
     out = subprocess.run(["slurmd", "-V"], capture_output=True, text=True).stdout.strip()
-    print(f"# {out}; python {platform.python_version()}; {platform.machine()}; repeat {args.repeat} (medians)")
+    print(f"# {out}; python {platform.python_version()}; {platform.machine()}; repeat {args.repeat} (medians); "
+          f"{args.split} srun(s) per collection")
     print("| N | ok | cluster start | collect wall | controller CPU: collect | judge | total | per node | srun CPU | "
           "srun per node |")
     print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     results = []
     for n in [int(x) for x in args.nodes.split(",") if x.strip()]:
-        r = measure(n, args.repeat, args.timeout)
+        r = measure(n, args.repeat, args.timeout, args.split)
         results.append(r)
         m = r["median"]
         own = m["collect_self_s"] + m["judge_self_s"]
