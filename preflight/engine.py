@@ -20,6 +20,7 @@ from preflight import __version__
 from preflight.collect.bundle import Bundle, NodeRaw
 from preflight.facts import FleetFacts, NodeFacts
 from preflight.inventory.fields import ack_matches
+from preflight.merge import fleet_dependent, mark_partial, partial_reason
 from preflight.parse.node import build_node_facts
 from preflight.registry import ACCEPT_HINT, CheckContext, CheckSpec, all_checks, select_checks
 from preflight.results import Finding, NodeReport, RunReport, Status
@@ -225,5 +226,7 @@ def _judge(bundle: Bundle, specs: list[CheckSpec] | None, cache: FactsCache | No
         "checks": [s.id for s in specs],
         "inventory": bundle.inventory.get("path"),
     }
-    return RunReport(nodes=reports, fleet_findings=tuple(fleet_only), meta=meta), fleet
+    report = RunReport(nodes=reports, fleet_findings=tuple(fleet_only), meta=meta)
+    partial = partial_reason(bundle.options)  # a shard, or a merge missing shards: no fleet-wide pass (merge.py)
+    return (mark_partial(report, fleet_dependent(specs), partial) if partial else report), fleet
 

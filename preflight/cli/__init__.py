@@ -1,9 +1,9 @@
-"""Command line: run | replay | demo | plan | tui | hang | analyze | checks | nccl-multinode.
+"""Command line: run | replay | merge | demo | plan | tui | hang | analyze | checks | nccl-multinode.
 
 Exit codes: 0 pass, 1 warnings (--fail-on warn), 2 failures, 3 cannot run, 4 drift from --baseline
 (regressions, when the run itself passed); 130 interrupted.
 
-The parser is cli/parser.py; each command lives with its kind: cli/run.py (run, replay, demo, checks),
+The parser is cli/parser.py; each command lives with its kind: cli/run.py (run, replay, demo, checks), cli/merge.py,
 cli/plan.py, cli/oncall.py (hang, analyze, nccl-multinode), cli/tui.py. Nothing outside this package
 imports it: the layers under it (session, engine, plan, report, tui) are handed data.
 """
@@ -20,6 +20,7 @@ from preflight.cli.tui import interactive
 
 def _handlers() -> dict[str, Callable[..., int]]:
     from preflight.cli.history import cmd_history
+    from preflight.cli.merge import cmd_merge
     from preflight.cli.oncall import cmd_analyze, cmd_hang, cmd_nccl_multinode
     from preflight.cli.plan import cmd_plan
     from preflight.cli.run import cmd_checks, cmd_demo, cmd_replay, cmd_run
@@ -27,7 +28,7 @@ def _handlers() -> dict[str, Callable[..., int]]:
 
     return {"run": cmd_run, "replay": cmd_replay, "demo": cmd_demo, "checks": cmd_checks,
             "nccl-multinode": cmd_nccl_multinode, "plan": cmd_plan, "tui": cmd_tui,
-            "analyze": cmd_analyze, "hang": cmd_hang, "history": cmd_history}
+            "analyze": cmd_analyze, "hang": cmd_hang, "history": cmd_history, "merge": cmd_merge}
 
 
 def main(argv: list[str] | None = None) -> int:

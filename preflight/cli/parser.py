@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap = _Parser(prog="preflight", description="GPU-fleet preflight and diagnostics.")
     ap.add_argument("--version", action="version", version=f"preflight {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
-    for add in (_add_run, _add_replay, _add_demo, _add_plan, _add_multinode, _add_tui, _add_hang, _add_analyze,
+    for add in (_add_run, _add_replay, _add_merge, _add_demo, _add_plan, _add_multinode, _add_tui, _add_hang, _add_analyze,
                 _add_checks, _add_history, _add_node_check):
         add(sub)
     return ap
@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_run(sub: Subparsers) -> None:
     run = sub.add_parser("run", help="collect from the nodes of an inventory over SSH (or Slurm) and judge")
     _add_connection_args(run, required=False)
+    _add_shard_arg(run)
     _add_slurm_args(run)
     run.add_argument("--headless", action="store_true",
                      help="no interactive UI (automatic when stdout is not a terminal or CI is set); progress lines on stderr")
@@ -47,6 +48,24 @@ def _add_replay(sub: Subparsers) -> None:
     rep.add_argument("--record", action="store_true", help="append this replay's verdicts to the run history")
     _add_history_args(rep)
     add_plan_args(rep, required=False)
+
+
+def _add_merge(sub: Subparsers) -> None:
+    mg = sub.add_parser("merge", help="join the shards of `run --shard K/N` (their bundles, or JSON reports) into one "
+                                      "fleet verdict: fleet-wide checks judged across every shard (docs/scale.md)")
+    mg.add_argument("inputs", nargs="+", metavar="BUNDLE|REPORT",
+                    help="each shard's bundle (directory or bundle.json from --save) or JSON report (--json): all one kind")
+    mg.add_argument("--save", metavar="DIR", help="save the merged bundle to DIR (replay it with `preflight replay DIR`)")
+    _add_output_args(mg)
+    g = mg.add_argument_group("Slurm actions (on the merged verdict)")
+    g.add_argument("--drain", action="store_true", help="as `run --slurm --drain`: drain the nodes the merged verdict "
+                                                        "excludes (prints the scontrol lines; --apply runs them)")
+    g.add_argument("--resume", action="store_true", help="as `run --slurm --resume`, on the merged verdict")
+    g.add_argument("--apply", action="store_true", help="run the --drain/--resume scontrol commands (default: print them)")
+    mg.add_argument("--record", action="store_true", help="append the merged verdicts to the run history "
+                                                          "(each shard's run was recorded already)")
+    _add_history_args(mg)
+    add_plan_args(mg, required=False)
 
 
 def _add_demo(sub: Subparsers) -> None:
@@ -105,6 +124,7 @@ def _add_hang(sub: Subparsers) -> None:
                                      "their stacks (py-spy), GPU use, Xid lines, IB counters read twice, NCCL debug files")
     hg.add_argument("--bundle", help="judge a saved hang gather again (from --save) instead of collecting")
     _add_connection_args(hg, required=False)
+    _add_shard_arg(hg)
     hg.add_argument("--job-pattern", default=r"python|torchrun|deepspeed|accelerate|all_reduce_perf",
                     help="regex on process command lines that selects the job's ranks (default: python|torchrun|...)")
     hg.add_argument("--no-pyspy", action="store_true", help="do not run py-spy dump on the ranks")
@@ -245,6 +265,12 @@ def _add_connection_args(p: argparse.ArgumentParser, *, required: bool) -> None:
                         "fit is not started and reads 'not run', never pass")
     p.add_argument("--force", action="store_true",
                    help="run active tests even where the GPUs have compute processes (they are named otherwise)")
+
+
+def _add_shard_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--shard", metavar="K/N",
+                   help="only shard K of N of the selection (after -l): a stable split by node name, the same on every "
+                        "controller; join the shards' bundles with `preflight merge` (docs/scale.md)")
 
 
 def _add_history_args(p: argparse.ArgumentParser) -> None:

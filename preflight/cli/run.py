@@ -96,6 +96,11 @@ def emit(args: argparse.Namespace, bundle: Bundle, source: dict[str, Any], label
     from preflight.report.json_report import report_dict
 
     out, err = consoles(args)
+    if isinstance(bundle.options.get("shard"), dict) and "shard" not in source:  # a shard's run or its replay
+        from preflight.merge import shard_label
+
+        note = shard_label(bundle.options["shard"])
+        source, label = {**source, "shard": bundle.options["shard"]}, f"{label}. {note}" if label else note
     try:
         specs = select(args)
         baseline = _load_baseline(args)
@@ -120,6 +125,10 @@ def emit(args: argparse.Namespace, bundle: Bundle, source: dict[str, Any], label
 
         drift = compare(baseline, doc, bandwidth_drop_pct=args.baseline_drop_pct)
     _write_files(args, report, doc, drift)
+    if report.meta.get("partial") and (getattr(args, "drain", False) or getattr(args, "resume", False)):
+        err.print(f"[bold red]preflight: --drain/--resume act on the whole fleet's verdict, and this is a partial set "
+                  f"({report.meta['partial']}): merge every shard (`preflight merge ... --drain`) first[/]")
+        return EXIT_CANNOT_RUN
     if not _act(args, report, facts, err):
         return EXIT_CANNOT_RUN
     if not args.quiet and args.json != "-":
@@ -211,11 +220,15 @@ def _render_drift(drift: Any, path: str, out: Console) -> None:
 def _slurm_bundle(args: argparse.Namespace, err: Console) -> Bundle | None:
     """The collector on every node through one srun; inventory expectations applied by node name."""
     from preflight.inventory import InventoryError
-    from preflight.session.request import RunArgs, load_selection
+    from preflight.session.request import RunArgs, load_sharded
     from preflight.session.slurm import SlurmRequest, in_allocation, slurm_bundle
 
     try:
-        inv = load_selection(RunArgs.of(args)) if args.inventory else None
+        if getattr(args, "shard", None) and not args.inventory:
+            raise ValueError("--shard with --slurm splits an inventory: give -i INVENTORY (its nodes become the nodelist)")
+        if getattr(args, "shard", None) and (args.slurm_nodelist or args.nodes):
+            raise ValueError("--shard picks the nodes: give it without --slurm-nodelist/--nodes")
+        _whole, inv, shard = load_sharded(RunArgs.of(args)) if args.inventory else (None, None, None)
         if not in_allocation() and not (args.slurm_partition or args.nodes or args.slurm_nodelist or inv):
             raise ValueError("--slurm outside an allocation needs --slurm-partition P --nodes N (or --slurm-nodelist)")
         select(args)
@@ -224,7 +237,10 @@ def _slurm_bundle(args: argparse.Namespace, err: Console) -> Bundle | None:
         return None
     err.print(f"collecting through srun ({'inside allocation' if in_allocation() else 'new allocation'})")
     bundle = slurm_bundle(SlurmRequest(inv, args.inventory, partition=args.slurm_partition, nodes=args.nodes,
-                                       nodelist=args.slurm_nodelist, timeout=args.timeout, nccl=args.nccl))
+                                       nodelist=args.slurm_nodelist or (",".join(n.name for n in inv.nodes) if shard and inv else None),
+                                       timeout=args.timeout, nccl=args.nccl))
+    if shard is not None:
+        bundle.options["shard"] = shard
     if args.save:
         from preflight.collect.bundle import save_bundle
 

@@ -72,6 +72,8 @@ class LiveRequest:
     save: str | None
     slurm: bool = False  # the inventory has a `slurm:` section (launchers default to srun)
     active: dict[str, Any] = field(default_factory=dict)  # --level's tests: {level, budget_s, force}
+    shard: dict[str, Any] | None = None  # --shard K/N: its record (inventory/shard.py), saved in the bundle's options
+    peers: tuple[str, ...] | None = None  # peer names to resolve when not the nodes' own (a shard: the whole selection's)
 
 
 def expectations_of(node: Node) -> tuple[dict[str, Any], dict[str, str]]:
@@ -121,6 +123,7 @@ def collect(
     job: dict[str, Any] | None = None,
     cache: FactsCache | None = None,
     active: dict[str, Any] | None = None,
+    peers: tuple[str, ...] | None = None,
 ) -> Bundle:
     """One sweep: the script built once, fanned out, each result given its expectations as it arrives.
 
@@ -131,7 +134,8 @@ def collect(
     ngpus = max((int(n.expect.gpus_per_node or 0) for n in nodes if getattr(n.expect, "gpus_per_node", None)), default=8)
     probes = [p for p in select_probes(include_optional) if only is None or p.id in only]
     script = build_script(probes, ngpus=ngpus, deadline_s=max((n.command_timeout_s for n in nodes), default=120.0),
-                          peers=peer_names(nodes) if only is None else (), job=job, active=active)
+                          peers=(peer_names(nodes) if peers is None else peers) if only is None else (), job=job,
+                          active=active)
     started = time.time()
     by_name = {n.name: n for n in nodes}
     attached: set[str] = set()
@@ -184,9 +188,12 @@ class LiveSession:
         nodes = [n for n in req.nodes if wanted is None or n.name in wanted]
         options = dataclasses.replace(req.options, stop=self.stop, pool=self.pool)  # type: ignore[type-var]
         extra = req.include_optional if include_optional is None else include_optional
-        return collect(nodes, options, inventory_path=req.inventory_path, include_optional=extra,
-                       on_event=on_event, only=only, job=job, cache=self.facts,
-                       active=req.active if only is None else None)
+        bundle = collect(nodes, options, inventory_path=req.inventory_path, include_optional=extra,
+                         on_event=on_event, only=only, job=job, cache=self.facts,
+                         active=req.active if only is None else None, peers=req.peers)
+        if req.shard is not None:  # which slice of which selection: `preflight merge` joins the shards
+            bundle.options["shard"] = dict(req.shard)
+        return bundle
 
     def close(self) -> None:
         self.stop.set()

@@ -35,6 +35,7 @@ class RunArgs:
     save: str | None = None
     expect: tuple[str, ...] = ()  # --expect KEY=VALUE, applied to every inventory node
     accept: tuple[str, ...] = ()  # --accept CHECK_OR_FACT=WHY
+    shard: str | None = None  # --shard K/N: this controller's slice of the selection (preflight/inventory/shard.py)
 
     @classmethod
     def of(cls, source: Any) -> RunArgs:
@@ -48,7 +49,28 @@ class RunArgs:
 
 
 def load_selection(args: RunArgs) -> Any:
-    """The inventory (or `-H` host list), narrowed by `limit`; InventoryError with the reason."""
+    """The inventory (or `-H` host list), narrowed by `limit`, then to `--shard`; InventoryError with the reason."""
+    return load_sharded(args)[1]
+
+
+def load_sharded(args: RunArgs) -> tuple[Any, Any, dict[str, Any] | None]:
+    """(the whole selection; it narrowed to `--shard K/N` when given; the shard's record, else None).
+
+    The shard is cut from the selection after `limit`: controllers that merge later give the same `-l`."""
+    inv = _load_limited(args)
+    if not args.shard:
+        return inv, inv, None
+    import hashlib
+    from pathlib import Path
+
+    from preflight.inventory.shard import apply_shard, parse_shard
+
+    path = Path(args.inventory) if args.inventory and args.inventory != "-" else None
+    digest = hashlib.sha256(path.read_bytes()).hexdigest() if path is not None and path.is_file() else None
+    return (inv, *apply_shard(inv, parse_shard(args.shard), inventory_sha256=digest))
+
+
+def _load_limited(args: RunArgs) -> Any:
     from preflight.inventory import inventory_from_hosts, load_inventory
 
     if args.inventory:
@@ -70,6 +92,7 @@ def live_request(args: RunArgs) -> LiveRequest:
     """
     from preflight.collect.probes import LEVEL_BUDGET_S, LEVELS, NCCL_PROBES, PROBES_BY_ID
     from preflight.overrides import parse_overrides
+    from preflight.session import peer_names
     from preflight.transport.fanout import FanoutOptions
     from preflight.transport.ssh import SshOptions
 
@@ -77,7 +100,7 @@ def live_request(args: RunArgs) -> LiveRequest:
         raise ValueError(f"--level {args.level!r}: choose {', '.join(LEVELS)}")
     if args.budget is not None and args.budget <= 0:
         raise ValueError(f"--budget {args.budget:g}: give seconds > 0")
-    inv = load_selection(args)
+    whole, inv, shard = load_sharded(args)
     nodes = parse_overrides(args.expect, args.accept).apply_to_nodes(inv.nodes)
     if args.connect_timeout or args.timeout:
         nodes = [dataclasses.replace(n, **({"connect_timeout_s": args.connect_timeout} if args.connect_timeout else {}),
@@ -94,4 +117,5 @@ def live_request(args: RunArgs) -> LiveRequest:
                      accept_new_hostkeys=args.accept_new_hostkeys, ssh_config_path=inv.ssh_config)
     return LiveRequest(tuple(nodes), FanoutOptions(forks=max(1, args.forks), ssh=ssh),
                        tuple(dict.fromkeys(include)), args.inventory or args.ansible_inventory, args.save,
-                       bool(inv.slurm), active)
+                       bool(inv.slurm), active, shard=shard,
+                       peers=peer_names(whole.nodes) if shard is not None else None)
