@@ -26,6 +26,7 @@ from typing import Any
 
 from preflight.collect.bundle import Bundle, NodeRaw
 from preflight.hang.ib_rates import ib_rate_causes
+from preflight.hang.link_quality import link_quality_causes
 from preflight.hang.mlx5_health import mlx5_causes, parse_mlx5_health
 from preflight.hang.ras_live import ras_live_causes
 from preflight.hang.verdict import Cause, HangVerdict, analyze
@@ -305,6 +306,9 @@ def judge_hang(bundle: Bundle) -> LiveHang:
             + _gpu_causes(ranks) + _ib_causes(bundle, {r.node for r in ranks}))
     ras, notes = ras_live_causes(bundle, ranks)
     live += ras + ib_rate_causes(bundle)
+    links, link_notes = link_quality_causes(bundle)  # mlxlink: BER, module temperature, link-down counters
+    live += links
+    notes = [*notes, *link_notes]
     live += [c for raw in bundle.nodes if raw.outcome == "ok"
              for c in mlx5_causes(parse_mlx5_health((raw.probe("kernel_log") or {}).get("stdout") or "",
                                                     f"{raw.name}: kernel log"), raw.name)]
