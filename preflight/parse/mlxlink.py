@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from preflight.parse.common import Unparseable, is_probably_text
@@ -83,12 +83,17 @@ def parse_mlxlink(text: Any) -> MlxlinkPort | Unparseable:
     start = _json_start(clean)
     if start is not None:
         return _from_json(clean[start:])
-    sections = _text_sections(clean)
+    # a last line without its newline may be cut mid-value ("3E-1" of "3E-12"): it is not read
+    cut = not clean.endswith("\n") and "\n" in clean
+    sections = _text_sections(clean.rsplit("\n", 1)[0] if cut else clean)
     if not any(s in sections for s in SECTIONS):
         err = _error_line(clean)
         return Unparseable.of(f"mlxlink error: {err}" if err else "no mlxlink section (Operational Info, "
                               "Module Info, Physical Counters and BER Info) in the output", text)
-    return _build("text", sections)
+    port = _build("text", sections)
+    if cut:
+        port = replace(port, missing=(*port.missing, "output cut short: its last line was not read"))
+    return port
 
 
 def _json_start(text: str) -> int | None:
