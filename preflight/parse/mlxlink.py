@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 from preflight.parse.common import Unparseable, is_probably_text
 
@@ -230,3 +230,59 @@ def _ber(value: str | None) -> float | None:
     except ValueError:
         return None
     return 0.0 if ber < NO_ERROR_BER else ber
+
+
+def ports_from_probe(probe: dict[str, Any] | None) -> tuple[dict[str, MlxlinkPort | Unparseable], str | None]:
+    """The collector's `mlxlink` probe -> per port ('mlx5_0/1') the parsed output or why not, and why there is
+    nothing at all ("mlxlink not asked", "no /sys/class/infiniband", "mlxlink not installed", ...), if so."""
+    if probe is None:
+        return {}, "mlxlink not asked"
+    if probe.get("error") == "absent":
+        return {}, "mlxlink not installed"
+    if probe.get("error"):
+        return {}, f"mlxlink probe: {probe.get('error')}"
+    try:
+        doc: Any = json.loads(probe.get("stdout") or "")
+    except ValueError:
+        return {}, "mlxlink probe output unreadable"
+    if not isinstance(doc, dict) or not isinstance(doc.get("ports"), dict):
+        return {}, "mlxlink probe output unreadable"
+    if doc.get("no_ib"):
+        return {}, "no /sys/class/infiniband"
+    out: dict[str, MlxlinkPort | Unparseable] = {}
+    for key, res in sorted(doc["ports"].items()):
+        res = res if isinstance(res, dict) else {}
+        if res.get("error"):
+            out[str(key)] = Unparseable(f"mlxlink {res.get('error')}" + (f" ({res['note']})" if res.get("note") else ""))
+            continue
+        got = parse_mlxlink(res.get("stdout") or "")
+        if isinstance(got, Unparseable) and res.get("rc") not in (0, None):
+            got = Unparseable(f"mlxlink exit {res.get('rc')}: {got.reason}", got.excerpt)
+        out[str(key)] = got
+    return out, None
+
+
+class _Facts(Protocol):  # parse.node._Ctx, without importing it (node imports this module)
+    raw: Any
+    missing: dict[str, str]
+
+    def na(self, key: str, why: str) -> None: ...
+
+
+def link_quality_facts(c: _Facts) -> dict[str, MlxlinkPort | str] | None:
+    """The `link_quality` fact (check ib.link_quality): per port, or None with why (does not apply only when
+    mlxlink was not asked or the node has no /sys/class/infiniband; no mlxlink installed is a gap)."""
+    ports, why = ports_from_probe(c.raw.probe("mlxlink"))
+    if why == "mlxlink not asked":
+        c.na("link_quality", "mlxlink was not asked (preflight run --mlxlink)")
+        return None
+    if why == "no /sys/class/infiniband":
+        c.na("link_quality", "no IB/RoCE HCA on the node (/sys/class/infiniband is absent)")
+        return None
+    if why:
+        c.missing["link_quality"] = why
+        return None
+    if not ports:
+        c.missing["link_quality"] = "mlxlink: no port under /sys/class/infiniband"
+        return None
+    return {k: (v.reason if isinstance(v, Unparseable) else v) for k, v in ports.items()}

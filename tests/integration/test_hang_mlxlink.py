@@ -41,3 +41,19 @@ def test_hang_names_the_grey_link_node_device_and_port(mlx_inv, tmp_path) -> Non
     assert "mlxlink -d mlx5_1 -p 1 -m -c" in c["next_command"] and "check cooling" in c["next_command"]
     assert "reseat, then replace the cable or transceiver" in c["next_command"]
     assert any(n.startswith("mlxlink not installed on m-01") and "not judged" in n for n in doc["notes"])
+
+
+def test_run_mlxlink_judges_each_port(mlx_inv, tmp_path) -> None:
+    out = tmp_path / "run.json"
+    proc = subprocess.run([sys.executable, "-m", "preflight", "run", "-i", str(mlx_inv), "--mlxlink", "--checks",
+                           "ib.link_quality", "--connect-timeout", "3", "--timeout", "60", "--json", str(out),
+                           "--no-color"], capture_output=True, text=True, timeout=180)
+    assert proc.returncode != 0, proc.stdout + proc.stderr  # a failing check
+    doc = json.loads(out.read_text())
+    got = {(n["name"], f.get("subject")): f for n in doc["nodes"] for f in n["findings"]
+           if f["check"] == "ib.link_quality"}
+    assert got[("m-02", "mlx5_0/1")]["status"] == "pass"
+    assert got[("m-02", "mlx5_1/1")]["status"] == "fail"
+    assert "effective (post-FEC) BER 4E-11 > 1E-12" in got[("m-02", "mlx5_1/1")]["msg"]
+    m01 = [f for (n, _), f in got.items() if n == "m-01"]
+    assert m01 and all(f["status"] == "error" and "mlxlink not installed" in f["msg"] for f in m01), m01

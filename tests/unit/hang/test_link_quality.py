@@ -12,13 +12,8 @@ import pytest
 
 from preflight.collect.bundle import Bundle, NodeRaw
 from preflight.hang.gather import judge_hang
-from preflight.hang.link_quality import (
-    EFFECTIVE_BER_FAIL,
-    RAW_BER_FAIL_FEC,
-    judge_port,
-    link_quality_causes,
-    node_ports,
-)
+from preflight.hang.link_quality import link_quality_causes, node_ports
+from preflight.ib_link import EFFECTIVE_BER_FAIL, RAW_BER_FAIL_FEC, judge_port
 from preflight.parse.common import Unparseable, strip_corpus_header
 from preflight.parse.mlxlink import MlxlinkPort, parse_mlxlink
 
