@@ -569,7 +569,8 @@ def builtin_mlxlink(probe, config):
     tool = shutil.which("mlxlink")
     if tool is None:
         return {"rc": None, "stdout": "", "stderr": "", "error": "absent"}
-    deadline = time.monotonic() + float(probe["timeout_s"]) * 0.9
+    # within its own timeout and the collector's deadline, so the ports read so far come back with the others
+    deadline = time.monotonic() + min(float(probe["timeout_s"]), float(config.get("deadline_s", 600))) * 0.9
     ports = {}
     for dev in sorted(os.listdir(base))[:64]:
         pdir = os.path.join(base, dev, "ports")

@@ -18,7 +18,7 @@ from preflight.parse.mlxlink import MlxlinkPort, ports_from_probe
 
 def node_ports(raw: NodeRaw) -> tuple[dict[str, MlxlinkPort | Unparseable], str | None]:
     """Per port ('mlx5_0/1') the parsed mlxlink output or why not; and why there is nothing at all, if so."""
-    return ports_from_probe(raw.probe("mlxlink"))
+    return ports_from_probe(raw.probe("mlxlink"), shell=(raw.collector or {}).get("mode") == "shell")
 
 
 def link_quality_causes(bundle: Bundle) -> tuple[list[Cause], list[str]]:

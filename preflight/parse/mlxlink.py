@@ -232,13 +232,16 @@ def _ber(value: str | None) -> float | None:
     return 0.0 if ber < NO_ERROR_BER else ber
 
 
-def ports_from_probe(probe: dict[str, Any] | None) -> tuple[dict[str, MlxlinkPort | Unparseable], str | None]:
+def ports_from_probe(probe: dict[str, Any] | None, *, shell: bool = False
+                     ) -> tuple[dict[str, MlxlinkPort | Unparseable], str | None]:
     """The collector's `mlxlink` probe -> per port ('mlx5_0/1') the parsed output or why not, and why there is
-    nothing at all ("mlxlink not asked", "no /sys/class/infiniband", "mlxlink not installed", ...), if so."""
+    nothing at all ("mlxlink not asked", "no /sys/class/infiniband", "mlxlink not installed", ...), if so.
+    `shell`: the node ran the plain-shell collector (no python3), which runs no builtin probe."""
     if probe is None:
         return {}, "mlxlink not asked"
     if probe.get("error") == "absent":
-        return {}, "mlxlink not installed"
+        return {}, ("mlxlink not read: no python3 on the node (the plain-shell collector runs no builtin probe)"
+                    if shell else "mlxlink not installed")
     if probe.get("error"):
         return {}, f"mlxlink probe: {probe.get('error')}"
     try:
@@ -272,7 +275,7 @@ class _Facts(Protocol):  # parse.node._Ctx, without importing it (node imports t
 def link_quality_facts(c: _Facts) -> dict[str, MlxlinkPort | str] | None:
     """The `link_quality` fact (check ib.link_quality): per port, or None with why (does not apply only when
     mlxlink was not asked or the node has no /sys/class/infiniband; no mlxlink installed is a gap)."""
-    ports, why = ports_from_probe(c.raw.probe("mlxlink"))
+    ports, why = ports_from_probe(c.raw.probe("mlxlink"), shell=(c.raw.collector or {}).get("mode") == "shell")
     if why == "mlxlink not asked":
         c.na("link_quality", "mlxlink was not asked (preflight run --mlxlink)")
         return None

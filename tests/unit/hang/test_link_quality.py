@@ -122,3 +122,10 @@ def test_a_partial_output_says_what_it_did_not_show() -> None:
 def test_not_asked_and_no_ib_are_silent() -> None:
     no_ib = {"rc": 0, "stdout": json.dumps({"ports": {}, "no_ib": True}), "stderr": "", "error": None}
     assert link_quality_causes(Bundle(nodes=[_raw("n1", None), _raw("n2", no_ib)])) == ([], [])
+
+
+def test_a_node_without_python_says_why_mlxlink_was_not_read() -> None:
+    raw = _raw("n1", {"rc": None, "stdout": "", "stderr": "", "error": "absent"})
+    raw.collector["mode"] = "shell"
+    causes, notes = link_quality_causes(Bundle(nodes=[raw]))
+    assert causes == [] and notes[0].startswith("mlxlink not read: no python3 on the node") and "not judged" in notes[0]
