@@ -42,13 +42,14 @@ def main() -> None:
     print(f"{args.nodes} nodes, {shape.total_gpus} GPUs; seqs_given={args.seqs_given}")
     for name in args.model or ["llama-3.1-70b", "llama-3.1-405b", "deepseek-v3"]:
         model = load_model(name)
-        times = []
+        times, cpu = [], []
         for _ in range(args.repeat):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             p = plan(shape, model, opts)
             times.append((time.perf_counter() - t) * 1e3)
+            cpu.append((time.process_time() - c) * 1e3)
         print(f"{name:16} {len(p.candidates):5} layouts  best {min(times):7.1f} ms  median {statistics.median(times):7.1f} ms"
-              f"  safe {len(p.recommend_throughput)}")
+              f"  CPU best {min(cpu):6.1f} ms  safe {len(p.recommend_throughput)}")
 
 
 if __name__ == "__main__":

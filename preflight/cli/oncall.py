@@ -67,7 +67,7 @@ def _gather(args: argparse.Namespace, err: Console) -> Bundle:
     """`--sweeps` gathers over the same open connections; the bundle is the last sweep's (saved with --save)."""
     from preflight.cli.progress import collect_with_progress, live_request
     from preflight.collect.bundle import save_bundle
-    from preflight.collect.probes import HANG_BASE, HANG_PROBES
+    from preflight.collect.probes import FR_PROBE, HANG_BASE, HANG_PROBES
     from preflight.hang.ib_rates import SWEEP_KEY, first_sweep
     from preflight.session import LiveSession
 
@@ -77,8 +77,11 @@ def _gather(args: argparse.Namespace, err: Console) -> Bundle:
     with LiveSession(req, keep_connections=True) as session:
         for sweep in range(max(1, args.sweeps)):
             t0 = time.monotonic()
-            bundle = collect_with_progress(session, err, include_optional=HANG_PROBES,
-                                           only=HANG_BASE + HANG_PROBES + ("ib_sysfs",), job=job)
+            # --dump-fr: the flight-recorder trigger rides the last sweep only (the verdict is that sweep's)
+            fr = (FR_PROBE,) if getattr(args, "dump_fr", False) and sweep == max(1, args.sweeps) - 1 else ()
+            swept = {**job, "dump_fr": {"wait_s": max(0.0, args.fr_wait)}} if fr else job
+            bundle = collect_with_progress(session, err, include_optional=HANG_PROBES + fr,
+                                           only=HANG_BASE + HANG_PROBES + ("ib_sysfs",) + fr, job=swept)
             if args.sweeps > 1:
                 err.print(f"sweep {sweep + 1}: {time.monotonic() - t0:.2f} s, {session.pool.opened} connection(s) "
                           f"opened, {session.pool.reused} reused")

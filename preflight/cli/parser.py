@@ -112,6 +112,12 @@ def _add_hang(sub: Subparsers) -> None:
     hg.add_argument("--sweeps", type=int, default=1,
                     help="gather this many times over the same open SSH connections (watch a hang evolve); "
                          "the verdict is the last sweep's")
+    hg.add_argument("--dump-fr", action="store_true",
+                    help="also trigger each rank's PyTorch flight-recorder dump through the pipe its environment names "
+                         "(TORCH_NCCL_DEBUG_INFO_PIPE_FILE), collect the dumps and compare them across ranks (opt-in: "
+                         "it writes to the job's pipes; training goes on)")
+    hg.add_argument("--fr-wait", type=float, default=15.0, metavar="SECONDS",
+                    help="with --dump-fr: how long each node waits for the dumps to be written (default 15)")
     hg.add_argument("--tui", action="store_true", help="show the verdict in the interactive ranks × causes screen")
     hg.add_argument("--json", metavar="FILE", help="write the verdict as JSON to FILE ('-' for stdout)")
     hg.add_argument("--no-color", action="store_true")

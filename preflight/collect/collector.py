@@ -365,8 +365,9 @@ def builtin_nvml(probe, config):
 # --- on-call: the job's processes and whether the fabric moves (preflight hang) ---------------
 JOB_ENV_KEYS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "NODE_RANK", "MASTER_ADDR",
                 "MASTER_PORT", "CUDA_VISIBLE_DEVICES", "SLURM_PROCID", "SLURM_LOCALID", "SLURM_JOB_ID",
-                "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_LOCAL_RANK", "TORCHELASTIC_RUN_ID")
-JOB_ENV_PREFIXES = ("NCCL_", "TORCH_NCCL_", "TORCH_DISTRIBUTED_")
+                "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_LOCAL_RANK", "TORCHELASTIC_RUN_ID",
+                "HOME", "XDG_CACHE_HOME")  # the last two: where a newer PyTorch writes its flight-recorder dump
+JOB_ENV_PREFIXES = ("NCCL_", "TORCH_NCCL_", "TORCH_DISTRIBUTED_", "TORCH_FR_")
 SECRETISH = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|_KEY$|APIKEY", re.I)
 
 
@@ -638,6 +639,240 @@ def builtin_ncclras(probe, config):
     return {"rc": 0, "stdout": text, "stderr": "via RAS socket %s:%d" % (host, port), "error": None}
 
 
+# -- on-call: PyTorch flight-recorder dumps on demand (preflight hang --dump-fr) ----------------------------
+# PyTorch (torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp, struct DumpPipe): with TORCH_NCCL_DEBUG_INFO_PIPE_FILE
+# set and the trace buffer on, the default process group's heartbeat-monitor thread mkfifo()s
+# "<TORCH_NCCL_DEBUG_INFO_PIPE_FILE><global rank>.pipe", opens it O_RDONLY|O_NONBLOCK and, every poll, dumps the
+# flight recorder when read() returns bytes. DebugInfoWriter (FlightRecorder.cpp) writes the pickle to
+# "<TORCH_FR_DUMP_TEMP_FILE | TORCH_NCCL_DEBUG_INFO_TEMP_FILE><global rank>" (truncate, write, close: not atomic);
+# the default prefix is /tmp/nccl_trace_rank_ (older) or ~/.cache/torch/comm_lib_trace_rank_ (newer).
+FR_PIPE_ENV = "TORCH_NCCL_DEBUG_INFO_PIPE_FILE"
+FR_STABLE_S = 0.5  # a dump whose size and mtime held this long is written
+
+
+def _fr_rank_procs(job):
+    """(pid, uid, env, pdir) of each rank (a RANK-like variable) among the job's processes, children of a rank
+    (DataLoader workers inherit its environment and so its pipe) left out."""
+    rx = re.compile(job.get("pattern") or r"python|torchrun|deepspeed|all_reduce_perf")
+    proc_root = _host_path("/proc")
+    mine = {os.getpid(), os.getppid()}
+    procs = {}
+    for entry in sorted((e for e in os.listdir(proc_root) if e.isdigit()), key=int)[:100000]:
+        pdir = os.path.join(proc_root, entry)
+        if int(entry) in mine:
+            continue
+        try:
+            with open(os.path.join(pdir, "cmdline"), "rb") as fh:
+                cmd = fh.read(8192).replace(b"\0", b" ").decode("utf-8", "replace").strip()
+        except OSError:
+            continue
+        if not cmd or cmd in ("python3 -", "python -") or not rx.search(cmd):
+            continue
+        env = _proc_env(pdir) or {}
+        rank = env.get("RANK", env.get("OMPI_COMM_WORLD_RANK", env.get("SLURM_PROCID")))
+        if rank is None or not rank.strip().isdigit():
+            continue
+        uid, ppid = _proc_ids(pdir)
+        procs[int(entry)] = (int(rank), uid, ppid, env, pdir)
+    return [(pid, r, uid, env, pdir) for pid, (r, uid, ppid, env, pdir) in sorted(procs.items())
+            if not (ppid in procs and procs[ppid][0] == r)]
+
+
+def _fr_abs(path, pdir):
+    """A path from a process's environment, made absolute against its cwd as the process sees it."""
+    if path.startswith("/"):
+        return path
+    return os.path.join(os.readlink(os.path.join(pdir, "cwd")), path)
+
+
+def _fr_dump_paths(env, rank, pdir):
+    """Where this rank's DebugInfoWriter writes: the prefix its environment names, else both defaults."""
+    prefix = env.get("TORCH_FR_DUMP_TEMP_FILE") or env.get("TORCH_NCCL_DEBUG_INFO_TEMP_FILE")
+    if prefix:
+        return [_fr_abs(prefix, pdir) + str(rank)]
+    out = ["/tmp/nccl_trace_rank_%d" % rank]
+    for base in (env.get("XDG_CACHE_HOME"), os.path.join(env["HOME"], ".cache") if env.get("HOME") else None):
+        if base:
+            out.append(os.path.join(base, "torch", "comm_lib_trace_rank_%d" % rank))
+    return out
+
+
+def _fr_stat(path):
+    try:
+        st = os.lstat(_host_path(path))
+    except OSError:
+        return None
+    return (st.st_mode, st.st_uid, st.st_size, st.st_mtime_ns if hasattr(st, "st_mtime_ns") else st.st_mtime, st.st_ino)
+
+
+def _fr_poke(pipe, uid):
+    """Write one byte to the rank's FIFO without ever blocking: None when written, else why not (outcome, note)."""
+    import errno
+    import stat as _stat
+
+    host = _host_path(pipe)
+    try:
+        st = os.lstat(host)
+    except OSError as exc:
+        return ("no_fifo", "%s: %s (the rank made no pipe: flight recorder off, its default process group not up, "
+                           "or a PyTorch without it)" % (pipe, exc.strerror))
+    if _stat.S_ISLNK(st.st_mode):
+        return ("refused", "%s is a symlink: not followed" % pipe)
+    if not _stat.S_ISFIFO(st.st_mode):
+        return ("refused", "%s is not a FIFO: not written" % pipe)
+    if uid is None or st.st_uid != uid:
+        return ("refused", "%s is owned by uid %s, not by the process's uid %s: not written" % (pipe, st.st_uid, uid))
+    try:
+        fd = os.open(host, os.O_WRONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:
+            return ("no_reader", "%s: no process has it open for reading (the rank's monitor thread is gone)" % pipe)
+        return ("error", "%s: %s" % (pipe, exc))
+    try:
+        again = os.fstat(fd)  # the path could have been swapped between lstat and open
+        if not _stat.S_ISFIFO(again.st_mode) or again.st_uid != uid:
+            return ("refused", "%s changed under us: not written" % pipe)
+        os.write(fd, b"1")
+    except OSError as exc:
+        if exc.errno == errno.EAGAIN:
+            return None  # full of earlier unread triggers: the next read still dumps
+        if exc.errno == errno.EPIPE:
+            return ("no_reader", "%s: the reader closed it" % pipe)
+        return ("error", "%s: %s" % (pipe, exc))
+    finally:
+        os.close(fd)
+    return None
+
+
+def _fr_read(path, uid, limit):
+    """(record fields) of a written dump: a regular file owned by the rank's uid, at most `limit` bytes."""
+    import base64
+    import hashlib
+    import stat as _stat
+
+    try:
+        fd = os.open(_host_path(path), os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as exc:
+        return {"outcome": "error", "note": "%s: %s" % (path, exc)}
+    try:
+        st = os.fstat(fd)
+        if not _stat.S_ISREG(st.st_mode):
+            return {"outcome": "refused", "note": "%s is not a regular file: not read" % path}
+        if uid is None or st.st_uid != uid:
+            return {"outcome": "refused", "note": "%s is owned by uid %s, not by the process's uid %s: not read"
+                                                  % (path, st.st_uid, uid)}
+        if st.st_size > limit:
+            return {"outcome": "too_big", "size": st.st_size, "note": "%s is %d bytes, over the %d-byte cap: not read"
+                                                                      % (path, st.st_size, limit)}
+        chunks, got = [], 0
+        while got <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - got))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+        data = b"".join(chunks)
+        if len(data) > limit:
+            return {"outcome": "too_big", "size": len(data), "note": "%s grew over the %d-byte cap: not read" % (path, limit)}
+        return {"outcome": "collected", "size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+                "data_b64": base64.b64encode(data).decode("ascii")}
+    except OSError as exc:
+        return {"outcome": "error", "note": "%s: %s" % (path, exc)}
+    finally:
+        os.close(fd)
+
+
+def _fr_wait(pending, deadline, limit, node_cap, stable_s=FR_STABLE_S):
+    """Poll every triggered rank's dump paths until each has a fresh dump that stopped growing, or the deadline.
+    Each dump is read up to `limit` bytes, and all of this node's together up to `node_cap`."""
+    import stat as _stat
+
+    left = [node_cap]
+
+    # id(rec) -> (the dump path seen changing, its stat then, since when it held still)
+    stable = {}  # type: dict[int, tuple[str, tuple[int, int, int, int, int], float]]
+    while pending and time.monotonic() < deadline:
+        for rec, before, uid in list(pending):
+            for path in rec["dump_paths"]:
+                now = _fr_stat(path)
+                if now is None or not _stat.S_ISREG(now[0]) or now[2] == 0 or now == before.get(path):
+                    continue
+                seen = stable.get(id(rec))
+                if seen is None or seen[0] != path or seen[1] != now:
+                    stable[id(rec)] = (path, now, time.monotonic())
+                elif time.monotonic() - seen[2] >= stable_s:
+                    rec["dump_path"] = path
+                    rec.update(_fr_read(path, uid, min(limit, left[0])))
+                    if rec.get("outcome") == "collected":
+                        left[0] -= rec["size"]
+                    elif rec.get("outcome") == "too_big" and left[0] < limit:
+                        rec["note"] += " (what is left of the node's %d-byte cap for all its dumps)" % node_cap
+                    pending.remove((rec, before, uid))
+                break
+        time.sleep(0.1)
+    for rec, before, _uid in pending:
+        seen = stable.get(id(rec))
+        if seen is not None:
+            rec.update(outcome="timeout", dump_path=seen[0], note="%s was still being written when the wait ended" % seen[0])
+            continue
+        old = [p for p in rec["dump_paths"] if before.get(p)]
+        rec.update(outcome="dump_absent", note="no fresh dump at %s within the wait%s; %s" % (
+            " or ".join(rec["dump_paths"]), " (an older one is there, not read)" if old else "", rec["poll_hint"]))
+
+
+def _fr_poll_hint(env):
+    """How often the rank reads its pipe (HeartbeatMonitor::runLoop): every TORCH_NCCL_COORD_CHECK_MILSEC with
+    dump-on-timeout on, else every TORCH_NCCL_HEARTBEAT_TIMEOUT_SEC."""
+    dot = (env.get("TORCH_NCCL_DUMP_ON_TIMEOUT") or "").strip().lower()
+    if dot in ("1", "true", "yes", "on"):
+        return "it reads its pipe every %s ms (TORCH_NCCL_COORD_CHECK_MILSEC)" % (env.get("TORCH_NCCL_COORD_CHECK_MILSEC") or "1000")
+    return ("with TORCH_NCCL_DUMP_ON_TIMEOUT %s it may read its pipe only every TORCH_NCCL_HEARTBEAT_TIMEOUT_SEC (%s s)"
+            % ("off" if dot else "unset (its default depends on the PyTorch version)",
+               env.get("TORCH_NCCL_HEARTBEAT_TIMEOUT_SEC") or "480"))
+
+
+def builtin_fr_dump(probe, config):
+    """Trigger each rank's flight-recorder dump through its debug-info pipe, wait (bounded) and read the dumps."""
+    job = config.get("job") or {}
+    fr = job.get("dump_fr") or {}
+    wait_s = max(0.0, min(float(fr.get("wait_s", 15.0)), probe["timeout_s"] * 0.8 - 2.0))
+    limit = int(fr.get("max_bytes", 16 * 1024 * 1024))
+    node_cap = int(fr.get("node_max_bytes", 64 * 1024 * 1024))
+    try:
+        procs = _fr_rank_procs(job)
+    except (OSError, re.error) as exc:
+        return {"rc": None, "stdout": "", "stderr": "", "error": "error: %s" % exc}
+    records, pending, seen_pipes = [], [], set()
+    for pid, rank, uid, env, pdir in procs[:512]:
+        rec = {"pid": pid, "rank": rank, "uid": uid}
+        records.append(rec)
+        stem = env.get(FR_PIPE_ENV)
+        if not stem:
+            rec.update(outcome="no_pipe_named", note="%s is not in the rank's environment" % FR_PIPE_ENV)
+            continue
+        try:
+            pipe = _fr_abs(stem, pdir) + "%d.pipe" % rank
+            rec["dump_paths"] = _fr_dump_paths(env, rank, pdir)
+        except OSError as exc:
+            rec.update(outcome="error", note="relative path and no readable cwd: %s" % exc)
+            continue
+        rec["pipe"] = pipe
+        if pipe in seen_pipes:
+            rec.update(outcome="shared_pipe", note="another process of rank %d already triggered %s" % (rank, pipe))
+            continue
+        seen_pipes.add(pipe)
+        before = {p: _fr_stat(p) for p in rec["dump_paths"]}
+        why = _fr_poke(pipe, uid)
+        if why:
+            rec.update(outcome=why[0], note=why[1])
+            continue
+        rec["poll_hint"] = _fr_poll_hint(env)
+        pending.append((rec, before, uid))
+    _fr_wait(pending, time.monotonic() + wait_s, limit, node_cap, float(fr.get("stable_s", FR_STABLE_S)))
+    doc = {"wait_s": wait_s, "max_bytes": limit, "node_max_bytes": node_cap, "ranks": records}
+    return {"rc": 0, "stdout": json.dumps(doc, sort_keys=True), "stderr": "", "error": None}
+
+
 # -- active tests (issue 13): they take the GPUs or the HCAs, so they are gated and budgeted -------------------
 
 def _busy_gpus():
@@ -743,7 +978,7 @@ def builtin_ib_loopback(probe, config):
 
 BUILTINS = {"ib_sysfs": builtin_ib_sysfs, "netifs": builtin_netifs, "resolve": builtin_resolve, "shm": builtin_shm, "memlock": builtin_memlock, "nvml": builtin_nvml,
             "job_procs": builtin_job_procs, "ib_traffic": builtin_ib_traffic, "ib_loopback": builtin_ib_loopback,
-            "ncclras": builtin_ncclras, "mlxlink": builtin_mlxlink}
+            "ncclras": builtin_ncclras, "fr_dump": builtin_fr_dump, "mlxlink": builtin_mlxlink}
 KINDS = {"cmd": probe_cmd, "file": probe_file, "glob": probe_glob}
 
 

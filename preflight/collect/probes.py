@@ -106,6 +106,8 @@ PROBES: tuple[Probe, ...] = (
     Probe("mlxlink", "builtin", path="/sys/class/infiniband", timeout_s=90.0, optional=True),
     # `preflight hang`, on one node of the job: its NCCL RAS status (ncclras, else the RAS client socket)
     Probe("ncclras", "builtin", timeout_s=30.0, optional=True),
+    # `preflight hang --dump-fr`: each rank's PyTorch flight-recorder dump, triggered through its debug-info pipe
+    Probe("fr_dump", "builtin", timeout_s=40.0, optional=True),
     # Two identical runs: a bandwidth verdict needs a repeat before it calls a node slow.
     Probe("nccl_allreduce", "cmd", ("all_reduce_perf", "-b", "8", "-e", "8G", "-f", "2", "-g", "{ngpus}"),
           timeout_s=300.0, optional=True, serial=True, active=True, est_s=60.0),
@@ -145,6 +147,7 @@ LEVEL_BUDGET_S: dict[str, float] = {"quick": 60.0, "standard": 300.0, "deep": 18
 # `preflight hang`: the job's processes and the fabric's counters, only when asked
 HANG_PROBES = ("job_procs", "ib_traffic", "mlxlink")
 HANG_BASE = ("smi_table", "kernel_log", "uname")  # what a hang gather also needs: GPU use per process, Xid lines
+FR_PROBE = "fr_dump"  # only with --dump-fr: it writes to the job's pipes, so never by default
 
 PROBES = PROBES + ACTIVE_PROBES
 PROBES_BY_ID = {p.id: p for p in PROBES}

@@ -22,6 +22,8 @@ SH_BEGIN = "@@PREFLIGHT-SH-BEGIN@@"
 SH_END = "@@PREFLIGHT-SH-END@@"
 PY_BEGIN = "@@PREFLIGHT-BEGIN@@"
 PY_END = "@@PREFLIGHT-END@@"
+# builtins the plain-command fallback cannot do, and why: recorded as "not run" (not "absent", which reads as a tool missing)
+NEEDS_PYTHON = {"fr_dump": "the flight-recorder trigger needs python3 on the node (no FIFO writes from sh)"}
 
 
 def collector_source() -> str:
@@ -79,6 +81,8 @@ def _shell_fallback(probes: list[Probe], ngpus: int) -> str:
                 for pat in p.path.split(":") if re.fullmatch(r"[A-Za-z0-9_./*-]+", pat)
             )
             lines.append(f"echo '@@probe {p.id}'; {{ {loops}; }} 2>/dev/null; echo \"@@rc {p.id} 0\"")
+        elif p.id in NEEDS_PYTHON:  # absent would say the tool is missing; it is the way to run it that is
+            lines.append(f"echo '@@notrun '{q}' '{shlex.quote(NEEDS_PYTHON[p.id])}")
         else:
             lines.append(f"echo '@@absent '{q}")
     lines.append(f"echo {SH_END}")
@@ -121,6 +125,10 @@ def _decode_shell(body: str) -> dict[str, Any]:
             probes[current] = {"rc": rc if error is None else None, "stdout": "\n".join(buf) + ("\n" if buf else ""),
                                "stderr": "", "error": error, "kind": "cmd", "duration_s": None}
             current = None
+        elif line.startswith("@@notrun "):
+            pid, _, why = line[9:].strip().partition(" ")
+            probes[pid] = {"rc": None, "stdout": "", "stderr": "", "error": "not run", "note": why, "kind": "builtin",
+                           "duration_s": None}
         elif line.startswith("@@absent "):
             pid = line[9:].strip()
             probes[pid] = {"rc": None, "stdout": "", "stderr": "", "error": "absent", "kind": "", "duration_s": None}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import io
+import json
 import pickle
 import re
 from collections import defaultdict
@@ -161,17 +162,45 @@ def dump_from_obj(obj: Any, source: str = "") -> FrDump | Unparseable:
 _LITERAL_TOKENS = re.compile(r'("(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\')|\bnull\b|\btrue\b|\bfalse\b')
 
 
+def literal_obj(text: str) -> Any | Unparseable:
+    """The object a dump printed as text stands for (JSON or Python literals, `...` elisions dropped); never
+    evaluates code. Also how the simulated fleet turns a recorded text dump back into the dict PyTorch pickles."""
+    body = _LITERAL_TOKENS.sub(lambda m: m.group(1) or {"null": "None", "true": "True", "false": "False"}[m.group(0)], text)
+    try:
+        return _drop_ellipsis(ast.literal_eval(body.strip()))
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as e:
+        return Unparseable.of(f"flight-recorder text is not a literal dict: {type(e).__name__}", text)
+
+
 def parse_dump_text(text: str, source: str = "") -> FrDump | Unparseable:
     """The unpickled dump printed as text (JSON or Python literals, `...` elisions allowed); never evaluates code."""
     if not isinstance(text, str) or "entries" not in text:
         return Unparseable.of("not a flight-recorder dump (no 'entries')", text if isinstance(text, str) else "")
-    body = _LITERAL_TOKENS.sub(lambda m: m.group(1) or {"null": "None", "true": "True", "false": "False"}[m.group(0)], text)
+    obj = literal_obj(text)
+    return obj if isinstance(obj, Unparseable) else dump_from_obj(obj, source)
+
+
+def parse_dump_bytes(data: bytes, source: str = "") -> FrDump | Unparseable:
+    """A dump as its file holds it: a pickle (what DebugInfoWriter writes, read with the restricted unpickler),
+    JSON (`_dump_nccl_trace_json`'s form, which leaves 'entries' out when there are none) or the text form.
+    Its strings are node text: made inert and scrubbed like any other. Never raises."""
     try:
-        obj = ast.literal_eval(body.strip())
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as e:
-        return Unparseable.of(f"flight-recorder text is not a literal dict: {type(e).__name__}", text)
-    obj = _drop_ellipsis(obj)
-    return dump_from_obj(obj, source)
+        if data[:1] == b"\x80":
+            obj = safe_unpickle(data)
+            return obj if isinstance(obj, Unparseable) else dump_from_obj(clean(obj), source)
+        text = data.decode("utf-8", "replace")
+        if text.lstrip()[:1] == "{":
+            try:
+                obj = json.loads(text)
+            except ValueError:
+                obj = None  # the text form (tuples, `...`): below
+            if isinstance(obj, dict):
+                if "entries" not in obj and "version" in obj:
+                    obj = {**obj, "entries": []}
+                return dump_from_obj(clean(obj), source)
+        return parse_dump_text(clean_text(text), source)
+    except (RecursionError, MemoryError) as e:  # nesting deeper than any dump has
+        return Unparseable.of(f"flight-recorder dump too deeply nested: {type(e).__name__}", "")
 
 
 def _drop_ellipsis(obj: Any, depth: int = 0) -> Any:
@@ -185,15 +214,12 @@ def _drop_ellipsis(obj: Any, depth: int = 0) -> Any:
 
 
 def load_dump(path: Path) -> FrDump | Unparseable:
-    """A pickle dump file (restricted unpickling) or its text form."""
+    """A pickle dump file (restricted unpickling), its JSON or its text form."""
     try:
         data = path.read_bytes()
     except OSError as e:
         return Unparseable.of(f"cannot read {path}: {e}", "")
-    if data[:1] == b"\x80":
-        obj = safe_unpickle(data)  # its strings are node text: made inert and scrubbed like any other
-        return obj if isinstance(obj, Unparseable) else dump_from_obj(clean(obj), path.name)
-    return parse_dump_text(clean_text(data.decode("utf-8", "replace")), path.name)
+    return parse_dump_bytes(data, path.name)
 
 
 def first_mismatch(dumps: list[FrDump]) -> FrFinding | None:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from preflight.collect.bundle import Bundle, NodeRaw
+from preflight.hang.fr_live import judge_fr
 from preflight.hang.ib_rates import ib_rate_causes
 from preflight.hang.link_quality import link_quality_causes
 from preflight.hang.mlx5_health import mlx5_causes, parse_mlx5_health
@@ -66,6 +67,7 @@ class LiveHang:
     nodes_without_job: tuple[str, ...] = ()
     unreachable: tuple[tuple[str, str], ...] = ()
     notes: tuple[str, ...] = ()  # what the NCCL RAS query said (or why it was not asked), when it says nothing wrong
+    flight_recorder: tuple[dict[str, Any], ...] = ()  # --dump-fr: each rank's trigger outcome (hang/fr_live.py)
 
     def to_dict(self) -> dict[str, Any]:
         doc = self.verdict.to_dict()
@@ -73,6 +75,7 @@ class LiveHang:
         doc["nodes_without_job"] = list(self.nodes_without_job)
         doc["unreachable"] = [{"node": n, "why": w} for n, w in self.unreachable]
         doc["notes"] = list(self.notes)
+        doc["flight_recorder"] = list(self.flight_recorder)
         return doc
 
 
@@ -306,6 +309,9 @@ def judge_hang(bundle: Bundle) -> LiveHang:
             + _gpu_causes(ranks) + _ib_causes(bundle, {r.node for r in ranks}))
     ras, notes = ras_live_causes(bundle, ranks)
     live += ras + ib_rate_causes(bundle)
+    fr_causes, fr_notes, fr_outcomes = judge_fr(bundle)  # --dump-fr: the dumps taken now, compared across ranks
+    live += fr_causes
+    notes = [*notes, *fr_notes]
     links, link_notes = link_quality_causes(bundle)  # mlxlink: BER, module temperature, link-down counters
     live += links
     notes = [*notes, *link_notes]
@@ -329,4 +335,4 @@ def judge_hang(bundle: Bundle) -> LiveHang:
     return LiveHang(verdict, tuple(sorted(ranks, key=lambda r: (r.rank if r.rank is not None else 10**9, r.node, r.pid))),
                     tuple(n for n in ok if n not in with_job),
                     tuple((raw.name, f"{raw.outcome}: {raw.message}") for raw in bundle.nodes if raw.outcome != "ok"),
-                    tuple(notes))
+                    tuple(notes), tuple(fr_outcomes))

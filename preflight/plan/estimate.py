@@ -13,7 +13,8 @@ carries its formula; a missing measurement gives None, never a guess.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from .memory import MemoryBreakdown
@@ -31,13 +32,29 @@ DECODE_EFFICIENCY_SOURCE = "docs/planner-calibration.md"
 COMPUTE_EFFICIENCY = 0.5
 
 
+# A formula is text for people: a plan sizes ~1,000 layouts and shows a few, so the hot paths pass a
+# function that renders the text on first read (bench/plan_scale.py) instead of the text itself.
+Text = str | Callable[[], str]
+
+
+def render(t: Text) -> str:
+    return t if isinstance(t, str) else t()
+
+
 @dataclass(frozen=True)
 class Estimate:
     name: str
     value: float | None
     unit: str
-    formula: str
+    text: Text = field(repr=False, compare=False)
     kind: str = "estimate"
+
+    @property
+    def formula(self) -> str:
+        return render(self.text)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"name": self.name, "value": self.value, "unit": self.unit, "formula": self.formula, "kind": self.kind}
 
 
 def allreduce_seconds(message_bytes: float, ranks: int, busbw_gbps: float, latency_us: float | None) -> float:
@@ -52,7 +69,7 @@ def pp_bubble(stages: int, microbatches: int) -> float:
 
 def _tp_allreduce(
     model: ModelSpec, b: int, tp: int, busbw_gbps: float | None, busbw_source: str, latency_us: float | None,
-) -> tuple[float | None, Estimate, str]:
+) -> tuple[float | None, Estimate, Text]:
     """2 all-reduces per layer of the step's activations (hidden × 2 B × seqs) at the measured busbw."""
     msg = model.hidden * ACT_BYTES * b
     if not busbw_gbps:
@@ -60,30 +77,32 @@ def _tp_allreduce(
                                "TP all-reduce not estimated: intra-node all-reduce bandwidth not measured"),
                 "TP all-reduce not included (not measured)")
     ar_s = 2 * model.layers * allreduce_seconds(msg, tp, busbw_gbps, latency_us)
-    lat = f" + {latency_us:g} µs" if latency_us else ""
-    f = (f"2 × {model.layers} layers × ({msg:,.0f} B × 2({tp}−1)/{tp} / {busbw_gbps:g} GB/s{lat}) "
-         f"= {ar_s * 1e3:.3f} ms per step (busbw: {busbw_source})")
-    return ar_s, Estimate("tp_allreduce_ms_per_step", ar_s * 1e3, "ms", f), f"TP all-reduce {ar_s * 1e3:.3f} ms"
+
+    def f() -> str:
+        lat = f" + {latency_us:g} µs" if latency_us else ""
+        return (f"2 × {model.layers} layers × ({msg:,.0f} B × 2({tp}−1)/{tp} / {busbw_gbps:g} GB/s{lat}) "
+                f"= {ar_s * 1e3:.3f} ms per step (busbw: {busbw_source})")
+    return ar_s, Estimate("tp_allreduce_ms_per_step", ar_s * 1e3, "ms", f), lambda: f"TP all-reduce {ar_s * 1e3:.3f} ms"
 
 
 def _pp_parts(model: ModelSpec, b: int, pp: int, p2p_gbps: float | None, p2p_source: str,
-              parts: list[str], out: list[Estimate]) -> float:
+              parts: list[Text], out: list[Estimate]) -> float:
     """PP send/recv of the step's activations between adjacent stages, and the pipeline bubble."""
     msg = model.hidden * ACT_BYTES * b
     p2p_s = 0.0
     if p2p_gbps:
         p2p_s = (pp - 1) * msg / (p2p_gbps * 1e9)
-        parts.append(f"PP send/recv {(pp - 1)} × {msg:,.0f} B / {p2p_gbps:g} GB/s ({p2p_source})")
+        parts.append(lambda: f"PP send/recv {(pp - 1)} × {msg:,.0f} B / {p2p_gbps:g} GB/s ({p2p_source})")
     else:
         parts.append("PP send/recv not included (link not measured)")
     m = pp  # vLLM keeps one batch in flight per stage
     bub = pp_bubble(pp, m)
     out.append(Estimate("pp_bubble_fraction", bub, "fraction",
-                        f"(stages−1)/(microbatches+stages−1) = ({pp}−1)/({m}+{pp}−1) = {bub:.3f}"))
+                        lambda: f"(stages−1)/(microbatches+stages−1) = ({pp}−1)/({m}+{pp}−1) = {bub:.3f}"))
     return p2p_s
 
 
-def _compute_floor(model: ModelSpec, b: int, tp: int, tflops: float, source: str, mem_s: float, parts: list[str]) -> float:
+def _compute_floor(model: ModelSpec, b: int, tp: int, tflops: float, source: str, mem_s: float, parts: list[Text]) -> float:
     """A decode step takes at least its FLOPs (2 × active params × seqs / TP) at COMPUTE_EFFICIENCY × peak
     (× DECODE_EFFICIENCY, which scales the whole decode roofline, memory or compute)."""
     flops = 2 * model.active_params * b / tp
@@ -91,8 +110,8 @@ def _compute_floor(model: ModelSpec, b: int, tp: int, tflops: float, source: str
     if comp_s <= mem_s:
         return mem_s
     eff = f" × decode efficiency {DECODE_EFFICIENCY:g}" if DECODE_EFFICIENCY != 1.0 else ""
-    parts[0] = (f"compute {flops / 1e12:.2f} TFLOP (2 × {model.active_params / 1e9:.1f}e9 active params × {b} seqs / TP {tp}) "
-                f"/ ({tflops:g} TFLOPS ({source}) × {COMPUTE_EFFICIENCY:g}{eff}), over the HBM time {mem_s * 1e3:.2f} ms")
+    parts[0] = lambda: (f"compute {flops / 1e12:.2f} TFLOP (2 × {model.active_params / 1e9:.1f}e9 active params × {b} seqs / TP {tp}) "
+                        f"/ ({tflops:g} TFLOPS ({source}) × {COMPUTE_EFFICIENCY:g}{eff}), over the HBM time {mem_s * 1e3:.2f} ms")
     return comp_s
 
 
@@ -135,11 +154,11 @@ def decode_estimates(
                              latency_us=latency_us, p2p_gbps=p2p_gbps, p2p_source=p2p_source, a2a_gbps=a2a_gbps,
                              a2a_source=a2a_source, parts=parts, out=out)
     per_seq = 1.0 / step_s
-    formula = "1 / (" + " + ".join(parts) + f") = {per_seq:.1f} tok/s"
-    out.insert(0, Estimate("decode_tokens_per_s_per_seq", per_seq, "tok/s", formula))
+    out.insert(0, Estimate("decode_tokens_per_s_per_seq", per_seq, "tok/s",
+                           lambda: "1 / (" + " + ".join(map(render, parts)) + f") = {per_seq:.1f} tok/s"))
     agg = dp * b / step_s
     out.insert(1, Estimate("decode_tokens_per_s_aggregate", agg, "tok/s",
-                           f"DP {dp} × {b} seqs per replica × {per_seq:.1f} tok/s = {agg:.0f} tok/s "
+                           lambda: f"DP {dp} × {b} seqs per replica × {per_seq:.1f} tok/s = {agg:.0f} tok/s "
                            "(no PP overlap credited)"))
     if tflops and prompt_tokens:
         out.extend(prefill_estimates(model, tp=tp, pp=pp, prompt_tokens=prompt_tokens, tflops=tflops,
@@ -149,24 +168,25 @@ def decode_estimates(
 
 
 def _memory_step(model: ModelSpec, mem: MemoryBreakdown, seqs: int, pp: int, hbm_gbps: float,
-                 hbm_source: str) -> tuple[float, list[str]]:
+                 hbm_source: str) -> tuple[float, list[Text]]:
     """A decode step's HBM time (weights touched + KV read, over calibrated HBM bandwidth) and its formula."""
     touched = 1.0
     if model.is_moe and mem.expert_weights:
         k, e = model.experts_per_token, model.n_routed_experts
         touched = 1 - (1 - k / e) ** seqs  # all DP ranks' tokens pass through each expert shard
     read = mem.weights - mem.expert_weights + mem.expert_weights * touched + mem.kv
-    moe_txt = f" (experts × touched {touched:.2f} = 1−(1−{model.experts_per_token}/{model.n_routed_experts})^{seqs})" if model.is_moe else ""
+    def moe_txt() -> str:
+        return f" (experts × touched {touched:.2f} = 1−(1−{model.experts_per_token}/{model.n_routed_experts})^{seqs})" if model.is_moe else ""
     eff = DECODE_EFFICIENCY
     stage_s = read / (hbm_gbps * 1e9 * eff)
     eff_txt = f" × decode efficiency {eff:g} ({DECODE_EFFICIENCY_SOURCE})" if eff != 1.0 else ""
-    parts = [f"{pp} stage(s) × {read / 1e9:.2f} GB read{moe_txt} / ({hbm_gbps:g} GB/s HBM ({hbm_source}){eff_txt})"]
+    parts: list[Text] = [lambda: f"{pp} stage(s) × {read / 1e9:.2f} GB read{moe_txt()} / ({hbm_gbps:g} GB/s HBM ({hbm_source}){eff_txt})"]
     return pp * stage_s, parts
 
 
 def _communication(model: ModelSpec, b: int, *, tp: int, pp: int, dp: int, ep: int, busbw_gbps: float | None,
                    busbw_source: str, latency_us: float | None, p2p_gbps: float | None, p2p_source: str,
-                   a2a_gbps: float | None, a2a_source: str, parts: list[str], out: list[Estimate]) -> float:
+                   a2a_gbps: float | None, a2a_source: str, parts: list[Text], out: list[Estimate]) -> float:
     """Seconds per decode step spent in TP all-reduce, PP hand-offs and EP all-to-all (formulas appended)."""
     ar_s: float | None = 0.0
     if tp > 1:
@@ -179,7 +199,8 @@ def _communication(model: ModelSpec, b: int, *, tp: int, pp: int, dp: int, ep: i
     if a2a is not None:
         out.append(a2a)
         a2a_s = (a2a.value or 0.0) / 1e3
-        parts.append(f"EP all-to-all {a2a_s * 1e3:.3f} ms" if a2a.value is not None else "EP all-to-all not included (link unknown)")
+        parts.append((lambda: f"EP all-to-all {a2a_s * 1e3:.3f} ms") if a2a.value is not None
+                     else "EP all-to-all not included (link unknown)")
     return (ar_s or 0.0) + p2p_s + a2a_s
 
 
@@ -225,21 +246,26 @@ def prefill_estimates(
     """
     lin, att = prefill_flops(model, prompt_tokens)
     comp_s = (lin + att) / (tp * tflops * 1e12 * COMPUTE_EFFICIENCY)
-    f = (f"(2 × {(model.active_params - model.embedding_params) / 1e9:.2f}e9 active params × {prompt_tokens} tokens "
-         f"+ attention {att / 1e12:.2f} TFLOP) = {(lin + att) / 1e12:.2f} TFLOP / (TP {tp} × {tflops:g} TFLOPS "
-         f"({tflops_source}) × efficiency {COMPUTE_EFFICIENCY:g} assumed) = {comp_s * 1e3:.1f} ms")
     ar_s = 0.0
+    msg = prompt_tokens * model.hidden * ACT_BYTES
     if tp > 1 and busbw_gbps:
-        msg = prompt_tokens * model.hidden * ACT_BYTES
         ar_s = 2 * model.layers * allreduce_seconds(msg, tp, busbw_gbps, latency_us)
-        f += f" + TP all-reduce 2 × {model.layers} × {msg:,.0f} B at {busbw_gbps:g} GB/s ({busbw_source}) = {ar_s * 1e3:.1f} ms"
-    elif tp > 1:
-        f += " (TP all-reduce not included: not measured)"
     pre_s = comp_s + ar_s
-    out = [Estimate("prefill_ms_per_prompt", pre_s * 1e3, "ms", f + f"; PP {pp} runs its stages in turn (no speed-up)")]
+
+    def f() -> str:
+        txt = (f"(2 × {(model.active_params - model.embedding_params) / 1e9:.2f}e9 active params × {prompt_tokens} tokens "
+               f"+ attention {att / 1e12:.2f} TFLOP) = {(lin + att) / 1e12:.2f} TFLOP / (TP {tp} × {tflops:g} TFLOPS "
+               f"({tflops_source}) × efficiency {COMPUTE_EFFICIENCY:g} assumed) = {comp_s * 1e3:.1f} ms")
+        if tp > 1 and busbw_gbps:
+            txt += (f" + TP all-reduce 2 × {model.layers} × {msg:,.0f} B at {busbw_gbps:g} GB/s ({busbw_source}) "
+                    f"= {ar_s * 1e3:.1f} ms")
+        elif tp > 1:
+            txt += " (TP all-reduce not included: not measured)"
+        return txt + f"; PP {pp} runs its stages in turn (no speed-up)"
+    out = [Estimate("prefill_ms_per_prompt", pre_s * 1e3, "ms", f)]
     if decode_step_s is not None:
         ttft = pre_s + decode_step_s
-        out.append(Estimate("ttft_ms", ttft * 1e3, "ms", f"prefill {pre_s * 1e3:.1f} ms + one decode step "
+        out.append(Estimate("ttft_ms", ttft * 1e3, "ms", lambda: f"prefill {pre_s * 1e3:.1f} ms + one decode step "
                             f"{decode_step_s * 1e3:.2f} ms = {ttft * 1e3:.1f} ms (idle replica, no queueing)"))
     return tuple(out)
 
@@ -265,7 +291,7 @@ def moe_alltoall_estimate(
         return Estimate("ep_alltoall_ms_per_step", None, "ms", head + " — link bandwidth unknown, not estimated")
     t = step_bytes / (link_gbps * 1e9)
     return Estimate("ep_alltoall_ms_per_step", t * 1e3, "ms",
-                    f"{head} = {step_bytes / 1e6:.2f} MB / {link_gbps:g} GB/s ({link_source}) = {t * 1e3:.3f} ms")
+                    lambda: f"{head} = {step_bytes / 1e6:.2f} MB / {link_gbps:g} GB/s ({link_source}) = {t * 1e3:.3f} ms")
 
 
 def offline_throughput(

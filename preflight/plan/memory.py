@@ -8,9 +8,9 @@ PP stages get layers as vLLM's get_pp_indices assigns them, and the heaviest sta
 
 from __future__ import annotations
 
-import functools
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from .dtypes import kv_bytes, weight_bytes
 from .models import ModelSpec
@@ -40,7 +40,17 @@ class MemoryBreakdown:
     seqs_per_replica: int
     max_seqs: int  # full-context sequences that fit, all DP replicas together
     verdict: str  # fits | tight | does-not-fit
-    formulas: tuple[str, ...]
+    # the formulas are text for people: rendered on first read, not for each of the thousand layouts a
+    # plan sizes (bench/plan_scale.py); dataclasses.replace keeps the original's, so a copy re-sized
+    # for another sequence count (planner._at_capacity) still explains the layout as planned
+    render: Callable[[], tuple[str, ...]] = field(default=tuple, repr=False, compare=False)
+
+    @property
+    def formulas(self) -> tuple[str, ...]:
+        return self.render()
+
+    def to_dict(self) -> dict[str, object]:
+        return {k: v for k, v in vars(self).items() if k != "render"} | {"formulas": list(self.formulas)}
 
 
 def pp_layer_split(layers: int, pp: int) -> list[int]:
@@ -87,17 +97,29 @@ def _kv_txt(model: ModelSpec, idx: range, ctx: int, kv_seq: float, tp: int, kb: 
             f"× {kb:g} B × {tok} = {_gb(kv_seq)}")
 
 
-@functools.lru_cache(maxsize=4096)
-def _stages(model: ModelSpec, pp: int, ctx: int) -> tuple[tuple[int, range, int, int], ...]:
-    """Per PP stage: (layers, their indices, MoE layers among them, KV tokens summed over them at `ctx`).
-    The same for every TP/DP/EP and GPU of a plan, so computed once per (model, PP, context)."""
+def _stages(model: ModelSpec, pp: int, ctx: int) -> tuple[tuple[int, int, range, int, int], ...]:
+    """The PP stages that can differ in bytes: (stage index, layers, their indices, MoE layers among them,
+    KV tokens summed over them at `ctx`), the first stage of each distinct composition only (first and
+    last stages also hold the embedding/LM head), so sizing a 61-stage layout looks at a handful.
+    The same for every TP/DP/EP and GPU of a plan, so computed once per (model, PP, context) and kept on
+    the model (a cache keyed by the model itself would hash all its fields on every call)."""
+    cache = model.stage_cache
+    got = cache.get((pp, ctx))
+    if got is not None:
+        return got
     out = []
+    seen: set[tuple[int, int, int, bool, bool]] = set()
     start = 0
-    for n in pp_layer_split(model.layers, pp):
+    for s, n in enumerate(pp_layer_split(model.layers, pp)):
         idx = range(start, start + n)
         start += n
-        out.append((n, idx, sum(1 for i in idx if model.is_moe_layer(i)), sum(kv_tokens(model, i, ctx) for i in idx)))
-    return tuple(out)
+        moe_n, kv_sum = sum(1 for i in idx if model.is_moe_layer(i)), sum(kv_tokens(model, i, ctx) for i in idx)
+        key = (n, moe_n, kv_sum, s == 0, s == pp - 1)
+        if key not in seen:  # a later stage like an earlier one never wins the strict "heaviest" below
+            seen.add(key)
+            out.append((s, n, idx, moe_n, kv_sum))
+    cache[(pp, ctx)] = got = tuple(out)
+    return got
 
 
 def memory_per_gpu(
@@ -115,7 +137,7 @@ def memory_per_gpu(
     kv_elems = kv_elems_per_token_per_layer_per_gpu(model, tp)
 
     best: tuple[float, float, int, int, int, range, int, int] | None = None
-    for s, (n, idx, moe_n, kv_tokens_sum) in enumerate(_stages(model, pp, ctx)):
+    for s, n, idx, moe_n, kv_tokens_sum in _stages(model, pp, ctx):
         non_exp = n * model.attention_per_layer + (n - moe_n) * model.dense_mlp_per_layer + moe_n * model.moe_shared_per_layer + (model.hidden if s == pp - 1 else 0)  # final norm
         emb = model.vocab * model.hidden * ((s == 0) + (s == pp - 1)) if (pp > 1 or not model.tie_embeddings) else model.embedding_params
         exp = moe_n * model.n_routed_experts * model.expert_params
@@ -139,10 +161,35 @@ def memory_per_gpu(
     max_seqs = max(0, int(room // kv_seq)) * dp if kv_seq > 0 else 0
     verdict = "does-not-fit" if headroom < 0 else ("tight" if headroom < TIGHT_HEADROOM * usable else "fits")
 
+    def render() -> tuple[str, ...]:
+        return _formulas(model, opts, tp=tp, pp=pp, dp=dp, stage=stage, n_layers=n_layers, non_exp=non_exp, emb=emb,
+                         exp=exp, idx=best_idx, w=w, kv=kv, kv_seq=kv_seq, overhead=overhead, total=total, usable=usable,
+                         headroom=headroom, max_seqs=max_seqs, verdict=verdict, gpu_memory_bytes=gpu_memory_bytes)
+
+    return MemoryBreakdown(
+        weights=w, expert_weights=exp * wb / expert_shards, kv=kv, kv_per_seq=kv_seq, activations=activations, overhead=overhead, total=total,
+        gpu_memory=gpu_memory_bytes, usable=usable, headroom=headroom, seqs_per_replica=seqs_rep,
+        max_seqs=max_seqs, verdict=verdict, render=render,
+    )
+
+
+def _formulas(model: ModelSpec, opts: PlanOptions, *, tp: int, pp: int, dp: int, stage: int, n_layers: int,
+              non_exp: float, emb: float, exp: float, idx: range, w: float, kv: float, kv_seq: float, overhead: float,
+              total: float, usable: float, headroom: float, max_seqs: int, verdict: str,
+              gpu_memory_bytes: float) -> tuple[str, ...]:
+    """The lines that show memory_per_gpu's work, every number with where it came from."""
+    wb = weight_bytes(opts.weight_dtype)
+    eb = 2.0 if wb < 2 else wb
+    nb = 2.0 if opts.weight_dtype.lower() == "mxfp4" else wb
+    kb = kv_bytes(opts.kv_dtype)
+    expert_shards = tp * dp
+    seqs_rep = math.ceil(opts.seqs / dp)
+    ctx = math.ceil(opts.context / KV_BLOCK_TOKENS) * KV_BLOCK_TOKENS
+    mlp_w = model.dense_mlp_width if model.dense_layers else model.expert_width * model.experts_per_token
     where = f"PP stage {stage} ({n_layers} of {model.layers} layers)" if pp > 1 else f"all {model.layers} layers"
     exp_txt = f" + experts {exp / 1e9:.2f}e9 × {wb:g} B / (TP·DP={expert_shards})" if exp else ""
-    kv_txt = _kv_txt(model, best_idx, ctx, kv_seq, tp, kb)
-    formulas = (
+    kv_txt = _kv_txt(model, idx, ctx, kv_seq, tp, kb)
+    return (
         f"weights ({where}) = (non-expert {non_exp / 1e9:.2f}e9 × {nb:g} B + embedding/LM head "
         f"{emb / 1e9:.2f}e9 × {eb:g} B) / TP {tp}{exp_txt} = {_gb(w)}",
         kv_txt,
@@ -153,9 +200,4 @@ def memory_per_gpu(
         f"usable = {_gb(gpu_memory_bytes)} × gpu_memory_utilization {opts.gpu_memory_utilization:g} = {_gb(usable)}; "
         f"headroom {_gb(headroom)} ({verdict}; tight below {TIGHT_HEADROOM:.0%} of usable)",
         f"capacity = floor(({_gb(usable)} − {_gb(w)} − {_gb(overhead)}) / {_gb(kv_seq)}) × DP {dp} = {max_seqs} seqs at {ctx} tokens",
-    )
-    return MemoryBreakdown(
-        weights=w, expert_weights=exp * wb / expert_shards, kv=kv, kv_per_seq=kv_seq, activations=activations, overhead=overhead, total=total,
-        gpu_memory=gpu_memory_bytes, usable=usable, headroom=headroom, seqs_per_replica=seqs_rep,
-        max_seqs=max_seqs, verdict=verdict, formulas=formulas,
     )

@@ -105,7 +105,7 @@ class Plan:
 
     def to_dict(self) -> dict[str, Any]:
         def cand(c: Candidate) -> dict[str, Any]:
-            d = asdict(c)
+            d = asdict(c) | {"memory": c.memory.to_dict(), "estimates": [e.to_dict() for e in c.estimates]}
             d["label"], d["gpus"], d["verdict_label"], d["capacity"] = c.label, c.gpus, c.verdict_label, c.capacity
             d["placement"] = [{"node": p.node, "gpus": list(p.gpus), "cuda_visible_devices": p.cuda_visible_devices}
                               for p in c.placement]
@@ -163,9 +163,17 @@ class _Order:
     nodes: tuple[NodeShape, ...]
     names: tuple[str, ...]
     cum: list[int]  # cumulative units (TP groups, or GPUs when no node holds a group) through node i
-    full: tuple[Placement, ...]  # each node's placement when it is filled
+    caps: list[int]  # units node i holds
     per_group: int  # GPUs per unit
     firsts: tuple[int, ...]  # index of the first node of each kind, in order
+    full: list[Placement] = field(default_factory=list)  # node i's placement when filled, built as layouts reach it
+
+    def filled(self, k: int) -> list[Placement]:
+        """The first k nodes' placements when filled (built once, on first need: most layouts use few nodes)."""
+        for i in range(len(self.full), k):
+            n = self.nodes[i]
+            self.full.append(Placement(n.name, n.placement_order()[: self.caps[i] * self.per_group]))
+        return self.full[:k]
 
 
 class Pool:
@@ -188,11 +196,10 @@ class Pool:
         caps = [self._cap(n, tp) for n in nodes] if whole else [n.gpus for n in nodes]
         per = tp if whole else 1
         cum = list(itertools.accumulate(caps))
-        full = tuple(Placement(n.name, tuple(n.placement_order()[: c * per])) for n, c in zip(nodes, caps, strict=True))
         seen: dict[tuple[object, ...], int] = {}
         for pos, i in enumerate(idx):
             seen.setdefault(self._sigs[i], pos)
-        order = _Order(nodes, tuple(n.name for n in nodes), cum, full, per, tuple(sorted(seen.values())))
+        order = _Order(nodes, tuple(n.name for n in nodes), cum, caps, per, tuple(sorted(seen.values())))
         self._orders[tp] = order
         return order
 
@@ -212,10 +219,11 @@ class Pool:
             return None
         k = bisect.bisect_left(o.cum, need)  # the last node used
         before = o.cum[k - 1] if k else 0
-        last = o.full[k]
+        full = o.filled(k + 1)
+        last = full[k]
         if o.cum[k] != need:
             last = Placement(last.node, tuple(o.nodes[k].placement_order()[: (need - before) * o.per_group]))
-        placement = (*o.full[:k], last)
+        placement = (*full[:k], last)
         reps = tuple(o.nodes[i] for i in o.firsts if i <= k)
         return placement, o.names[: k + 1], reps
 
@@ -251,7 +259,10 @@ def _memory_reason(mem: MemoryBreakdown, node: NodeShape) -> Reason | None:
 
 
 def _estimates(fleet: FleetShape, model: ModelSpec, mem: MemoryBreakdown, used: tuple[NodeShape, ...], opts: PlanOptions,
-               *, tp: int, pp: int, dp: int, multinode: bool, seqs: int, ep: int = 1) -> tuple[Estimate, ...]:
+               *, tp: int, pp: int, dp: int, multinode: bool, seqs: int, ep: int = 1,
+               prefill: bool = True, names: tuple[str, ...] = ()) -> tuple[Estimate, ...]:
+    """`used` holds one node of each kind the layout uses (what the rates depend on); `names` every node
+    it uses (whether it stays inside one NVLink domain depends on all of them)."""
     hbm, hbm_src = min((_hbm(n) for n in used), key=lambda x: x[0] or math.inf)
     slow = min(used, key=lambda n: n.intra_busbw_gbps or 0.0)
     if multinode:
@@ -263,8 +274,8 @@ def _estimates(fleet: FleetShape, model: ModelSpec, mem: MemoryBreakdown, used: 
     # weight precision, and the EP all-to-all over the link that carries it (NVLink in a node, else the fabric)
     tflops, tflops_src = min((peak_tflops(spec_for(n.gpu_model), opts.weight_dtype) for n in used),
                              key=lambda x: x[0] or math.inf)
-    names = {n.name for n in used}
-    in_domain = any(d.healthy and names <= set(d.nodes) for d in getattr(fleet, "nvlink_domains", ()))
+    members = set(names) or {n.name for n in used}
+    in_domain = any(d.healthy and members <= set(d.nodes) for d in getattr(fleet, "nvlink_domains", ()))
     a2a, a2a_src = ((p2p, p2p_src) if multinode and not in_domain
                     else (slow.intra_busbw_gbps, slow.intra_busbw_source or slow.name))
     return decode_estimates(
@@ -272,12 +283,12 @@ def _estimates(fleet: FleetShape, model: ModelSpec, mem: MemoryBreakdown, used: 
         busbw_gbps=slow.intra_busbw_gbps, busbw_source=slow.intra_busbw_source or f"{slow.name} all-reduce",
         latency_us=max((n.small_msg_latency_us or 0.0) for n in used) or None, p2p_gbps=p2p, p2p_source=p2p_src,
         ep=ep, a2a_gbps=a2a, a2a_source=a2a_src, tflops=tflops, tflops_source=tflops_src,
-        prompt_tokens=opts.context // 2 if opts.context else None,
+        prompt_tokens=opts.context // 2 if opts.context and prefill else None,
     )
 
 
 def _at_capacity(fleet: FleetShape, model: ModelSpec, mem: MemoryBreakdown, used: tuple[NodeShape, ...],
-                 opts: PlanOptions, *, tp: int, pp: int, dp: int, ep: int) -> Estimate | None:
+                 opts: PlanOptions, *, tp: int, pp: int, dp: int, ep: int, names: tuple[str, ...]) -> Estimate | None:
     """Aggregate decode tok/s with the layout full (its own capacity), for throughput without --seqs."""
     cap = mem.max_seqs
     if cap <= 0:
@@ -290,12 +301,13 @@ def _at_capacity(fleet: FleetShape, model: ModelSpec, mem: MemoryBreakdown, used
         smallest = min(used, key=lambda n: n.gpu_memory_mib)
         mem_full = memory_per_gpu(model, tp=tp, pp=pp, dp=dp, ep=ep, gpu_memory_bytes=smallest.gpu_memory_bytes,
                                   opts=full)
-    ests = _estimates(fleet, model, mem_full, used, full, tp=tp, pp=pp, dp=dp, multinode=len(used) > 1, seqs=cap,
-                      ep=ep)
+    # only the aggregate decode rate is read here: the prefill/TTFT estimates (one prompt) are not sized again
+    ests = _estimates(fleet, model, mem_full, used, full, tp=tp, pp=pp, dp=dp, multinode=len(names) > 1, seqs=cap,
+                      ep=ep, prefill=False, names=names)
     agg = next((e for e in ests if e.name == "decode_tokens_per_s_aggregate"), None)
     if agg is None or agg.value is None:
         return None
-    return Estimate("decode_tokens_per_s_at_capacity", agg.value, "tok/s", f"at capacity ({cap} sequences): {agg.formula}")
+    return Estimate("decode_tokens_per_s_at_capacity", agg.value, "tok/s", lambda: f"at capacity ({cap} sequences): {agg.formula}")
 
 
 def evaluate(
@@ -316,11 +328,11 @@ def evaluate(
     if mr:
         reasons.append(mr)
     ests = _estimates(fleet, model, mem, used, opts, tp=tp, pp=pp, dp=dp, multinode=len(names) > 1, seqs=opts.seqs,
-                      ep=ep)
+                      ep=ep, names=names)
     sev = {r.severity for r in reasons}
     verdict = "unsafe" if "unsafe" in sev else ("risky" if "risky" in sev else "safe")
     if verdict != "unsafe" and not opts.seqs_given:
-        extra = _at_capacity(fleet, model, mem, used, opts, tp=tp, pp=pp, dp=dp, ep=ep)
+        extra = _at_capacity(fleet, model, mem, used, opts, tp=tp, pp=pp, dp=dp, ep=ep, names=names)
         ests = ests + ((extra,) if extra else ())
     return Candidate(tp, pp, dp, ep, names, placement, mem, tuple(reasons), ests, verdict)
 
