@@ -148,6 +148,7 @@ class NodeFacts:
     dcgm: Any = None  # DcgmDiag from `dcgmi diag -r N` (parse/dcgm_diag.py)
     copy_bw: dict[str, Any] | None = None  # nvbandwidth test name -> NvbTest (h2d, d2h, d2d read CE)
     ib_loopback: dict[str, Any] | None = None  # HCA -> LoopbackResult (ib_write_bw server+client on the node)
+    link_quality: dict[str, Any] | None = None  # 'mlx5_0/1' -> MlxlinkPort, or why it was not read (run --mlxlink)
     nvlink_errors: dict[int, dict[int, dict[str, int]]] | None = None  # GPU -> link -> counter -> value (nvlink -e)
     fabricmanager: tuple[str, tuple[str, ...]] | None = None  # (systemctl is-active word, journal lines that matter)
     resolved: dict[str, Any] | None = None  # peer host name -> sorted addresses, or {"error": why}

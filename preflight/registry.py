@@ -19,12 +19,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from preflight.facts import P2P_STATUS, FleetFacts, NodeFacts, describe_xid, health_verdict, majority
+from preflight.ib_link import EFFECTIVE_BER_FAIL, RAW_BER_FAIL_FEC, SRC_IBDIAG, SRC_IEEE_PREFEC, judge_port
 from preflight.reference import gpu_spec_for
 from preflight.results import Finding, Status
 
 __all__ = [
-    "ACCEPT_HINT", "FACT_DOCS", "GROUPS", "KNOWN_FACTS", "P2P_STATUS", "CheckContext", "CheckSpec", "all_checks",
-    "check", "consistency", "describe_xid", "gpu_spec_for", "health_verdict", "select_checks",
+    "ACCEPT_HINT", "EFFECTIVE_BER_FAIL", "FACT_DOCS", "GROUPS", "KNOWN_FACTS", "P2P_STATUS", "RAW_BER_FAIL_FEC",
+    "SRC_IBDIAG", "SRC_IEEE_PREFEC", "CheckContext", "CheckSpec", "all_checks", "check", "consistency",
+    "describe_xid", "gpu_spec_for", "health_verdict", "judge_port", "select_checks",
 ]
 
 # Fact keys a check may declare in `needs` (attributes of NodeFacts).
@@ -32,7 +34,7 @@ KNOWN_FACTS = frozenset(
     {
         "versions", "gpus", "topology", "nvlink", "ib", "memory", "xid", "nccl_tests", "peermem", "gpu_processes",
         "clock_offset_s", "p2p", "acs", "netifs", "fabricmanager", "resolved", "nvlink_errors",
-        "dcgm", "copy_bw", "ib_loopback",
+        "dcgm", "copy_bw", "ib_loopback", "link_quality",
     }
 )
 GROUPS = ("versions", "gpu", "nvlink", "topology", "ib", "memory", "nccl", "network")
@@ -67,6 +69,8 @@ FACT_DOCS: dict[str, tuple[str, str]] = {
                 "(--level standard, deep)", "the level runs no copy test (quick)"),
     "ib_loopback": ("ib_write_bw server + client per HCA on the node, 8 MiB, GPUDirect when nvidia_peermem is loaded "
                     "(--level standard, deep)", "the level runs no loopback test (quick), or the node has no IB/RoCE HCA"),
+    "link_quality": ("mlxlink -d DEV -p PORT -m -c --json per /sys/class/infiniband port (run --mlxlink; preflight "
+                     "hang always)", "--mlxlink was not given, or the node has no /sys/class/infiniband"),
 }
 
 

@@ -255,6 +255,9 @@ def _add_connection_args(p: argparse.ArgumentParser, *, required: bool) -> None:
                    help="trust and record host keys never seen before (a CHANGED key is still refused)")
     p.add_argument("--nccl", action="store_true",
                    help="also run nccl-tests all_reduce_perf on each node's GPUs, twice (takes the GPUs for a minute or two)")
+    p.add_argument("--mlxlink", action="store_true",
+                   help="also read each IB port with `mlxlink -m -c --json` where installed: post-/pre-FEC BER, module "
+                        "temperature, link downs (check ib.link_quality; `preflight hang` always does)")
     p.add_argument("--save", metavar="DIR", help="save the raw facts bundle to DIR (replay it with `preflight replay DIR`)")
     p.add_argument("--level", choices=("quick", "standard", "deep"), default="quick",
                    help="active tests per node (docs/levels.md): quick (state only, DCGM r1 where installed; "

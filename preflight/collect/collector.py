@@ -555,6 +555,43 @@ def builtin_ib_traffic(probe, config):
     return {"rc": 0, "stdout": json.dumps(doc, sort_keys=True), "stderr": "", "error": None}
 
 
+MLXLINK_PORT_S = 20.0  # one `mlxlink -m -c` (it reads the module EEPROM and PPCNT through the adapter's firmware)
+
+
+def builtin_mlxlink(probe, config):
+    """`mlxlink -d DEV -p PORT -m -c --json` for each port under /sys/class/infiniband: module temperature and its
+    range, pre-/post-FEC BER, link-down and link-error-recovery counters. Ports one after another, each bounded,
+    all of them within the probe's timeout; once mlxlink timed out it is not started again. An older MFT that does
+    not answer --json with a JSON document is asked once more without it (the text layout). No mlxlink on the node
+    is recorded as absent: a fact about the node, not about its links."""
+    base = _host_path(probe["path"])
+    if not os.path.isdir(base):
+        return {"rc": 0, "stdout": json.dumps({"ports": {}, "no_ib": True}), "stderr": "", "error": None}
+    tool = shutil.which("mlxlink")
+    if tool is None:
+        return {"rc": None, "stdout": "", "stderr": "", "error": "absent"}
+    # within its own timeout and the collector's deadline, so the ports read so far come back with the others
+    deadline = time.monotonic() + min(float(probe["timeout_s"]), float(config.get("deadline_s", 600))) * 0.9
+    ports = {}
+    for dev in sorted(os.listdir(base))[:64]:
+        pdir = os.path.join(base, dev, "ports")
+        for port in (sorted(os.listdir(pdir))[:8] if os.path.isdir(pdir) else []):
+            key = "%s/%s" % (dev, port)
+            left = deadline - time.monotonic()
+            if "mlxlink" in _HUNG or left < 1.0:
+                why = "mlxlink timed out on an earlier port" if "mlxlink" in _HUNG else "probe deadline reached"
+                ports[key] = {"rc": None, "stdout": "", "stderr": "", "error": "not run", "note": why}
+                continue
+            argv = [tool, "-d", dev, "-p", port, "-m", "-c", "--json"]
+            res = _run_argv(argv, min(MLXLINK_PORT_S, left))
+            if res["error"] is None and not res["stdout"].lstrip().startswith("{") and deadline - time.monotonic() > 1.0:
+                argv = argv[:-1]
+                res = _run_argv(argv, min(MLXLINK_PORT_S, deadline - time.monotonic()))
+            res["argv"] = ["mlxlink"] + argv[1:]
+            ports[key] = res
+    return {"rc": 0, "stdout": json.dumps({"ports": ports}, sort_keys=True), "stderr": "", "error": None}
+
+
 def _ras_socket(host, port, timeout_s, deadline):
     """NCCL's RAS client protocol (src/ras/client.cc): 'CLIENT PROTOCOL 2' -> 'SERVER PROTOCOL n', 'TIMEOUT t' ->
     'OK', then 'STATUS' -> the text report until the server closes. Every read bounded by the deadline."""
@@ -941,7 +978,7 @@ def builtin_ib_loopback(probe, config):
 
 BUILTINS = {"ib_sysfs": builtin_ib_sysfs, "netifs": builtin_netifs, "resolve": builtin_resolve, "shm": builtin_shm, "memlock": builtin_memlock, "nvml": builtin_nvml,
             "job_procs": builtin_job_procs, "ib_traffic": builtin_ib_traffic, "ib_loopback": builtin_ib_loopback,
-            "ncclras": builtin_ncclras, "fr_dump": builtin_fr_dump}
+            "ncclras": builtin_ncclras, "fr_dump": builtin_fr_dump, "mlxlink": builtin_mlxlink}
 KINDS = {"cmd": probe_cmd, "file": probe_file, "glob": probe_glob}
 
 

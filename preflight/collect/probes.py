@@ -102,6 +102,8 @@ PROBES: tuple[Probe, ...] = (
     Probe("nvml", "builtin", timeout_s=20.0),
     Probe("job_procs", "builtin", timeout_s=60.0, optional=True),
     Probe("ib_traffic", "builtin", timeout_s=20.0, optional=True),
+    # per IB port: `mlxlink -d DEV -p PORT -m -c --json` (module temperature, BER, link-down counters), where installed
+    Probe("mlxlink", "builtin", path="/sys/class/infiniband", timeout_s=90.0, optional=True),
     # `preflight hang`, on one node of the job: its NCCL RAS status (ncclras, else the RAS client socket)
     Probe("ncclras", "builtin", timeout_s=30.0, optional=True),
     # `preflight hang --dump-fr`: each rank's PyTorch flight-recorder dump, triggered through its debug-info pipe
@@ -143,7 +145,7 @@ LEVELS: dict[str, tuple[str, ...]] = {
 }
 LEVEL_BUDGET_S: dict[str, float] = {"quick": 60.0, "standard": 300.0, "deep": 1800.0}
 # `preflight hang`: the job's processes and the fabric's counters, only when asked
-HANG_PROBES = ("job_procs", "ib_traffic")
+HANG_PROBES = ("job_procs", "ib_traffic", "mlxlink")
 HANG_BASE = ("smi_table", "kernel_log", "uname")  # what a hang gather also needs: GPU use per process, Xid lines
 FR_PROBE = "fr_dump"  # only with --dump-fr: it writes to the job's pipes, so never by default
 

@@ -27,6 +27,7 @@ from typing import Any
 from preflight.collect.bundle import Bundle, NodeRaw
 from preflight.hang.fr_live import judge_fr
 from preflight.hang.ib_rates import ib_rate_causes
+from preflight.hang.link_quality import link_quality_causes
 from preflight.hang.mlx5_health import mlx5_causes, parse_mlx5_health
 from preflight.hang.next_steps import next_commands, seen_live, seen_of_verdict
 from preflight.hang.ras_live import ras_live_causes
@@ -312,6 +313,9 @@ def judge_hang(bundle: Bundle) -> LiveHang:
     fr_causes, fr_notes, fr_outcomes = judge_fr(bundle)  # --dump-fr: the dumps taken now, compared across ranks
     live += fr_causes
     notes = [*notes, *fr_notes]
+    links, link_notes = link_quality_causes(bundle)  # mlxlink: BER, module temperature, link-down counters
+    live += links
+    notes = [*notes, *link_notes]
     live += [c for raw in bundle.nodes if raw.outcome == "ok"
              for c in mlx5_causes(parse_mlx5_health((raw.probe("kernel_log") or {}).get("stdout") or "",
                                                     f"{raw.name}: kernel log"), raw.name)]

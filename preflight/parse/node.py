@@ -19,6 +19,7 @@ from preflight.parse.common import Unparseable, to_int
 from preflight.parse.ib_sysfs import merge_ibstat_sysfs, sysfs_doc, sysfs_ports
 from preflight.parse.ibstat import IbStat, parse_ibstat
 from preflight.parse.misc_tools import QuerySections, parse_acsctl, parse_fabric, parse_query_sections
+from preflight.parse.mlxlink import link_quality_facts
 from preflight.parse.nccl_tests import parse_nccl_tests
 from preflight.parse.nvidia_smi import (
     GpuRow,
@@ -416,6 +417,7 @@ def _parse_document(raw: NodeRaw) -> tuple[dict[str, Any], dict[str, str], froze
         dcgm=dcgm_facts(c),
         copy_bw=copy_bw_facts(c),
         ib_loopback=ib_loopback_facts(c),
+        link_quality=link_quality_facts(c),
         p2p=c.parsed("p2p", "p2p_read", parse_p2p_matrix),
         acs=_acs(c),
         netifs=_netifs(c),

@@ -29,6 +29,7 @@ class RunArgs:
     known_hosts: tuple[str, ...] = ()
     accept_new_hostkeys: bool = False
     nccl: bool = False
+    mlxlink: bool = False  # also run the mlxlink probe (check ib.link_quality)
     level: str = "quick"  # quick | standard | deep: the active tests and their per-node budget (docs/levels.md)
     budget: float | None = None  # seconds of active tests per node (default: the level's)
     force: bool = False  # run the active tests even where the GPUs have compute processes
@@ -105,7 +106,7 @@ def live_request(args: RunArgs) -> LiveRequest:
     if args.connect_timeout or args.timeout:
         nodes = [dataclasses.replace(n, **({"connect_timeout_s": args.connect_timeout} if args.connect_timeout else {}),
                                      **({"command_timeout_s": args.timeout} if args.timeout else {})) for n in nodes]
-    include = (*(NCCL_PROBES if args.nccl else ()), *LEVELS[args.level])
+    include = (*(NCCL_PROBES if args.nccl else ()), *LEVELS[args.level], *(("mlxlink",) if args.mlxlink else ()))
     # --nccl on a level without the all-reduce adds its typical time to the level's budget
     extra = sum(PROBES_BY_ID[p].est_s for p in include if p not in LEVELS[args.level])
     budget = float(args.budget if args.budget is not None else LEVEL_BUDGET_S[args.level] + extra)

@@ -115,7 +115,8 @@ def _sandbox_thresholds() -> dict:
 @pytest.fixture(scope="module")
 def sim_findings(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, Finding]]:
     tmp = tmp_path_factory.mktemp("offline-fleet")
-    probes = select_probes((*NCCL_PROBES, *LEVELS["standard"]))  # the active tests too (--level standard)
+    # the active tests too (--level standard), and mlxlink (run --mlxlink)
+    probes = select_probes((*NCCL_PROBES, *LEVELS["standard"], "mlxlink"))
     script = build_script(probes, ngpus=8, deadline_s=60.0, peers=PEERS)
     stale = build_script(probes, ngpus=8, deadline_s=60.0, peers=(*PEERS, UNRESOLVABLE))
     nodes = [(f"healthy-{i}", "h100-healthy", stale if i == HEALTHY_COPIES - 1 else script)

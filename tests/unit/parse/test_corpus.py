@@ -11,7 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from preflight.parse import fabricmanager, ibstat, misc_tools, nccl_tests, nvidia_smi, nvlink, topo, versions, xid
+from preflight.parse import (
+    fabricmanager,
+    ibstat,
+    misc_tools,
+    mlxlink,
+    nccl_tests,
+    nvidia_smi,
+    nvlink,
+    topo,
+    versions,
+    xid,
+)
 from preflight.parse.common import Unparseable, strip_corpus_header
 
 CORPUS = Path(__file__).resolve().parents[2] / "fixtures" / "corpus"
@@ -28,7 +39,7 @@ PARSERS = [
     versions.parse_nccl_lib_info, versions.parse_ofed_info, versions.parse_ofed_info_details, versions.parse_meminfo,
     versions.parse_nvcc_version, versions.parse_modinfo, versions.parse_modinfo_details, versions.parse_os_release,
     fabricmanager.parse_fabric_block, fabricmanager.parse_fabricmanager_log, fabricmanager.parse_fabric,
-    misc_tools.parse_acsctl, misc_tools.parse_fabric, misc_tools.parse_lspci_list,
+    misc_tools.parse_acsctl, misc_tools.parse_fabric, misc_tools.parse_lspci_list, mlxlink.parse_mlxlink,
 ]
 
 
@@ -38,7 +49,11 @@ LATER = {
     "dcgm": "DCGM diag output: parsed by issue 13's active tests",
     "nvbandwidth": "nvbandwidth matrices: parsed by issue 13's active tests",
     "perftest": "perftest (ib_*_bw) output: parsed by issue 13's active tests",
-    "ib/mlxlink": "mlxlink output: a later issue's NIC link diagnostics",
+}
+# Recordings of a format we parse whose honest answer is a refusal (why).
+REFUSED = {
+    "ib/mlxlink-json-connectx5-ib-edr-operational-info-fragment.txt":
+        "an mlxlink --json document cut inside its first section: not whole JSON, refused rather than guessed",
 }
 
 
@@ -77,6 +92,8 @@ def route(rel: str):
             return ibstat.parse_ibv_devinfo
         if name.startswith("ibdev2netdev"):
             return ibstat.parse_ibdev2netdev
+        if name.startswith("mlxlink"):
+            return mlxlink.parse_mlxlink
         return ibstat.parse_dotted_counters  # perfquery, ibportstate
     if folder == "nccl_tests":
         return nccl_tests.parse_nccl_tests
@@ -130,7 +147,8 @@ def test_corpus_file_parses_or_is_clearly_unparseable(path: Path) -> None:
 
 # Corpus files whose expected answer is a clear refusal, not a typed result (with why).
 EXPECTED_UNPARSEABLE: dict[str, str] = {
-    str(p.relative_to(CORPUS)): why for p in FILES if (why := _later_reason(str(p.relative_to(CORPUS))))
+    str(p.relative_to(CORPUS)): why for p in FILES
+    if (why := _later_reason(str(p.relative_to(CORPUS))) or REFUSED.get(str(p.relative_to(CORPUS))))
 }
 
 

@@ -31,10 +31,10 @@ def test_demo_verdict_table_and_fail_sections(demo_report: RunReport) -> None:
     md = markdown_summary(demo_report, title="GPU pool preflight")
     first = md.splitlines()[0]
     assert first.startswith("## GPU pool preflight: ✖ FAIL (exit code 2)")
-    # 7 checks do not apply on each of the 4 nodes (no NCCL interface in the inventory, addresses not names,
-    # and the 4 active-test checks: the recording ran no --level test), and the demo inventory accepts one
-    # gap per node (no recorded kernel log)
-    assert "405 passed" in md and "3 failed" in md and "28 not applicable" in md and "4 accepted" in md
+    # 8 checks do not apply on each of the 4 nodes (no NCCL interface in the inventory, addresses not names,
+    # the 4 active-test checks: the recording ran no --level test, and ib.link_quality: no --mlxlink), and the
+    # demo inventory accepts one gap per node (no recorded kernel log)
+    assert "405 passed" in md and "3 failed" in md and "32 not applicable" in md and "4 accepted" in md
     assert "0 could not judge" in md
     rows = {r.split(" | ")[0][2:]: r for r in _table_rows(md)}
     assert set(rows) >= {"gpu-01", "gpu-02", "gpu-03", "gpu-04"}
