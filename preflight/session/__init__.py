@@ -112,6 +112,20 @@ def peer_names(nodes: Sequence[Node]) -> tuple[str, ...]:
     return tuple(sorted(set(names)))
 
 
+class _Recent(dict[Any, Any]):
+    """A parse memo (`build_node_facts(raw, memo)`) holding the last few documents' parses only: it keys on the
+    whole document, so an unbounded one would keep every distinct node's raw output alive."""
+
+    def __init__(self, keep: int) -> None:
+        super().__init__()
+        self.keep = keep
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        while len(self) >= self.keep:
+            del self[next(iter(self))]
+        super().__setitem__(key, value)
+
+
 class RunFacts(FactsCache):
     """The session's facts cache: each node parsed as it answers, keeping no collector document alive.
 
@@ -121,16 +135,21 @@ class RunFacts(FactsCache):
     facts parsed from it. A dropped node is never parsed again: with only its expectations or thresholds
     changed since (the one input parsing reads of them, `gpus_per_node` and its source, unchanged) its facts
     get the new ones; anything else is a bug, raised, never a node judged on nothing.
+
+    Nodes whose documents are equal (the judge's own rule, `parse.node._doc_key`: every probe field but its
+    duration, in order and with types) are parsed once, as `judge(share_parses=True)` does; the memo keeps the
+    last 8 documents' parses (nodes of one kind answer together), so it never holds a fleet's raw output.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self._parsed: dict[str, tuple[tuple[Any, ...], NodeFacts]] = {}  # one dict op at a time: GIL-safe
+        self._memo = _Recent(8)
 
     def add(self, raw: NodeRaw) -> None:
         """Parse now; a node that fails to parse is left for `judge` to parse (and report) again."""
         try:
-            self._parsed[raw.name] = (raw.facts_key(), build_node_facts(raw))
+            self._parsed[raw.name] = (raw.facts_key(), build_node_facts(raw, self._memo))
         except Exception:
             self._parsed.pop(raw.name, None)
 
