@@ -335,37 +335,14 @@ class _ProxiedConnection(Connection):  # type: ignore[misc]
         return _ShellProxy(expand_proxy_command(str(self.gateway), self.host, int(self.port or 22), self.user))
 
 
-_CONFIGS: dict[tuple[Any, ...], Config] = {}
-_SSH_CONFIG_FILES = ("/etc/ssh/ssh_config", "~/.ssh/config")  # what fabric's Config loads, with ssh_config_path
-
-
 def _config(load: bool, path: str | None, timeout: float) -> Config:
-    """One fabric Config per (settings, ssh_config files' content), shared by the connections that use it.
-
-    Building one parses the ssh_config files and merges invoke's config levels: ~1 ms a node when built for every
-    connection. A Connection reads its Config and does not change it (a gateway it makes gets a clone), so one is
-    shared; an edited ssh_config file (mtime, size, inode) gets a new one.
-    """
-    stamps: list[tuple[int, ...] | None] = []
-    for name in (*_SSH_CONFIG_FILES, *((path,) if path else ())):
-        try:
-            st = os.stat(os.path.expanduser(name))
-            stamps.append((st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns))
-        except OSError:
-            stamps.append(None)
-    key = (load, path, timeout, tuple(stamps))
-    with _KNOWN_HOSTS_LOCK:
-        hit = _CONFIGS.get(key)
-    if hit is not None:
-        return hit
+    """A fabric Config of its own for each connection: one shared by concurrent connections is not safe (invoke
+    merges its config levels lazily; under 32 threads a Connection read a half-merged one and failed with
+    "No attribute or config key found for 'gateway'")."""
     overrides: dict[str, Any] = {"load_ssh_configs": load, "timeouts": {"connect": timeout}}
     if path:
         overrides["ssh_config_path"] = path
-    config = Config(overrides=overrides)
-    with _KNOWN_HOSTS_LOCK:
-        if len(_CONFIGS) > 64:  # a long session whose files keep changing: start again
-            _CONFIGS.clear()
-        return _CONFIGS.setdefault(key, config)
+    return Config(overrides=overrides)
 
 
 def secure_connection(
