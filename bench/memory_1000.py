@@ -37,6 +37,8 @@ def main() -> None:
     ap.add_argument("--sshd", type=int, default=64)
     ap.add_argument("--forks", type=int, default=32)
     ap.add_argument("--save", action="store_true", help="also --save the bundle (streamed to disk)")
+    ap.add_argument("--keep-raw", action="store_true",
+                    help="add --timings, which keeps every node's raw output to the end (what a run held before)")
     ap.add_argument("--timeout", type=float, default=3600.0, help="stop the run after this many seconds")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp, SimFleet(Path(tmp), [(f"d{i:03d}", "h100-healthy") for i in range(args.sshd)]) as fleet:
@@ -50,6 +52,8 @@ def main() -> None:
                 "--forks", str(args.forks), "--json", str(Path(tmp) / "r.json")]
         if args.save:
             argv += ["--save", str(Path(tmp) / "bundle")]
+        if args.keep_raw:
+            argv += ["--timings"]
         t0 = time.monotonic()
         with open(Path(tmp) / "stderr", "w") as err:
             proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
