@@ -71,7 +71,8 @@ def main() -> None:
         saved = ""
         if args.save and (Path(tmp) / "bundle" / "bundle.json").exists():
             saved = f", bundle {(Path(tmp) / 'bundle' / 'bundle.json').stat().st_size / 2**20:.0f} MiB"
-        print(f"{args.hosts} hosts on {args.sshd} sshd, forks {args.forks}{' --save' if args.save else ''}: "
+        flags = (" --save" if args.save else "") + (" --timings (raw kept)" if args.keep_raw else "")
+        print(f"{args.hosts} hosts on {args.sshd} sshd, forks {args.forks}{flags}: "
               f"exit {os.waitstatus_to_exitcode(status)}, {ok} ok, wall {wall:.1f} s, controller CPU {cpu:.1f} s "
               f"({cpu / args.hosts * 1000:.1f} ms/host; user {ru.ru_utime:.1f} s, sys {ru.ru_stime:.1f} s), "
               f"peak RSS {ru.ru_maxrss / 1024:.0f} MiB{saved}", flush=True)
