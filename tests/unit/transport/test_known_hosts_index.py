@@ -39,7 +39,7 @@ def known_hosts(tmp_path):
 def test_index_equals_paramiko(known_hosts, name) -> None:
     theirs = paramiko.HostKeys()
     theirs.load(str(known_hosts))
-    expected = {k: v for k, v in (theirs.lookup(name) or {}).items()}
+    expected = dict((theirs.lookup(name) or {}).items())
     got = _KnownHostsFile(known_hosts).keys_for(name)
     assert {k: v.get_base64() for k, v in got.items()} == {k: v.get_base64() for k, v in expected.items()}
 
