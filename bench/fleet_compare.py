@@ -269,7 +269,8 @@ def machine() -> dict:
             break
     mem_kib = int(Path("/proc/meminfo").read_text().split()[1])
     ssh_v = subprocess.run(["ssh", "-V"], capture_output=True, text=True).stderr.strip()
-    pdsh_v = subprocess.run(["pdsh", "-V"], capture_output=True, text=True).stdout.split("\n")[0]
+    pdsh_v = (subprocess.run(["pdsh", "-V"], capture_output=True, text=True).stdout.split("\n")[0]
+              if shutil.which("pdsh") else "pdsh not installed")
     commit = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"], capture_output=True,
                             text=True).stdout.strip()
     return {"commit": commit, "nproc": os.cpu_count(), "cpu_model": model, "ram_gib": round(mem_kib / 1024**2, 1),

@@ -89,9 +89,9 @@ def live_request(args: argparse.Namespace) -> LiveRequest:
     return request(RunArgs.of(args))
 
 
-def live_bundle(args: argparse.Namespace, err: Console) -> tuple[Bundle, FactsCache] | None:
-    """Inventory -> SSH -> bundle (saved with --save) and the facts parsed on the way; None after printing
-    why it cannot run."""
+def live_bundle(args: argparse.Namespace, err: Console, *, drop_raw: bool = False) -> tuple[Bundle, FactsCache] | None:
+    """Inventory -> SSH -> bundle (--save: streamed to disk as nodes answer) and the facts parsed on the way; None
+    after printing why it cannot run. `drop_raw`: each node's raw output is let go once parsed (and saved)."""
     from preflight.inventory import InventoryError
 
     try:
@@ -99,10 +99,10 @@ def live_bundle(args: argparse.Namespace, err: Console) -> tuple[Bundle, FactsCa
     except (InventoryError, ValueError) as exc:  # PlanError is a ValueError
         err.print(f"[bold red]preflight: {exc}[/]")
         return None
-    with LiveSession(req) as session:
+    with LiveSession(req, drop_raw=drop_raw, stream_save=True) as session:
         bundle = collect_with_progress(session, err)
     if req.save:
-        from preflight.collect.bundle import save_bundle
+        from preflight.collect.bundle import saved_path
 
-        err.print(f"bundle saved: {save_bundle(bundle, req.save)}")
+        err.print(f"bundle saved: {saved_path(req.save)}")
     return bundle, session.facts

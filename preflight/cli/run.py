@@ -43,7 +43,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return run_live(args)
     from preflight.cli.progress import live_bundle
 
-    live = live_bundle(args, err)
+    live = live_bundle(args, err, drop_raw=not getattr(args, "timings", False))  # --timings reads raw outputs
     if live is None:
         return EXIT_CANNOT_RUN
     bundle, cache = live

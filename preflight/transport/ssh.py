@@ -47,6 +47,30 @@ class SshOptions:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+_AEAD_FIRST = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
+
+
+class _Transport(paramiko.Transport):
+    """paramiko's Transport with two costs of its Python code cut, nothing it checks changed.
+
+    - AES-GCM preferred over AES-CTR + HMAC (paramiko's default order; the other ciphers stay, after it): GCM
+      authenticates each packet in the C library, CTR + HMAC compares every packet's MAC in a Python loop.
+    - A server's SSH_MSG_DEBUG is read and dropped: paramiko escapes it byte by byte in Python to log it at DEBUG,
+      which preflight never shows (sshd sends one per authorized_keys option, e.g. each environment="...").
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        opts = self.get_security_options()
+        have = tuple(opts.ciphers)
+        opts.ciphers = tuple(c for c in _AEAD_FIRST if c in have) + tuple(c for c in have if c not in _AEAD_FIRST)
+
+    def _parse_debug(self, m: paramiko.Message) -> None:
+        m.get_boolean()
+        m.get_string()
+        m.get_string()
+
+
 class HostKeyRejected(paramiko.SSHException):
     """The server's key is not in any known_hosts file and new keys are not accepted."""
 
@@ -93,27 +117,81 @@ def known_hosts_files(options: SshOptions, ssh_config: dict[str, Any] | None = N
     return seen
 
 
-_KNOWN_HOSTS_CACHE: dict[Path, tuple[tuple[int, ...], paramiko.HostKeys]] = {}
-_KNOWN_HOSTS_LOCK = threading.Lock()
+class _KnownHostsFile:
+    """One known_hosts file, parsed once, indexed by host name: a connection looks up its own names in a dict.
 
-
-def _parsed_known_hosts(path: Path) -> paramiko.HostKeys:
-    """Each known_hosts file parsed once per content (mtime, size), shared by every connection.
-
-    Re-reading it for every node cost 51 ms per connection at 256 nodes (paramiko's loader is
-    quadratic in the file's length): the benchmark's largest single cost.
+    paramiko's `HostKeys.load` is quadratic in the file's length (it checks every line against all before it) and
+    its `lookup` scans every entry: at 256 nodes that was 51 ms a load and ~1 ms a lookup. The result is the same
+    as `HostKeys.load(path).lookup(name)`: the same lines (parsed by paramiko's `HostKeyEntry.from_line`, a line it
+    cannot parse skipped as it skips it), plain names matched exactly, hashed names (`|1|`) by their HMAC, and for
+    each key type the first matching line's key.
     """
-    st = path.stat()
-    stamp = (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)  # ctime: a copy that keeps mtime still changes it
+
+    def __init__(self, path: Path) -> None:
+        self.plain: dict[str, list[tuple[int, paramiko.hostkeys.HostKeyEntry]]] = {}
+        self.hashed: list[tuple[int, paramiko.hostkeys.HostKeyEntry]] = []
+        with open(path) as fh:
+            for lineno, line in enumerate(fh, 1):
+                line = line.strip()
+                if not line or line[0] == "#":
+                    continue
+                try:
+                    entry = paramiko.hostkeys.HostKeyEntry.from_line(line, lineno)
+                except paramiko.SSHException:
+                    continue
+                if entry is None or entry.key is None:
+                    continue
+                for name in dict.fromkeys(entry.hostnames):
+                    if name.startswith("|1|"):
+                        self.hashed.append((lineno, entry))
+                    else:
+                        self.plain.setdefault(name, []).append((lineno, entry))
+
+    def keys_for(self, name: str) -> dict[str, paramiko.PKey]:
+        """key type -> key for `name`, the first line's key of each type."""
+        hits = list(self.plain.get(name, ()))
+        for lineno, entry in self.hashed:
+            if any(h == name or (h.startswith("|1|") and not name.startswith("|1|") and
+                                 paramiko.util.constant_time_bytes_eq(paramiko.HostKeys.hash_host(name, h), h))
+                   for h in entry.hostnames):
+                hits.append((lineno, entry))
+        hits.sort(key=lambda hit: hit[0])
+        out: dict[str, paramiko.PKey] = {}
+        for _lineno, entry in hits:
+            out.setdefault(entry.key.get_name(), entry.key)
+        return out
+
+
+_KNOWN_HOSTS_CACHE: dict[Path, tuple[tuple[int, ...], _KnownHostsFile]] = {}
+_KNOWN_HOSTS_LOCK = threading.Lock()
+_KNOWN_HOSTS_LOADING = threading.Lock()  # one thread parses a changed file; the others wait for its result
+
+
+def _parsed_known_hosts(path: Path) -> _KnownHostsFile:
+    """Each known_hosts file parsed once per content (mtime, size, inode, ctime), shared by every connection.
+
+    Re-reading it for every node cost 51 ms per connection at 256 nodes; 32 workers starting together all
+    missed the cache and parsed it 32 times, hence the loading lock.
+    """
+    def stamp() -> tuple[int, ...]:
+        st = path.stat()
+        return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)  # ctime: a copy that keeps mtime still changes it
+
+    now = stamp()
     with _KNOWN_HOSTS_LOCK:
         hit = _KNOWN_HOSTS_CACHE.get(path)
-        if hit is not None and hit[0] == stamp:
+    if hit is not None and hit[0] == now:
+        return hit[1]
+    with _KNOWN_HOSTS_LOADING:
+        now = stamp()
+        with _KNOWN_HOSTS_LOCK:
+            hit = _KNOWN_HOSTS_CACHE.get(path)
+        if hit is not None and hit[0] == now:
             return hit[1]
-    keys = paramiko.HostKeys()
-    keys.load(str(path))
-    with _KNOWN_HOSTS_LOCK:
-        _KNOWN_HOSTS_CACHE[path] = (stamp, keys)
-    return keys
+        parsed = _KnownHostsFile(path)
+        with _KNOWN_HOSTS_LOCK:
+            _KNOWN_HOSTS_CACHE[path] = (now, parsed)
+        return parsed
 
 
 _KEY_CACHE: dict[str, tuple[tuple[int, int], paramiko.PKey]] = {}
@@ -159,7 +237,7 @@ def _secure(cxn: Connection, options: SshOptions) -> None:
             except (OSError, paramiko.SSHException, ValueError) as exc:  # a corrupt line must not open the door
                 raise HostKeyRejected(f"cannot read known_hosts file {path}: {exc}") from exc
             for name in names:
-                for keytype, key in (parsed.lookup(name) or {}).items():
+                for keytype, key in parsed.keys_for(name).items():
                     mine.add(name, keytype, key)
     if options.accept_new_hostkeys:
         writable = Path(os.path.expanduser(options.known_hosts[-1] if options.known_hosts else DEFAULT_KNOWN_HOSTS[0]))
@@ -257,6 +335,16 @@ class _ProxiedConnection(Connection):  # type: ignore[misc]
         return _ShellProxy(expand_proxy_command(str(self.gateway), self.host, int(self.port or 22), self.user))
 
 
+def _config(load: bool, path: str | None, timeout: float) -> Config:
+    """A fabric Config of its own for each connection: one shared by concurrent connections is not safe (invoke
+    merges its config levels lazily; under 32 threads a Connection read a half-merged one and failed with
+    "No attribute or config key found for 'gateway'")."""
+    overrides: dict[str, Any] = {"load_ssh_configs": load, "timeouts": {"connect": timeout}}
+    if path:
+        overrides["ssh_config_path"] = path
+    return Config(overrides=overrides)
+
+
 def secure_connection(
     host: str,
     options: SshOptions,
@@ -269,11 +357,9 @@ def secure_connection(
 ) -> Connection:
     """Build a fabric Connection whose every hop verifies host keys and times out."""
     timeout = connect_timeout_s or options.connect_timeout_s
-    overrides: dict[str, Any] = {"load_ssh_configs": options.load_ssh_config, "timeouts": {"connect": timeout}}
-    if options.ssh_config_path:
-        overrides["ssh_config_path"] = options.ssh_config_path
-    config = Config(overrides=overrides)
-    connect_kwargs: dict[str, Any] = {"banner_timeout": timeout, "auth_timeout": timeout, "channel_timeout": timeout}
+    config = _config(options.load_ssh_config, options.ssh_config_path, timeout)
+    connect_kwargs: dict[str, Any] = {"banner_timeout": timeout, "auth_timeout": timeout, "channel_timeout": timeout,
+                                      "transport_factory": _Transport}
     if identity_file:
         pkey = _private_key(os.path.expanduser(identity_file))
         if pkey is not None:

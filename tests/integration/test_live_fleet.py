@@ -368,3 +368,30 @@ def test_acs_and_p2p_findings_cite_the_recorded_lines(fleet_run) -> None:
     assert p2p.subject == "GPU2-GPU5" and "NS" in p2p.observed
     huge = next(f for f in _node(fleet_run["report"], "node-43").findings if f.check == "memory.hugepages")
     assert huge.observed.startswith("8192 x 2 MiB = 16.0 GiB") and "HugePages_Total: 8192" in huge.evidence
+
+
+def test_cli_run_dropping_raw_and_streaming_the_bundle_changes_no_verdict(fleet_run, tmp_path) -> None:
+    """`preflight run` lets each node's raw output go once parsed and streams --save node by node: the report is
+    the one a replay of that bundle gives, and every verdict is the in-process run's (nodes 07 and 11, paused and
+    stopped for the fixture only, aside)."""
+    out, replayed = tmp_path / "live.json", tmp_path / "replay.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "preflight", "run", "-i", str(fleet_run["inv_path"]), "--connect-timeout",
+         str(CONNECT_TIMEOUT), "--timeout", str(COMMAND_TIMEOUT), "--save", str(tmp_path / "saved"), "--json",
+         str(out), "--headless", "-q"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode in (1, 2), proc.stdout + proc.stderr
+    saved = load_bundle(tmp_path / "saved")
+    assert [n.name for n in saved.nodes] == [n.name for n in fleet_run["bundle"].nodes]  # inventory order
+    assert all(n.collector for n in saved.nodes if n.outcome == "ok")  # written before it was let go
+    rep = subprocess.run([sys.executable, "-m", "preflight", "replay", str(tmp_path / "saved"), "--json", str(replayed),
+                          "-q"], capture_output=True, text=True, timeout=300)
+    assert rep.returncode == proc.returncode, rep.stderr
+    live_doc, replay_doc = json.loads(out.read_text()), json.loads(replayed.read_text())
+    assert _strip_volatile(live_doc)["nodes"] == _strip_volatile(replay_doc)["nodes"]
+
+    def verdicts(nodes: list[dict]) -> dict:
+        return {n["name"]: (n["status"], sorted((f["check"], f.get("subject") or "", f["status"]) for f in n["findings"]))
+                for n in nodes if n["name"] not in ("node-07", "node-11")}
+
+    in_process = report_dict(fleet_run["report"], source={"kind": "live"})
+    assert verdicts(live_doc["nodes"]) == verdicts(in_process["nodes"])
