@@ -50,9 +50,9 @@ def worst(statuses: Any) -> Status:
     return result
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Finding:
-    """One judgement. Always the same fields; None where not applicable."""
+    """One judgement. Always the same fields; None where not applicable. (Slots: ~100 are made per node.)"""
 
     check: str
     node: str | None  # None for a fleet-wide finding that names no single node
