@@ -179,6 +179,9 @@ def _judge(bundle: Bundle, specs: list[CheckSpec] | None, cache: FactsCache | No
     per_node: dict[str, list[Finding]] = {n.name: [] for n in nodes}
     fleet_only: list[Finding] = []
     reachable = fleet.reachable  # a property that filters every node: once, not once per check
+    # nodes where neither `_apply_accept` (an `accept` mapping) nor `_apply_ack` (an acknowledgement) can change a finding
+    plain = set() if acks else {n.name for n in nodes
+                                if not isinstance(n.expect.get("accept"), dict) and not n.expect.get("acknowledge")}
     for spec in specs:
         produced: dict[str, list[Finding]] = {}
         if spec.scope == "node":
@@ -206,6 +209,9 @@ def _judge(bundle: Bundle, specs: list[CheckSpec] | None, cache: FactsCache | No
                     fleet_only.append(f)
         for name, found in produced.items():
             node_facts = by_name.get(name)
+            if name in plain:  # nothing accepted, nothing acknowledged on this node: the findings stay as they are
+                per_node[name].extend(found)
+                continue
             per_node[name].extend(_apply_ack(spec, node_facts, _apply_accept(spec, node_facts, found), acks, today))
     reports = tuple(
         NodeReport(

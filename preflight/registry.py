@@ -183,7 +183,7 @@ class CheckContext:
 
     def ok(self, node: NodeFacts, msg: str = "", **kw: Any) -> Finding:
         """Judged and healthy: `pass`."""
-        return self.finding(node, Status.PASS, msg, **kw)
+        return Finding(check=self.spec.id, node=node.name, status=Status.PASS, msg=msg, **kw)  # most findings
 
     def warn(self, node: NodeFacts, msg: str = "", **kw: Any) -> Finding:
         """Judged: worth a look, not proven broken."""

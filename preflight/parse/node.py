@@ -50,8 +50,9 @@ T = TypeVar("T")
 class _Ctx:
     """Collects `missing` reasons and `unparseable` keys while facts are built."""
 
-    def __init__(self, raw: NodeRaw) -> None:
+    def __init__(self, raw: NodeRaw, memo: dict[Any, Any] | None = None) -> None:
         self.raw = raw
+        self.memo = memo  # one judge's: (parser, text) -> what it returned, for texts other nodes print too
         self.missing: dict[str, str] = {}
         self.unparseable: set[str] = set()
         self.not_applicable: set[str] = set()
@@ -95,12 +96,30 @@ class _Ctx:
         if text is None:
             self.missing.setdefault(key, why)
             return None
-        result = parser(text)
+        result = self.parse(parser, text)
         if isinstance(result, Unparseable):
             self.missing[key] = f"unparseable {probe_id} output: {result.reason}"
             self.unparseable.add(key)
             return None
         return result
+
+
+    def parse(self, parser: Callable[[str], T], text: str) -> T:
+        """`parser(text)`, once per judge for a text any node printed before (a parser is a pure function of the
+        text, and what it returns is never changed afterwards). Texts past `_MEMO_MAX_CHARS` (nvidia-smi -q, unique
+        per node) are parsed without being kept."""
+        memo = self.memo
+        if memo is None or len(text) > _MEMO_MAX_CHARS:
+            return parser(text)
+        key = ("p", parser, text)
+        hit = memo.get(key, _MISS)
+        if hit is _MISS:
+            hit = memo[key] = parser(text)
+        return hit  # type: ignore[no-any-return]
+
+
+_MEMO_MAX_CHARS = 16_384
+_MISS = object()
 
 
 def _gpus(c: _Ctx, rows: list[GpuRow] | None, table: SmiTable | None) -> tuple[GpuFacts, ...] | None:
@@ -152,7 +171,7 @@ def _versions(c: _Ctx, rows: list[GpuRow] | None, table: SmiTable | None) -> Ver
         if cuda is None:
             cuda = cuda_from_nvml(nvml.get("cuda_driver_version"))
     nccl_text = "\n".join(t for t in (c.text("ldconfig")[0], c.text("nccl_libs")[0]) if t)
-    nccl_found = parse_nccl_version_from_libs(nccl_text)
+    nccl_found = c.parse(parse_nccl_version_from_libs, nccl_text)
     nccl: str | None = None
     if isinstance(nccl_found, Unparseable):
         c.missing["nccl"] = "no libnccl.so in ldconfig or the usual library paths (NCCL may ship inside containers)"
@@ -162,7 +181,7 @@ def _versions(c: _Ctx, rows: list[GpuRow] | None, table: SmiTable | None) -> Ver
     ofed = c.parsed("ofed", "ofed_info", parse_ofed_info)
     kernel_text, _ = c.text("uname")
     osr_text, _ = c.text("os_release")
-    osr = parse_os_release(osr_text) if osr_text else {}
+    osr = c.parse(parse_os_release, osr_text) if osr_text else {}
     if driver is None:
         c.missing["driver"] = c.missing.get("gpus") or "no driver version from nvidia-smi, /proc or NVML"
     return Versions(driver=driver, driver_source=source, cuda=cuda, nccl=nccl, ofed=ofed,
@@ -181,14 +200,22 @@ def _nvml_doc(c: _Ctx) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) and "nvml_error" not in doc else None
 
 
+def _nvlink_from_text(text: str) -> tuple[NvLinkFacts, ...] | Unparseable:
+    parsed = parse_nvlink_status(text)
+    return parsed if isinstance(parsed, Unparseable) else nvlink_facts(parsed)
+
+
+def _topology_from_text(text: str) -> TopologyFacts | Unparseable:
+    m: TopoMatrix | Unparseable = parse_topo_matrix(text)
+    return m if isinstance(m, Unparseable) else topology_facts(m)
+
+
 def _nvlink(c: _Ctx) -> tuple[NvLinkFacts, ...] | None:
-    parsed = c.parsed("nvlink", "nvlink_status", parse_nvlink_status)
-    return None if parsed is None else nvlink_facts(parsed)
+    return c.parsed("nvlink", "nvlink_status", _nvlink_from_text)
 
 
 def _topology(c: _Ctx) -> TopologyFacts | None:
-    m: TopoMatrix | None = c.parsed("topology", "topo", parse_topo_matrix)
-    return None if m is None else topology_facts(m)
+    return c.parsed("topology", "topo", _topology_from_text)
 
 
 def _ib(c: _Ctx) -> tuple[IbPortFacts, ...] | None:
@@ -276,7 +303,7 @@ def _fabricmanager(c: _Ctx) -> tuple[str, tuple[str, ...]] | None:
         return None
     state = (p.get("stdout") or "").strip().splitlines()
     journal, _ = c.text("fm_journal")
-    fabric = parse_fabric(journal) if journal else None
+    fabric = c.parse(parse_fabric, journal) if journal else None
     lines = fabric.messages if fabric is not None and not isinstance(fabric, Unparseable) else ()
     return (state[0] if state else "unknown", tuple(lines))
 
@@ -321,7 +348,7 @@ def _acs(c: _Ctx) -> tuple[Any, ...] | None:
     if text is None:
         c.missing["acs"] = why
         return None
-    entries = parse_acsctl(text)
+    entries = c.parse(parse_acsctl, text)
     if isinstance(entries, Unparseable):
         if "<access denied>" in text:  # lspci without root hides every capability
             c.missing["acs"] = "lspci -vvv ran without root: capabilities show <access denied>"
@@ -347,7 +374,7 @@ def build_node_facts(raw: NodeRaw, memo: dict[Any, Any] | None = None) -> NodeFa
     key = _doc_key(raw) if memo is not None else None
     parsed = memo.get(key) if memo is not None and key is not None else None
     if parsed is None:
-        parsed = _parse_document(raw)
+        parsed = _parse_document(raw, memo)
         if memo is not None and key is not None:
             memo[key] = parsed
     facts, missing, unparseable, not_applicable, probe_gaps = parsed
@@ -386,11 +413,11 @@ def _doc_key(raw: NodeRaw) -> Any:
             _frozen(raw.expect_sources.get("gpus_per_node")))
 
 
-def _parse_document(raw: NodeRaw) -> tuple[dict[str, Any], dict[str, str], frozenset[str], frozenset[str],
+def _parse_document(raw: NodeRaw, memo: dict[Any, Any] | None = None) -> tuple[dict[str, Any], dict[str, str], frozenset[str], frozenset[str],
                                            dict[str, str]]:
     """The facts of an ok node's collector document, with why any is missing (see `build_node_facts`)."""
     assert raw.collector is not None
-    c = _Ctx(raw)
+    c = _Ctx(raw, memo)
     rows = c.parsed("gpus", "smi_query", parse_query_csv)
     table = c.parsed("smi_table", "smi_table", parse_table)
     gpus = _enrich_from_q(c, _gpus(c, rows, table))
@@ -398,7 +425,7 @@ def _parse_document(raw: NodeRaw) -> tuple[dict[str, Any], dict[str, str], froze
         c.missing["gpus"] = "nvidia-smi lists no GPUs"
     versions = _versions(c, rows, table)
     kernel_text, why = c.text("kernel_log")
-    events = parse_kernel_log(kernel_text) if kernel_text is not None else None
+    events = c.parse(parse_kernel_log, kernel_text) if kernel_text is not None else None
     if events is None:
         c.missing["xid"] = why
     peer = raw.probe("peermem")

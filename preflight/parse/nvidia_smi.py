@@ -355,12 +355,19 @@ def _merge_perf(g: GpuFacts, tree: dict[str, Any], changes: dict[str, Any], evid
 BAD_CLOCK_REASONS = ("HW Slowdown", "HW Thermal Slowdown", "HW Power Brake Slowdown", "SW Thermal Slowdown")
 
 
-def _tree_of(sections: QuerySections, g: GpuFacts) -> dict[str, Any] | None:
-    """This GPU's block in a `-q` output, matched by PCI bus id."""
-    if not g.bus_id:
+def _by_bus(sections: QuerySections) -> dict[str, dict[str, Any]]:
+    """A `-q` output's GPU blocks by normalised PCI bus id (the first block of a bus id spelled twice wins)."""
+    out: dict[str, dict[str, Any]] = {}
+    for bus, tree in sections.gpus.items():
+        out.setdefault(normalize_bus_id(bus), tree)
+    return out
+
+
+def _tree_of(index: dict[str, dict[str, Any]] | None, g: GpuFacts) -> dict[str, Any] | None:
+    """This GPU's block in a `-q` output (`_by_bus`), matched by PCI bus id."""
+    if index is None or not g.bus_id:
         return None
-    want = normalize_bus_id(g.bus_id)
-    return next((t for bus, t in sections.gpus.items() if normalize_bus_id(bus) == want), None)
+    return index.get(normalize_bus_id(g.bus_id))
 
 
 def merge_q_sections(gpus: tuple[GpuFacts, ...], full: QuerySections | None, ecc: QuerySections | None,
@@ -370,14 +377,15 @@ def merge_q_sections(gpus: tuple[GpuFacts, ...], full: QuerySections | None, ecc
     The full -q answers a section first: the -d ECC/PERFORMANCE copies then add nothing.
     """
     out = []
+    f_idx, e_idx, p_idx = (None if s is None else _by_bus(s) for s in (full, ecc, perf))
     for g in gpus:
         changes: dict[str, Any] = {}
         evidence: list[str] = []
         done: set[str] = set()
-        for sections, kind in ((full, "ecc"), (full, "perf"), (full, "full"), (ecc, "ecc"), (perf, "perf")):
-            if sections is None or kind in done:
+        for index, kind in ((f_idx, "ecc"), (f_idx, "perf"), (f_idx, "full"), (e_idx, "ecc"), (p_idx, "perf")):
+            if index is None or kind in done:
                 continue
-            tree = _tree_of(sections, g)
+            tree = _tree_of(index, g)
             if tree is None:
                 continue
             done.add(kind)

@@ -91,7 +91,7 @@ class PreflightApp(App[int]):
         return self._judging or self._dirty
 
     # ----- workers (threads: they only post messages)
-    @work(thread=True, group="collect", exit_on_error=False)
+    @work(thread=True, group="collect", exit_on_error=False, description="collect nodes")
     def collect_nodes(self, names: list[str]) -> None:
         assert self._session is not None
         worker = get_current_worker()
@@ -110,12 +110,12 @@ class PreflightApp(App[int]):
         if not worker.is_cancelled:
             self.post_message(RunFinished(bundle))
 
-    @work(thread=True, group="judge", exit_on_error=False)
+    @work(thread=True, group="judge", exit_on_error=False, description="judge the fleet")
     def judge_fleet(self, bundle: Bundle, versions: dict[str, int]) -> None:
         report, facts = judge(bundle, cache=self._facts)
         self.post_message(FleetJudged(report, facts, versions))
 
-    @work(thread=True, group="check", exit_on_error=False)
+    @work(thread=True, group="check", exit_on_error=False, description="re-run a check")
     def judge_check(self, check_id: str, bundle: Bundle) -> None:
         report, _facts = judge(bundle, [self.specs[check_id]], cache=self._facts)
         self.post_message(CheckJudged(check_id, report))

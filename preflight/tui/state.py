@@ -36,6 +36,25 @@ def cell_status(report: NodeReport, group: str, groups_of: dict[str, str]) -> St
     return worst(judged) if judged else Status.SKIP
 
 
+def group_statuses(report: NodeReport, groups: tuple[str, ...] | list[str],
+                   groups_of: dict[str, str]) -> list[Status | None]:
+    """`cell_status` of every group in `groups`, in one pass over the findings."""
+    by_group: dict[str, list[Status]] = {}
+    for f in report.findings:
+        g = groups_of.get(f.check)
+        if g is not None:
+            by_group.setdefault(g, []).append(f.status)
+    out: list[Status | None] = []
+    for g in groups:
+        statuses = by_group.get(g)
+        if not statuses:
+            out.append(None)
+            continue
+        judged = [st for st in statuses if st != Status.SKIP]
+        out.append(worst(judged) if judged else Status.SKIP)
+    return out
+
+
 def node_verdict(report: NodeReport) -> str:
     """pass | warn | fail | error | skip | unreachable: the node's one verdict (`NodeReport.status`), as counted."""
     if report.outcome != "ok":
@@ -166,4 +185,5 @@ class RunState:
         return f"waiting {int((now if now is not None else time.monotonic()) - p.since)} s"
 
 
-__all__ = ["GROUPS", "Pending", "RunState", "cell_status", "group_map", "node_verdict", "specs_by_scope"]
+__all__ = ["GROUPS", "Pending", "RunState", "cell_status", "group_map", "group_statuses", "node_verdict",
+           "specs_by_scope"]

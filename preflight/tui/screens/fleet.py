@@ -19,10 +19,11 @@ from textual.widgets import DataTable, Footer, Input, Static
 from preflight.facts import FleetFacts
 from preflight.plan.envelope import Envelope, envelope
 from preflight.registry import GROUPS
-from preflight.results import RunReport, Status
-from preflight.tui.state import cell_status, node_verdict
+from preflight.results import NodeReport, RunReport, Status
+from preflight.tui.state import group_statuses, node_verdict
 from preflight.tui.status import STYLE, SYMBOL, UNREACH_STYLE
 from preflight.tui.widgets.envelope import EnvelopeView
+from preflight.tui.widgets.fleet_table import FleetTable
 
 if TYPE_CHECKING:
     from preflight.tui.host import RunHost
@@ -40,6 +41,11 @@ def _cell(status: Status | None) -> Text:
     return Text(f" {SYMBOL[status]} {GRID_WORD[status]}", style=STYLE[status])
 
 
+# A rendered row's cells, by what they are made of: the node's report (by identity: a frozen report's findings
+# never change) and its waiting label. Re-listing the rows (a filter) renders no row again.
+_RowKey = tuple[NodeReport | None, str | None]
+
+
 class FleetScreen(Screen[None]):
     BINDINGS = [
         Binding("f", "toggle_failures", "failures"),
@@ -55,6 +61,7 @@ class FleetScreen(Screen[None]):
         self.query_text = ""
         self._cells: dict[str, dict[str, tuple[str, str]]] = {}  # what each shown row displays now
         self._shown: list[str] = []
+        self._rendered: dict[str, tuple[_RowKey, dict[str, Text], dict[str, tuple[str, str]]]] = {}
         self._envelope_timer: Timer | None = None
         self.envelope_computations = 0  # envelopes shown so far (tests wait on it)
 
@@ -69,7 +76,7 @@ class FleetScreen(Screen[None]):
         box.border_title = "parallelism envelope"
         yield box
         yield Input(placeholder="search nodes: text or glob (gpu-0[1-3]), Enter to keep, Esc to clear", id="search")
-        yield DataTable(id="fleet", cursor_type="cell", cell_padding=0, zebra_stripes=True)
+        yield FleetTable(id="fleet", cursor_type="cell", cell_padding=0, zebra_stripes=True)
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -89,23 +96,37 @@ class FleetScreen(Screen[None]):
 
     # ----- rows
     def row_cells(self, name: str) -> dict[str, Text]:
+        """The row's cells (the same Text objects while the report and the waiting label are the same)."""
+        return self._row(name)[1]
+
+    def _row(self, name: str) -> tuple[_RowKey, dict[str, Text], dict[str, tuple[str, str]]]:
+        """(what it is made of, cells, each cell's (text, style)): rendered once per report and waiting label."""
         st = self.papp.state
         rep = st.reports.get(name)
+        label = st.waiting_label(name) if name in st.pending or rep is None else None
+        hit = self._rendered.get(name)
+        if hit is not None and hit[0][0] is rep and hit[0][1] == label:
+            return hit
+        cells = self._render_row(name, rep, label)
+        row = ((rep, label), cells, {k: (v.plain, str(v.style)) for k, v in cells.items()})
+        self._rendered[name] = row
+        return row
+
+    def _render_row(self, name: str, rep: NodeReport | None, label: str | None) -> dict[str, Text]:
         cells: dict[str, Text] = {"node": Text(" " + name)}
-        if name in st.pending or rep is None:
-            cells["state"] = Text(" … " + st.waiting_label(name), style="italic")
+        if label is not None or rep is None:
+            cells["state"] = Text(" … " + (label or ""), style="italic")
         elif rep.outcome != "ok":
             word = "unreach" if rep.outcome == "unreachable" else rep.outcome.replace("_", " ")[:8]
             cells["state"] = Text(f" ⨯ {word}", style=UNREACH_STYLE)
         else:
             cells["state"] = _cell(rep.status)  # the node's one verdict (NodeReport.status), as on every surface
-        for g in GROUPS:
-            if rep is None:
-                cells[g] = Text(" ", style="dim")
-            elif rep.outcome != "ok":
-                cells[g] = Text(" —", style="dim")
-            else:
-                cells[g] = _cell(cell_status(rep, g, self.papp.groups_of))
+        if rep is None:
+            cells.update((g, Text(" ", style="dim")) for g in GROUPS)
+        elif rep.outcome != "ok":
+            cells.update((g, Text(" —", style="dim")) for g in GROUPS)
+        else:
+            cells.update(zip(GROUPS, map(_cell, group_statuses(rep, GROUPS, self.papp.groups_of))))
         return cells
 
     def matches(self, name: str) -> bool:
@@ -129,13 +150,10 @@ class FleetScreen(Screen[None]):
         table.clear()
         self._cells.clear()
         self._shown = [n for n in self.papp.state.order if self.matches(n)]
-        rows = []
         for name in self._shown:
-            cells = self.row_cells(name)
-            self._cells[name] = {k: (v.plain, str(v.style)) for k, v in cells.items()}
-            rows.append([cells["node"], cells["state"], *(cells[g] for g in GROUPS)])
-        for name, row in zip(self._shown, rows):
-            table.add_row(*row, key=name)
+            _key, cells, sigs = self._row(name)
+            self._cells[name] = dict(sigs)
+            table.add_row(*cells.values(), key=name)
         if keep_row in self._shown:
             table.move_cursor(row=self._shown.index(keep_row), column=keep_col)
         self.update_header()
@@ -151,10 +169,10 @@ class FleetScreen(Screen[None]):
                 return -1
             if not want:
                 continue
-            cells = self.row_cells(name)
+            _key, cells, sigs = self._row(name)
             shown = self._cells[name]
             for key, text in cells.items():
-                sig = (text.plain, str(text.style))
+                sig = sigs[key]
                 if shown.get(key) != sig:
                     table.update_cell(name, key, text)
                     shown[key] = sig
@@ -180,7 +198,7 @@ class FleetScreen(Screen[None]):
         model = self.papp.model_name or st.template.inventory.get("model") or None
         self.compute_envelope(st.run_report(), st.fleet_facts(), str(model) if model else None)
 
-    @work(thread=True, exclusive=True, group="envelope", exit_on_error=False)
+    @work(thread=True, exclusive=True, group="envelope", exit_on_error=False, description="parallelism envelope")
     def compute_envelope(self, report: RunReport, facts: FleetFacts, model: str | None) -> None:
         env = envelope(report, facts, model, source=self.papp.source.label)
         self.app.call_from_thread(self._show_envelope, env)

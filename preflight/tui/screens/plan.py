@@ -165,7 +165,7 @@ class PlanScreen(Screen[None]):
         self._requested = (model, opts)
         self.compute(model, opts)
 
-    @work(thread=True, exclusive=True, group="plan", exit_on_error=False)
+    @work(thread=True, exclusive=True, group="plan", exit_on_error=False, description="plan")
     def compute(self, model_name: str, opts: PlanOptions) -> None:
         from preflight.plan.result import build_plan
 

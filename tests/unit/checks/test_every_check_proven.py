@@ -113,7 +113,7 @@ def _sandbox_thresholds() -> dict:
 
 
 @pytest.fixture(scope="module")
-def sim_findings(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, Finding]]:
+def sim_bundle(tmp_path_factory: pytest.TempPathFactory) -> Bundle:
     tmp = tmp_path_factory.mktemp("offline-fleet")
     # the active tests too (--level standard), and mlxlink (run --mlxlink)
     probes = select_probes((*NCCL_PROBES, *LEVELS["standard"], "mlxlink"))
@@ -123,8 +123,12 @@ def sim_findings(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, Fi
              for i in range(HEALTHY_COPIES)] + [(p, p, script) for p in _profiles()]
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
         raws = list(pool.map(lambda n: _collect_offline(tmp, *n), nodes))
-    bundle = Bundle(nodes=raws, inventory={"path": "offline sim fleet", "expect": {}}, label="offline")
-    report, _ = judge(bundle)
+    return Bundle(nodes=raws, inventory={"path": "offline sim fleet", "expect": {}}, label="offline")
+
+
+@pytest.fixture(scope="module")
+def sim_findings(sim_bundle: Bundle) -> list[tuple[str, Finding]]:
+    report, _ = judge(sim_bundle)
     return [(f"sim profile {n.name}", f) for n in report.nodes for f in n.findings]
 
 
@@ -133,20 +137,43 @@ def _demo_findings() -> list[tuple[str, Finding]]:
     return [(f"demo {n.name}", f) for n in report.nodes for f in n.findings]
 
 
-def _corpus_findings() -> list[tuple[str, Finding]]:
+def _corpus_bundles() -> list[tuple[str, Bundle]]:
+    """The demo bundle with one probe of its first node replaced by each degraded corpus sample."""
     rows = re.findall(r"^\| `([^`]+)` \| (\w+) \| (.+?) \|$", (CORPUS / "DEGRADED.md").read_text(), re.M)
-    out: list[tuple[str, Finding]] = []
+    out: list[tuple[str, Bundle]] = []
     for rel, probe, _ in rows:
         bundle = copy.deepcopy(load_bundle(DEMO))
         raw = bundle.nodes[0]
         body = strip_corpus_header((CORPUS / rel).read_text())[1]
         raw.collector["probes"][probe] = {"rc": 0, "stdout": body, "stderr": "", "error": None, "kind": "cmd",
                                           "argv": [probe]}
+        out.append((rel, bundle))
+    return out
+
+
+def _corpus_findings() -> list[tuple[str, Finding]]:
+    out: list[tuple[str, Finding]] = []
+    for rel, bundle in _corpus_bundles():
+        raw = bundle.nodes[0]
         report, _ = judge(bundle)
         node = report.node(raw.name)
         assert node is not None
         out += [(f"corpus {rel}", f) for f in node.findings]
     return out
+
+
+def test_shared_parses_change_no_report(sim_bundle: Bundle) -> None:
+    """One judge parses a probe's text once for every node that printed it (`share_parses`, the default): on the
+    offline sim fleet, the demo and every degraded corpus sample, the reports and facts are those of parsing every
+    node's every probe on its own."""
+    bundles = [("sim", sim_bundle), ("demo", load_bundle(DEMO)), *_corpus_bundles()]
+    for label, bundle in bundles:
+        shared, shared_facts = judge(bundle, today="2026-12-02", share_parses=True)
+        alone, alone_facts = judge(bundle, today="2026-12-02", share_parses=False)
+        assert shared.nodes == alone.nodes, label
+        assert [n.status for n in shared.nodes] == [n.status for n in alone.nodes], label
+        assert shared.fleet_findings == alone.fleet_findings, label
+        assert shared_facts.nodes == alone_facts.nodes, label
 
 
 def _fails_it(f: Finding, has_fail_verdict: bool) -> bool:

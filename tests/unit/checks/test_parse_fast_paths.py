@@ -110,11 +110,41 @@ def _reference_query_sections(text: str) -> object:
     return QuerySections(header=header, gpus=gpus)
 
 
+def _ordered(value: object) -> object:
+    """A tree with its keys' order made part of what is compared (dict == ignores order; readers iterate)."""
+    if isinstance(value, QuerySections):
+        return ("q", _ordered(value.header), _ordered(value.gpus))
+    if isinstance(value, dict):
+        return [(k, _ordered(v)) for k, v in value.items()]
+    return value
+
+
+def _blocky(rng: random.Random, gpus: int) -> str:
+    """Generated `-q`-shaped text: GPU headers, then keys at indents 4/8/12, now and then a shallower line, a `=` line, a repeated key, a blank line or a bus id spelled twice."""
+    keys = ["ECC Errors", "Volatile", "SRAM Uncorrectable", "Temperature", "GPU Current Temp", "Pending", "Current",
+            "Clocks Event Reasons", "Idle", "HW Slowdown", "Serial Number", "Bus Id", "x", "GPU 0000:18:00.0"]
+    values = ["", "", "Active", "Not Active", "0", "30 C", "N/A", "Enabled", ": odd", "1654423001593"]
+    lines = ["==============NVSMI LOG==============", "", "Driver Version : 565.57.01", "Attached GPUs : 8"]
+    for g in range(gpus):
+        lines.append(f"GPU 00000000:{rng.choice(['18', '2A', '3A', '18'])}:00.{g % 2}" + rng.choice(["", " "]))
+        for _ in range(rng.randint(0, 40)):
+            indent = rng.choice([4, 4, 8, 8, 12, 16] + ([0, 2, 3, 5] if rng.random() < 0.05 else []))
+            key = rng.choice(keys)
+            value = rng.choice(values)
+            lines.append(" " * indent + (key if not value else f"{key:<30}: {value}") if rng.random() > 0.03
+                         else rng.choice(["", "    ", "    ====", "  "]))
+    return "\n".join(lines) + rng.choice(["", "\n", "\n\n"])
+
+
 def test_query_sections_are_the_reference_parse_cold_and_warm() -> None:
+    rng = random.Random(180)
     texts = _texts() + ["\n".join(_generated(60)) for _ in range(40)]
     texts += ["GPU 00000000:18:00.0\n" + "\n".join("  " * (i % 4) + g for i, g in enumerate(_generated(80)))
               for _ in range(40)]
-    for _round in range(2):  # the first round fills the line cache, the second reads from it
+    texts += [_blocky(rng, rng.randint(0, 4)) for _ in range(300)]
+    texts += [t.replace("    ", "\t", 3) for t in texts[-20:]] + [t + "\u00a0" for t in texts[-10:]]
+    for _round in range(2):  # the first round fills the line cache, the second reads from them
         for text in texts:
-            assert parse_query_sections(text) == _reference_query_sections(text), repr(text[:200])
+            got, want = parse_query_sections(text), _reference_query_sections(text)
+            assert got == want and _ordered(got) == _ordered(want), repr(text[:200])
     smi_query._LINES.clear()
