@@ -7,7 +7,7 @@ config field it came from, so the table can say "gpu-04: nvlink domain 7 (topolo
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,8 +46,36 @@ def quant_block(model: ModelSpec, opts: PlanOptions) -> tuple[int | None, str]:
     return None, ""
 
 
-def model_reasons(model: ModelSpec, *, tp: int, pp: int, dp: int, ep: int, opts: PlanOptions) -> list[Reason]:
-    """Checks that depend only on the model and the layout (vLLM raises on the unsafe ones)."""
+def model_reasons(model: ModelSpec, *, tp: int, pp: int, dp: int, ep: int, opts: PlanOptions,
+                  memo: dict[tuple[object, ...], list[Reason]] | None = None) -> list[Reason]:
+    """Checks that depend only on the model and the layout (vLLM raises on the unsafe ones).
+
+    `memo` (one per model and options): each part is worked out once per the layout numbers it reads
+    (the heads per TP size, the MLP split per shard count, ...), not once per layout.
+    """
+    if memo is None:
+        memo = {}
+    out = list(_part(memo, ("tp", tp), _tp_reasons, model, tp))
+    shards = 1 if ep > 1 else tp * dp
+    out += _part(memo, ("mlp", tp, shards, ep == 1), _mlp_width_reasons, model, tp, dp, ep, opts)
+    if pp > model.layers:
+        out.append(Reason("unsafe", "pp.layers", f"PP={pp} exceeds the {model.layers} layers",
+                          model.fact("num_hidden_layers", model.layers)))
+    if ep > 1:
+        out += _part(memo, ("ep", ep, tp * dp), _ep_reasons, model, tp, dp, ep)
+    out += _part(memo, ("context",), _context_reasons, model, opts)
+    return out
+
+
+def _part(memo: dict[tuple[object, ...], list[Reason]], key: tuple[object, ...], make: Callable[..., list[Reason]],
+          *args: Any) -> list[Reason]:
+    got = memo.get(key)
+    if got is None:
+        got = memo[key] = make(*args)
+    return got
+
+
+def _tp_reasons(model: ModelSpec, tp: int) -> list[Reason]:
     out: list[Reason] = []
     if model.heads % tp:
         out.append(Reason("unsafe", "tp.heads", f"TP={tp} does not divide the {model.heads} attention heads "
@@ -69,22 +97,26 @@ def model_reasons(model: ModelSpec, *, tp: int, pp: int, dp: int, ep: int, opts:
     elif model.kv_heads % tp:
         out.append(Reason("unsafe", "tp.kv_heads", f"TP={tp} does not divide the {model.kv_heads} KV heads",
                           model.fact("num_key_value_heads", model.kv_heads)))
-    out += _mlp_width_reasons(model, tp=tp, dp=dp, ep=ep, opts=opts)
-    if pp > model.layers:
-        out.append(Reason("unsafe", "pp.layers", f"PP={pp} exceeds the {model.layers} layers",
-                          model.fact("num_hidden_layers", model.layers)))
-    if ep > 1:
-        if not model.is_moe:
-            out.append(Reason("unsafe", "ep.dense", f"EP={ep} requested but {model.id} is dense (no routed experts)",
-                              model.fact("n_routed_experts", 0)))
-        else:
-            if ep != tp * dp:
-                out.append(Reason("unsafe", "ep.size", f"vLLM sets EP = TP × DP = {tp * dp} with "
-                                  f"--enable-expert-parallel; EP={ep} is not expressible", "planner-notes §2.5"))
-            if model.n_routed_experts % ep:
-                out.append(Reason("unsafe", "ep.experts", f"{model.n_routed_experts} experts do not split evenly over "
-                                  f"EP={ep} (uneven placement not verified)",
-                                  model.fact("n_routed_experts", model.n_routed_experts)))
+    return out
+
+
+def _ep_reasons(model: ModelSpec, tp: int, dp: int, ep: int) -> list[Reason]:
+    if not model.is_moe:
+        return [Reason("unsafe", "ep.dense", f"EP={ep} requested but {model.id} is dense (no routed experts)",
+                       model.fact("n_routed_experts", 0))]
+    out: list[Reason] = []
+    if ep != tp * dp:
+        out.append(Reason("unsafe", "ep.size", f"vLLM sets EP = TP × DP = {tp * dp} with "
+                          f"--enable-expert-parallel; EP={ep} is not expressible", "planner-notes §2.5"))
+    if model.n_routed_experts % ep:
+        out.append(Reason("unsafe", "ep.experts", f"{model.n_routed_experts} experts do not split evenly over "
+                          f"EP={ep} (uneven placement not verified)",
+                          model.fact("n_routed_experts", model.n_routed_experts)))
+    return out
+
+
+def _context_reasons(model: ModelSpec, opts: PlanOptions) -> list[Reason]:
+    out: list[Reason] = []
     mpe = model.max_position_embeddings
     if mpe and opts.context > mpe:
         out.append(Reason("unsafe", "context.max", f"context {opts.context} exceeds the model's "
@@ -95,7 +127,7 @@ def model_reasons(model: ModelSpec, *, tp: int, pp: int, dp: int, ep: int, opts:
     return out
 
 
-def _mlp_width_reasons(model: ModelSpec, *, tp: int, dp: int, ep: int, opts: PlanOptions) -> list[Reason]:
+def _mlp_width_reasons(model: ModelSpec, tp: int, dp: int, ep: int, opts: PlanOptions) -> list[Reason]:
     """Per-rank MLP widths divide evenly, and by the quantization block when there is one."""
     block, block_src = quant_block(model, opts)
     widths: list[tuple[str, int, int]] = []
@@ -121,25 +153,39 @@ def _mlp_width_reasons(model: ModelSpec, *, tp: int, dp: int, ep: int, opts: Pla
 
 def fleet_reasons(
     model: ModelSpec, *, tp: int, pp: int, dp: int, ep: int, nodes: Sequence[NodeShape], fleet: FleetShape,
-    opts: PlanOptions, names: Sequence[str] | None = None,
+    opts: PlanOptions, names: Sequence[str] | None = None, memo: dict[tuple[object, ...], list[Reason]] | None = None,
 ) -> list[Reason]:
     """Checks against the fleet: NVLink domain, fabric, version and GPU consistency.
 
     `nodes` may be one representative per kind of node (the planner dedupes a 1,000-node fleet);
     `names` are then every node the layout uses (the multi-node NVLink domain must hold them all).
+    `memo`: the parts that depend only on these nodes (and TP, the precision, what crosses nodes) are
+    kept there by the nodes' identity; the caller keeps the nodes alive while it keeps the memo.
     """
     names = tuple(names) if names is not None else tuple(n.name for n in nodes)
     out: list[Reason] = []
     narrow = min(nodes, key=lambda n: (n.gpus, n.nvlink_domain))
     domain = shared_domain(fleet, names) if len(names) > 1 else None
+    ids = tuple(map(id, nodes))
     if tp > narrow.gpus:
         out.append(_cross_node_tp(tp, narrow, domain, nodes))
     else:
-        out += _intra_node_tp(tp, nodes)
-    out += _dtype_reasons(nodes, opts)
+        out += _memo(memo, ("intra", ids, tp), lambda: _intra_node_tp(tp, nodes))
+    out += _memo(memo, ("dtype", ids, opts.weight_dtype), lambda: _dtype_reasons(nodes, opts))
     if len(names) > 1:
-        out += _multinode_reasons(nodes, fleet, tp=tp, pp=pp, dp=dp, ep=ep, moe=model.is_moe, domain=domain)
+        out += _multinode_reasons(nodes, fleet, tp=tp, pp=pp, dp=dp, ep=ep, moe=model.is_moe, domain=domain,
+                                  memo=memo, ids=ids)
     return out
+
+
+def _memo(memo: dict[tuple[object, ...], list[Reason]] | None, key: tuple[object, ...],
+          make: Callable[[], list[Reason]]) -> list[Reason]:
+    if memo is None:
+        return make()
+    got = memo.get(key)
+    if got is None:
+        got = memo[key] = make()
+    return got
 
 
 def _cross_node_tp(tp: int, narrow: NodeShape, domain: NvlinkDomain | None, nodes: Sequence[NodeShape]) -> Reason:
@@ -230,9 +276,10 @@ def _consistency_reasons(nodes: Sequence[NodeShape]) -> list[Reason]:
 
 def _multinode_reasons(
     nodes: Sequence[NodeShape], fleet: FleetShape, *, tp: int, pp: int, dp: int, ep: int, moe: bool = False,
-    domain: NvlinkDomain | None = None,
+    domain: NvlinkDomain | None = None, memo: dict[tuple[object, ...], list[Reason]] | None = None,
+    ids: tuple[int, ...] = (),
 ) -> list[Reason]:
-    out = _consistency_reasons(nodes)
+    out = list(_memo(memo, ("consistency", ids), lambda: _consistency_reasons(nodes)))
     # dense DP replicas inside one node each are separate servers; MoE expert layers span TP x DP
     # ranks even without EP (planner-notes §1.1), so their traffic crosses nodes
     if not moe and tp * pp <= min(n.gpus for n in nodes):
@@ -245,7 +292,7 @@ def _multinode_reasons(
         out.append(Reason("info", "fabric.nvlink", f"{what} across nodes inside one healthy {domain.gpus}-GPU NVLink "
                           "domain: the traffic stays on NVLink", _domain_fact(domain, nodes[0])))
         return out
-    return out + _fabric_reasons(nodes, fleet, what=what, ep=ep)
+    return out + _memo(memo, ("fabric", ids, id(fleet), what, ep), lambda: _fabric_reasons(nodes, fleet, what=what, ep=ep))
 
 
 def _fabric_reasons(nodes: Sequence[NodeShape], fleet: FleetShape, *, what: str, ep: int) -> list[Reason]:

@@ -8,6 +8,7 @@ PP stages get layers as vLLM's get_pp_indices assigns them, and the heaviest sta
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -97,9 +98,10 @@ def _kv_txt(model: ModelSpec, idx: range, ctx: int, kv_seq: float, tp: int, kb: 
             f"× {kb:g} B × {tok} = {_gb(kv_seq)}")
 
 
-def _stages(model: ModelSpec, pp: int, ctx: int) -> tuple[tuple[int, int, range, int, int], ...]:
+def _stages(model: ModelSpec, pp: int, ctx: int) -> tuple[tuple[int, int, range, int, int, int, int, int], ...]:
     """The PP stages that can differ in bytes: (stage index, layers, their indices, MoE layers among them,
-    KV tokens summed over them at `ctx`), the first stage of each distinct composition only (first and
+    KV tokens summed over them at `ctx`, and its non-expert, embedding/LM-head and expert parameters), the
+    first stage of each distinct composition only (first and
     last stages also hold the embedding/LM head), so sizing a 61-stage layout looks at a handful.
     The same for every TP/DP/EP and GPU of a plan, so computed once per (model, PP, context) and kept on
     the model (a cache keyed by the model itself would hash all its fields on every call)."""
@@ -117,30 +119,36 @@ def _stages(model: ModelSpec, pp: int, ctx: int) -> tuple[tuple[int, int, range,
         key = (n, moe_n, kv_sum, s == 0, s == pp - 1)
         if key not in seen:  # a later stage like an earlier one never wins the strict "heaviest" below
             seen.add(key)
-            out.append((s, n, idx, moe_n, kv_sum))
+            non_exp = (n * model.attention_per_layer + (n - moe_n) * model.dense_mlp_per_layer
+                       + moe_n * model.moe_shared_per_layer + (model.hidden if s == pp - 1 else 0))  # final norm
+            emb = (model.vocab * model.hidden * ((s == 0) + (s == pp - 1)) if (pp > 1 or not model.tie_embeddings)
+                   else model.embedding_params)
+            out.append((s, n, idx, moe_n, kv_sum, non_exp, emb, moe_n * model.n_routed_experts * model.expert_params))
     cache[(pp, ctx)] = got = tuple(out)
     return got
+
+
+@functools.lru_cache(maxsize=64)
+def _bytes(weight_dtype: str, kv_dtype: str) -> tuple[float, float, float, float]:
+    """(weight, embedding/LM head, non-expert, KV) bytes per element for these precisions.
+
+    Quantized checkpoints keep embeddings/LM head (and for MXFP4 everything but experts) in bf16."""
+    wb = weight_bytes(weight_dtype)
+    return wb, 2.0 if wb < 2 else wb, 2.0 if weight_dtype.lower() == "mxfp4" else wb, kv_bytes(kv_dtype)
 
 
 def memory_per_gpu(
     model: ModelSpec, *, tp: int, pp: int, dp: int, ep: int, gpu_memory_bytes: float, opts: PlanOptions
 ) -> MemoryBreakdown:
     """Memory on one GPU of the layout (EP changes placement, not bytes: vLLM's EP = TP x DP)."""
-    wb = weight_bytes(opts.weight_dtype)
-    # Quantized checkpoints keep embeddings/LM head (and for MXFP4 everything but experts) in bf16.
-    eb = 2.0 if wb < 2 else wb
-    nb = 2.0 if opts.weight_dtype.lower() == "mxfp4" else wb
-    kb = kv_bytes(opts.kv_dtype)
+    wb, eb, nb, kb = _bytes(opts.weight_dtype, opts.kv_dtype)
     expert_shards = tp * dp
     seqs_rep = math.ceil(opts.seqs / dp)
     ctx = math.ceil(opts.context / KV_BLOCK_TOKENS) * KV_BLOCK_TOKENS
     kv_elems = kv_elems_per_token_per_layer_per_gpu(model, tp)
 
     best: tuple[float, float, int, int, int, range, int, int] | None = None
-    for s, n, idx, moe_n, kv_tokens_sum in _stages(model, pp, ctx):
-        non_exp = n * model.attention_per_layer + (n - moe_n) * model.dense_mlp_per_layer + moe_n * model.moe_shared_per_layer + (model.hidden if s == pp - 1 else 0)  # final norm
-        emb = model.vocab * model.hidden * ((s == 0) + (s == pp - 1)) if (pp > 1 or not model.tie_embeddings) else model.embedding_params
-        exp = moe_n * model.n_routed_experts * model.expert_params
+    for s, n, idx, _moe_n, kv_tokens_sum, non_exp, emb, exp in _stages(model, pp, ctx):
         w = (non_exp * nb + emb * eb) / tp + exp * wb / expert_shards
         kv_seq = kv_elems * kb * kv_tokens_sum
         if best is None or w + kv_seq * seqs_rep > best[0] + best[1] * seqs_rep:
@@ -161,10 +169,9 @@ def memory_per_gpu(
     max_seqs = max(0, int(room // kv_seq)) * dp if kv_seq > 0 else 0
     verdict = "does-not-fit" if headroom < 0 else ("tight" if headroom < TIGHT_HEADROOM * usable else "fits")
 
-    def render() -> tuple[str, ...]:
-        return _formulas(model, opts, tp=tp, pp=pp, dp=dp, stage=stage, n_layers=n_layers, non_exp=non_exp, emb=emb,
-                         exp=exp, idx=best_idx, w=w, kv=kv, kv_seq=kv_seq, overhead=overhead, total=total, usable=usable,
-                         headroom=headroom, max_seqs=max_seqs, verdict=verdict, gpu_memory_bytes=gpu_memory_bytes)
+    # a partial, not a closure: a closure here would make ~20 cells per layout sized
+    render = functools.partial(_formulas, model, opts, tp, pp, dp, stage, n_layers, non_exp, emb, exp, best_idx, w, kv,
+                               kv_seq, overhead, total, usable, headroom, max_seqs, verdict, gpu_memory_bytes)
 
     return MemoryBreakdown(
         weights=w, expert_weights=exp * wb / expert_shards, kv=kv, kv_per_seq=kv_seq, activations=activations, overhead=overhead, total=total,
@@ -173,7 +180,7 @@ def memory_per_gpu(
     )
 
 
-def _formulas(model: ModelSpec, opts: PlanOptions, *, tp: int, pp: int, dp: int, stage: int, n_layers: int,
+def _formulas(model: ModelSpec, opts: PlanOptions, tp: int, pp: int, dp: int, stage: int, n_layers: int,
               non_exp: float, emb: float, exp: float, idx: range, w: float, kv: float, kv_seq: float, overhead: float,
               total: float, usable: float, headroom: float, max_seqs: int, verdict: str,
               gpu_memory_bytes: float) -> tuple[str, ...]:

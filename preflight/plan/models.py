@@ -111,7 +111,7 @@ class ModelSpec:  # frozen: the derived sizes below are cached properties (the p
         return sum(1 for i in range(self.layers) if self.layer_window(i))
 
     @functools.cached_property
-    def stage_cache(self) -> dict[tuple[int, int], tuple[tuple[int, int, range, int, int], ...]]:
+    def stage_cache(self) -> dict[tuple[int, int], tuple[tuple[int, int, range, int, int, int, int, int], ...]]:
         """memory._stages' results for this model, by (PP, context): filled as plans ask."""
         return {}
 
