@@ -105,6 +105,8 @@ async def measure(n: int, updates: int, distinct: bool = False) -> dict[str, flo
                 raise SystemExit(f"the first fleet frame held {rows} rows, not {n}")
             out["first_paint_s"], out["first_paint_cpu_s"] = wall - t0, cpu - c0
             wall, cpu, reports = app.marks["judged"]
+            if reports != n:
+                raise SystemExit(f"the judged frame showed {reports} reports, not {n}")
             out["judged_s"], out["judged_cpu_s"] = wall - t0, cpu - c0
             await pilot.pause()
             screen = app.screen

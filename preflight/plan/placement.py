@@ -125,7 +125,7 @@ class Pool:
 
     def rates(self, fleet: FleetShape, used: tuple[NodeShape, ...], weight_dtype: str, *, multinode: bool,
               in_domain: bool) -> Rates:
-        """`_rates`, once per (fleet, kinds of node used, precision, multi-node, inside a domain)."""
+        """`rates_for`, once per (fleet, kinds of node used, precision, multi-node, inside a domain)."""
         key = (id(fleet), tuple(map(id, used)), weight_dtype, multinode, in_domain)
         got = self._rates.get(key)
         if got is None:

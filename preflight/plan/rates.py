@@ -6,6 +6,7 @@ Worked out from one node of each kind a layout uses, so the planner asks once pe
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 from .constraints import spec_for
 from .estimate import peak_tflops
@@ -14,6 +15,7 @@ from .shapes import FleetShape, NodeShape
 
 
 def _hbm(node: NodeShape) -> tuple[float | None, str]:
+    """A node's HBM bandwidth (GB/s) with its source: measured on the node, else its GPU's spec."""
     if node.hbm_gbps:
         return node.hbm_gbps, f"{node.name}: {node.gpu_model}"
     spec = spec_for(node.gpu_model)
@@ -22,12 +24,23 @@ def _hbm(node: NodeShape) -> tuple[float | None, str]:
     return None, "unknown"
 
 
+class Rates(NamedTuple):
+    """What a layout's estimates read, each rate with its source (unpacked in this order by the planner)."""
 
-Rates = tuple[float | None, str, NodeShape, float | None, str, float | None, str, float | None, str, float | None]
+    hbm_gbps: float | None
+    hbm_source: str
+    slowest: NodeShape  # the node with the lowest in-node all-reduce bus bandwidth
+    p2p_gbps: float | None  # all-reduce between the layout's GPUs: in-node, or the fabric when multi-node
+    p2p_source: str
+    tflops: float | None  # the slowest GPU's peak at the weight precision
+    tflops_source: str
+    a2a_gbps: float | None  # EP all-to-all: NVLink inside a node or domain, else the fabric
+    a2a_source: str
+    latency_us: float | None  # the worst small-message latency of the nodes used
 
 
 def rates_for(fleet: FleetShape, used: tuple[NodeShape, ...], weight_dtype: str, *, multinode: bool,
-           in_domain: bool) -> Rates:
+              in_domain: bool) -> Rates:
     """The rates a layout's estimates read, from one node of each kind it uses: the slowest HBM, all-reduce,
     fabric, peak TFLOPS and all-to-all link, each with its source. The same for every layout on the same
     kinds of node, so the planner works them out once per kind set (`Pool.rates`)."""
@@ -45,4 +58,4 @@ def rates_for(fleet: FleetShape, used: tuple[NodeShape, ...], weight_dtype: str,
     a2a, a2a_src = ((p2p, p2p_src) if multinode and not in_domain
                     else (slow.intra_busbw_gbps, slow.intra_busbw_source or slow.name))
     latency = max((n.small_msg_latency_us or 0.0) for n in used) or None
-    return hbm, hbm_src, slow, p2p, p2p_src, tflops, tflops_src, a2a, a2a_src, latency
+    return Rates(hbm, hbm_src, slow, p2p, p2p_src, tflops, tflops_src, a2a, a2a_src, latency)
