@@ -95,7 +95,7 @@ def _merge_reports(args: argparse.Namespace, items: list[tuple[str, dict[str, An
         return EXIT_CANNOT_RUN
     report, record = merge_reports(items, fleet_dependent(all_checks()))
     source = _source(args, record, None, "reports")
-    doc = report_dict(report, source=source, fail_on=args.fail_on)
+    doc = report_dict(report, source=source, fail_on=args.fail_on, lazy=True)  # nodes made as written
     if args.json:
         write_json(args.json, doc)
     if args.junit:

@@ -116,13 +116,14 @@ def emit(args: argparse.Namespace, bundle: Bundle, source: dict[str, Any], label
     record_report(args, report, facts, source, code)  # the run history; never fails the run
     where = source.get("bundle") or source.get("inventory")
     plan = _plan_for(args, report, facts, Path(str(where)).name if where and source["kind"] != "demo" else source["kind"], err)
-    doc = report_dict(report, source=source, fail_on=args.fail_on)
+    doc = report_dict(report, source=source, fail_on=args.fail_on, lazy=True)  # nodes made as written
     if plan is not None:
         doc["plan"] = plan.to_dict()
     drift = None
     if baseline is not None:
         from preflight.report.baseline import compare
 
+        doc["nodes"] = list(doc["nodes"])  # compared node by node, then written: made once, held
         drift = compare(baseline, doc, bandwidth_drop_pct=args.baseline_drop_pct)
     _write_files(args, report, doc, drift)
     if report.meta.get("partial") and (getattr(args, "drain", False) or getattr(args, "resume", False)):

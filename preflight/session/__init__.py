@@ -13,6 +13,7 @@ module, loads neither paramiko nor fabric, and `import preflight.tui.app` stays 
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import gc
@@ -117,16 +118,27 @@ def peer_names(nodes: Sequence[Node]) -> tuple[str, ...]:
 
 
 class _Recent(dict[Any, Any]):
-    """A parse memo (`build_node_facts(raw, memo)`) holding the last few documents' parses only: it keys on the
-    whole document, so an unbounded one would keep every distinct node's raw output alive."""
+    """A parse memo (`build_node_facts(raw, memo)`) holding the last few parses only: it keys on whole documents
+    and probe texts, so an unbounded one would keep every distinct node's raw output alive.
 
-    def __init__(self, keep: int) -> None:
+    Two kinds of entry share it: a whole document's parse, and one probe text's parse (`("p", parser, text)`,
+    made by `parse.node._Ctx.parse`, ~20 a document). Each kind is evicted on its own, oldest first: with one
+    bound for both, a document's own probe entries pushed its parse out before the next node could use it."""
+
+    def __init__(self, keep: int, keep_texts: int = 128) -> None:
         super().__init__()
         self.keep = keep
+        self.keep_texts = keep_texts
+        self._docs: collections.deque[Any] = collections.deque()
+        self._texts: collections.deque[Any] = collections.deque()
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        while len(self) >= self.keep:
-            del self[next(iter(self))]
+        is_text = type(key) is tuple and len(key) == 3 and key[0] == "p"
+        order, bound = (self._texts, self.keep_texts) if is_text else (self._docs, self.keep)
+        if key not in self:
+            while len(order) >= bound:
+                self.pop(order.popleft(), None)
+            order.append(key)
         super().__setitem__(key, value)
 
 

@@ -4,6 +4,7 @@ output let go after parsing is judged on exactly the facts parsed from it."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 
 import pytest
@@ -105,3 +106,24 @@ def test_a_new_document_is_a_new_key() -> None:
     before = raw.facts_key()
     raw.collector = {"probes": {}}  # equal, but another document: parsed facts must not be reused blindly
     assert raw.facts_key() != before
+
+
+def test_equal_documents_are_parsed_once_in_a_run() -> None:
+    """RunFacts' memo holds documents' parses and probe texts' parses: a document's own ~20 probe entries must
+    not push its parse out before the next node that printed the same document is parsed (they did, with one
+    bound for both: every node of the simulated fleet was parsed again)."""
+    bundle = _demo()
+    ok = [raw for raw in bundle.nodes if raw.outcome == "ok" and raw.collector]
+    cache = RunFacts()
+    copies = []
+    for i in range(3):
+        for raw in ok:
+            twin = dataclasses.replace(raw, name=f"{raw.name}-copy{i}", collector=copy.deepcopy(raw.collector))
+            cache.add(twin)
+            copies.append((raw, twin))
+    first = {}
+    for raw, twin in copies:
+        facts = cache.facts(twin)
+        first.setdefault(raw.name, facts)
+        assert facts.name == twin.name
+        assert facts.gpus is first[raw.name].gpus and facts.topology is first[raw.name].topology  # one parse
