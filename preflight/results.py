@@ -151,11 +151,11 @@ class NodeReport:
         judged = [f.status for f in self.findings if f.status not in NOT_JUDGED]
         return worst(judged) if judged else Status.SKIP
 
-    @property
-    def coverage(self) -> Coverage:
+    @functools.cached_property
+    def coverage(self) -> Coverage:  # cached as `status` is: the report, the JSON and the TUI each ask
         return coverage_of(self.findings)
 
-    @property
+    @functools.cached_property
     def reason(self) -> str:
         """One line that says why the node has its status; the same text on every surface."""
         if self.outcome != "ok":

@@ -136,9 +136,14 @@ def _yaml_problem(exc: yaml.MarkedYAMLError, text: str) -> str:
     return problem
 
 
+# libyaml's loader where PyYAML was built with it: the same nodes and marks, ~10x faster than the pure-Python
+# one (a 256-host inventory took ~9 % of a run's controller CPU to read with it)
+_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _load_yaml(text: str, file: str) -> Any:
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_LOADER)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         raise InventoryError(file, mark.line + 1 if mark else None, "(yaml)",
