@@ -111,7 +111,7 @@ class _Ctx:
         memo = self.memo
         if memo is None or len(text) > _MEMO_MAX_CHARS:
             return parser(text)
-        key = ("p", parser, text)
+        key = (_TEXT_KEY, parser, text)
         hit = memo.get(key, _MISS)
         if hit is _MISS:
             hit = memo[key] = parser(text)
@@ -120,6 +120,13 @@ class _Ctx:
 
 _MEMO_MAX_CHARS = 16_384
 _MISS = object()
+_TEXT_KEY = "p"
+
+
+def is_text_key(key: Any) -> bool:
+    """True for a memo entry of one probe text's parse (`_Ctx.parse`), False for a whole document's
+    (`build_node_facts`): a bounded memo evicts the two kinds apart (session.RunFacts)."""
+    return type(key) is tuple and len(key) == 3 and key[0] == _TEXT_KEY
 
 
 def _gpus(c: _Ctx, rows: list[GpuRow] | None, table: SmiTable | None) -> tuple[GpuFacts, ...] | None:

@@ -31,7 +31,7 @@ from preflight.collect.bundle import Bundle, BundleWriter, NodeRaw
 from preflight.collect.script import build_script, select_probes
 from preflight.engine import FactsCache
 from preflight.facts import NodeFacts
-from preflight.parse.node import build_node_facts
+from preflight.parse.node import build_node_facts, is_text_key
 
 Event = Callable[[str, str, NodeRaw | None], None]  # (kind, node name, result), kind: started | finished
 LOCAL_ADDRESSES = ("local", "localhost-local")
@@ -121,8 +121,8 @@ class _Recent(dict[Any, Any]):
     """A parse memo (`build_node_facts(raw, memo)`) holding the last few parses only: it keys on whole documents
     and probe texts, so an unbounded one would keep every distinct node's raw output alive.
 
-    Two kinds of entry share it: a whole document's parse, and one probe text's parse (`("p", parser, text)`,
-    made by `parse.node._Ctx.parse`, ~20 a document). Each kind is evicted on its own, oldest first: with one
+    Two kinds of entry share it: a whole document's parse, and one probe text's parse (`parse.node.is_text_key`,
+    ~20 a document). Each kind is evicted on its own, oldest first: with one
     bound for both, a document's own probe entries pushed its parse out before the next node could use it."""
 
     def __init__(self, keep: int, keep_texts: int = 128) -> None:
@@ -133,8 +133,7 @@ class _Recent(dict[Any, Any]):
         self._texts: collections.deque[Any] = collections.deque()
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        is_text = type(key) is tuple and len(key) == 3 and key[0] == "p"
-        order, bound = (self._texts, self.keep_texts) if is_text else (self._docs, self.keep)
+        order, bound = (self._texts, self.keep_texts) if is_text_key(key) else (self._docs, self.keep)
         if key not in self:
             while len(order) >= bound:
                 self.pop(order.popleft(), None)
