@@ -30,6 +30,8 @@ from typing import Any
 import paramiko
 from fabric import Config, Connection
 
+from preflight.transport.known_hosts import parsed_known_hosts
+
 DEFAULT_KNOWN_HOSTS = ("~/.ssh/known_hosts", "/etc/ssh/ssh_known_hosts")
 PROXY_COMMAND_PREFIX = "ProxyCommand="  # as preflight.inventory.model writes it into Node.jump_host
 
@@ -117,84 +119,8 @@ def known_hosts_files(options: SshOptions, ssh_config: dict[str, Any] | None = N
     return seen
 
 
-class _KnownHostsFile:
-    """One known_hosts file, parsed once, indexed by host name: a connection looks up its own names in a dict.
-
-    paramiko's `HostKeys.load` is quadratic in the file's length (it checks every line against all before it) and
-    its `lookup` scans every entry: at 256 nodes that was 51 ms a load and ~1 ms a lookup. The result is the same
-    as `HostKeys.load(path).lookup(name)`: the same lines (parsed by paramiko's `HostKeyEntry.from_line`, a line it
-    cannot parse skipped as it skips it), plain names matched exactly, hashed names (`|1|`) by their HMAC, and for
-    each key type the first matching line's key.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.plain: dict[str, list[tuple[int, paramiko.hostkeys.HostKeyEntry]]] = {}
-        self.hashed: list[tuple[int, paramiko.hostkeys.HostKeyEntry]] = []
-        with open(path) as fh:
-            for lineno, line in enumerate(fh, 1):
-                line = line.strip()
-                if not line or line[0] == "#":
-                    continue
-                try:
-                    entry = paramiko.hostkeys.HostKeyEntry.from_line(line, lineno)
-                except paramiko.SSHException:
-                    continue
-                if entry is None or entry.key is None:
-                    continue
-                for name in dict.fromkeys(entry.hostnames):
-                    if name.startswith("|1|"):
-                        self.hashed.append((lineno, entry))
-                    else:
-                        self.plain.setdefault(name, []).append((lineno, entry))
-
-    def keys_for(self, name: str) -> dict[str, paramiko.PKey]:
-        """key type -> key for `name`, the first line's key of each type."""
-        hits = list(self.plain.get(name, ()))
-        for lineno, entry in self.hashed:
-            if any(h == name or (h.startswith("|1|") and not name.startswith("|1|") and
-                                 paramiko.util.constant_time_bytes_eq(paramiko.HostKeys.hash_host(name, h), h))
-                   for h in entry.hostnames):
-                hits.append((lineno, entry))
-        hits.sort(key=lambda hit: hit[0])
-        out: dict[str, paramiko.PKey] = {}
-        for _lineno, entry in hits:
-            out.setdefault(entry.key.get_name(), entry.key)
-        return out
-
-
-_KNOWN_HOSTS_CACHE: dict[Path, tuple[tuple[int, ...], _KnownHostsFile]] = {}
-_KNOWN_HOSTS_LOCK = threading.Lock()
-_KNOWN_HOSTS_LOADING = threading.Lock()  # one thread parses a changed file; the others wait for its result
-
-
-def _parsed_known_hosts(path: Path) -> _KnownHostsFile:
-    """Each known_hosts file parsed once per content (mtime, size, inode, ctime), shared by every connection.
-
-    Re-reading it for every node cost 51 ms per connection at 256 nodes; 32 workers starting together all
-    missed the cache and parsed it 32 times, hence the loading lock.
-    """
-    def stamp() -> tuple[int, ...]:
-        st = path.stat()
-        return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)  # ctime: a copy that keeps mtime still changes it
-
-    now = stamp()
-    with _KNOWN_HOSTS_LOCK:
-        hit = _KNOWN_HOSTS_CACHE.get(path)
-    if hit is not None and hit[0] == now:
-        return hit[1]
-    with _KNOWN_HOSTS_LOADING:
-        now = stamp()
-        with _KNOWN_HOSTS_LOCK:
-            hit = _KNOWN_HOSTS_CACHE.get(path)
-        if hit is not None and hit[0] == now:
-            return hit[1]
-        parsed = _KnownHostsFile(path)
-        with _KNOWN_HOSTS_LOCK:
-            _KNOWN_HOSTS_CACHE[path] = (now, parsed)
-        return parsed
-
-
 _KEY_CACHE: dict[str, tuple[tuple[int, int], paramiko.PKey]] = {}
+_KEY_LOCK = threading.Lock()
 
 
 def _private_key(path: str) -> paramiko.PKey | None:
@@ -205,7 +131,7 @@ def _private_key(path: str) -> paramiko.PKey | None:
     except OSError:
         return None
     stamp = (st.st_mtime_ns, st.st_size)
-    with _KNOWN_HOSTS_LOCK:
+    with _KEY_LOCK:
         hit = _KEY_CACHE.get(path)
         if hit is not None and hit[0] == stamp:
             return hit[1]
@@ -213,18 +139,18 @@ def _private_key(path: str) -> paramiko.PKey | None:
         key = paramiko.PKey.from_path(path)
     except Exception:  # encrypted, unsupported type, unreadable: leave it to paramiko's own loading
         return None
-    with _KNOWN_HOSTS_LOCK:
+    with _KEY_LOCK:
         _KEY_CACHE[path] = (stamp, key)
     return key
 
 
-def _lookup_names(cxn: Connection) -> list[str]:
+def _lookup_names(cxn: Any) -> list[str]:
     """The names paramiko checks the server key under: `host`, or `[host]:port` off port 22."""
     port = int(cxn.port or 22)
     return [cxn.host] if port == 22 else [f"[{cxn.host}]:{port}", cxn.host]
 
 
-def _secure(cxn: Connection, options: SshOptions) -> None:
+def _secure(cxn: Any, options: SshOptions) -> None:
     """Give the client the known keys of this host (every trusted file) and replace fabric's AutoAddPolicy."""
     client = cxn.client
     files = known_hosts_files(options, dict(cxn.ssh_config))
@@ -233,7 +159,7 @@ def _secure(cxn: Connection, options: SshOptions) -> None:
     for path in files:
         if path.is_file():
             try:
-                parsed = _parsed_known_hosts(path)
+                parsed = parsed_known_hosts(path)
             except (OSError, paramiko.SSHException, ValueError) as exc:  # a corrupt line must not open the door
                 raise HostKeyRejected(f"cannot read known_hosts file {path}: {exc}") from exc
             for name in names:
@@ -345,6 +271,116 @@ def _config(load: bool, path: str | None, timeout: float) -> Config:
     return Config(overrides=overrides)
 
 
+_FABRIC_FILES = tuple(f"{prefix}fabric.{ext}" for prefix in ("/etc/", "~/.") for ext in ("yaml", "yml", "json", "py"))
+
+
+@dataclass(frozen=True)
+class _Defaults:
+    """What a fabric Config would give every Connection, read once per content of the files it reads.
+
+    Building a fabric Config (and its invoke merge) for every node cost ~0.7 ms of controller CPU a node, more
+    under 32 threads. These are the only values a Connection takes from it for a host with no gateway.
+    """
+
+    ssh_config: paramiko.SSHConfig
+    user: str
+    port: int
+    key_filenames: tuple[str, ...]  # fabric.yaml's connect_kwargs.key_filename
+    plain: bool  # no gateway and no auth strategy configured in fabric.yaml
+
+
+_DEFAULTS: dict[tuple[bool, str | None], tuple[tuple[Any, ...], _Defaults]] = {}
+_DEFAULTS_LOCK = threading.Lock()
+
+
+def _stamp(paths: tuple[str, ...]) -> tuple[Any, ...]:
+    out: list[Any] = []
+    for name in paths:
+        try:
+            st = os.stat(os.path.expanduser(name))
+        except OSError:
+            out.append(None)
+            continue
+        out.append((st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns))
+    return tuple(out)
+
+
+def _defaults(load: bool, path: str | None) -> _Defaults:
+    ssh_files = ((path,) if path else ("~/.ssh/config", "/etc/ssh/ssh_config")) if load else ()
+    stamp = _stamp(ssh_files + _FABRIC_FILES)
+    with _DEFAULTS_LOCK:
+        hit = _DEFAULTS.get((load, path))
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        config = _config(load, path, 10.0)
+        keys = config.connect_kwargs.get("key_filename", [])
+        strategy = config.authentication.get("strategy_class") if "authentication" in config else None
+        made = _Defaults(
+            ssh_config=config.base_ssh_config, user=str(config.user), port=int(config.port),
+            key_filenames=(keys,) if isinstance(keys, str) else tuple(keys),
+            plain=config.gateway is None and strategy is None,
+        )
+        _DEFAULTS[(load, path)] = (stamp, made)
+        return made
+
+
+class _DirectConnection:
+    """A node reached straight over paramiko: what fabric's Connection does for a host with no gateway, without
+    building a fabric Config and Connection for each node.
+
+    The host's ssh_config entry is read as fabric reads it (Hostname, User, Port, IdentityFile; the connect timeout
+    is always given), and `open()` makes the same `SSHClient.connect` call. A host whose ssh_config has ProxyJump or
+    ProxyCommand, an inventory jump host, or a fabric.yaml that sets a gateway or an auth strategy goes through
+    fabric as before. Unlike fabric's, `close()` also ends a connection still in its handshake (the run deadline).
+    """
+
+    gateway = None
+
+    def __init__(self, host: str, user: str, port: int, ssh_config: dict[str, Any], connect_timeout: int,
+                 connect_kwargs: dict[str, Any]) -> None:
+        self.original_host = host
+        self.host = str(ssh_config.get("hostname", host))
+        self.user = user
+        self.port = port
+        self.ssh_config = ssh_config
+        self.connect_timeout = connect_timeout
+        self.connect_kwargs = connect_kwargs
+        self.client = paramiko.SSHClient()
+        self.transport: paramiko.Transport | None = None
+
+    @property
+    def is_connected(self) -> bool:
+        return self.transport is not None and self.transport.is_active()
+
+    def open(self) -> None:
+        if self.is_connected:
+            return
+        kwargs = dict(self.connect_kwargs, username=self.user, hostname=self.host, port=self.port,
+                      timeout=self.connect_timeout)
+        if "key_filename" in kwargs and not kwargs["key_filename"]:
+            del kwargs["key_filename"]
+        self.client.connect(**kwargs)
+        self.transport = self.client.get_transport()
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _direct(host: str, defaults: _Defaults, user: str | None, port: int | None, timeout: int,
+            connect_kwargs: dict[str, Any]) -> _DirectConnection | None:
+    """A direct connection when fabric would add nothing to it, else None (fabric's Connection is used)."""
+    if not defaults.plain or "@" in host or host.count(":") == 1:  # fabric's user@host:port shorthand
+        return None
+    entry = defaults.ssh_config.lookup(host)
+    if "proxyjump" in entry or "proxycommand" in entry:
+        return None
+    keys = list(defaults.key_filenames) + list(connect_kwargs.get("key_filename", [])) + list(entry.get("identityfile", []))
+    if keys:
+        connect_kwargs["key_filename"] = keys
+    return _DirectConnection(host, user or str(entry.get("user", defaults.user)),
+                             port or int(entry.get("port", defaults.port)), dict(entry), timeout, connect_kwargs)
+
+
 def secure_connection(
     host: str,
     options: SshOptions,
@@ -354,10 +390,11 @@ def secure_connection(
     identity_file: str | None = None,
     jump_host: str | None = None,
     connect_timeout_s: float | None = None,
-) -> Connection:
-    """Build a fabric Connection whose every hop verifies host keys and times out."""
+    direct: bool = True,
+) -> Connection | _DirectConnection:
+    """Build a connection whose every hop verifies host keys and times out: a paramiko one where fabric would add
+    nothing (`_DirectConnection`), fabric's Connection where there is a gateway (a jump host is always fabric's)."""
     timeout = connect_timeout_s or options.connect_timeout_s
-    config = _config(options.load_ssh_config, options.ssh_config_path, timeout)
     connect_kwargs: dict[str, Any] = {"banner_timeout": timeout, "auth_timeout": timeout, "channel_timeout": timeout,
                                       "transport_factory": _Transport}
     if identity_file:
@@ -367,19 +404,28 @@ def secure_connection(
             connect_kwargs["look_for_keys"] = False
         else:
             connect_kwargs["key_filename"] = [os.path.expanduser(identity_file)]
+    connect_timeout = int(max(1, round(timeout)))
+    if direct and not jump_host:
+        made = _direct(host, _defaults(options.load_ssh_config, options.ssh_config_path), user, port, connect_timeout,
+                       connect_kwargs)
+        if made is not None:
+            _secure(made, options)
+            return made
+    config = _config(options.load_ssh_config, options.ssh_config_path, timeout)
     gateway: Connection | str | None = None
     kind: type[Connection] = Connection
     if jump_host and jump_host.startswith(PROXY_COMMAND_PREFIX):
         gateway, kind = jump_host[len(PROXY_COMMAND_PREFIX):], _ProxiedConnection
     elif jump_host:
         # the jump hop uses the node's key unless ssh_config names another for it
-        gateway = secure_connection(jump_host, options, identity_file=identity_file, connect_timeout_s=timeout)
+        gateway = secure_connection(jump_host, options, identity_file=identity_file, connect_timeout_s=timeout,
+                                    direct=False)
     cxn = kind(
         host,
         user=user,
         port=port,
         config=config,
-        connect_timeout=int(max(1, round(timeout))),
+        connect_timeout=connect_timeout,
         connect_kwargs=connect_kwargs,
         gateway=gateway,
     )

@@ -7,7 +7,8 @@ import subprocess
 import paramiko
 import pytest
 
-from preflight.transport.ssh import _KnownHostsFile, _parsed_known_hosts
+from preflight.transport.known_hosts import _KnownHostsFile
+from preflight.transport.known_hosts import parsed_known_hosts as _parsed_known_hosts
 
 
 def _pub(tmp_path, name: str, kind: str) -> str:
