@@ -9,13 +9,14 @@ handler closes the stuck connection and records the node as timed out.
 from __future__ import annotations
 
 import logging
+import queue
 import select
 import socket
 import subprocess
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -334,6 +335,11 @@ def collect_fleet(
 
     pool = ThreadPoolExecutor(max_workers=max(1, min(options.forks, len(nodes))), thread_name_prefix="preflight-node")
     futures: dict[Future[NodeRaw], Target] = {pool.submit(one, n): n for n in nodes}
+    # Each future puts itself on this queue when it ends: taking the next one is O(1). `wait(pending,
+    # FIRST_COMPLETED)` hooked a waiter on every pending future at every call, O(N) a node and O(N^2) a run.
+    ended: queue.SimpleQueue[Future[NodeRaw]] = queue.SimpleQueue()
+    for fut in futures:
+        fut.add_done_callback(ended.put)
     pending = set(futures)
     try:
         while pending:
@@ -341,16 +347,21 @@ def collect_fleet(
             if remaining <= 0 or (options.stop is not None and options.stop.is_set()):
                 break
             step = min(remaining, 0.2) if options.stop is not None else remaining
-            done, pending = wait(pending, timeout=step, return_when=FIRST_COMPLETED)
-            for fut in done:
-                node = futures[fut]
-                try:
-                    raw = fut.result()
-                except Exception as exc:  # defensive: collect_* never raise, but a bug must stay one node's
-                    raw = NodeRaw(**_base(node, "ssh", time.time()), outcome="error", message=repr(exc),
-                                  duration_s=0.0)
-                results[node.name] = raw
-                emit("finished", node.name, raw)
+            try:
+                fut = ended.get(timeout=step)
+            except queue.Empty:
+                continue
+            if fut not in pending:
+                continue
+            pending.discard(fut)
+            node = futures[fut]
+            try:
+                raw = fut.result()
+            except Exception as exc:  # defensive: collect_* never raise, but a bug must stay one node's
+                raw = NodeRaw(**_base(node, "ssh", time.time()), outcome="error", message=repr(exc),
+                              duration_s=0.0)
+            results[node.name] = raw
+            emit("finished", node.name, raw)
         for fut in pending:
             node = futures[fut]
             cancels[node.name].cancel()
