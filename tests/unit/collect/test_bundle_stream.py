@@ -34,6 +34,11 @@ def _planted(doc: dict, text: str) -> dict:
     "\x0bearer abcdefghijklmnopqrstuvwxyz",  # a hint that only appears once the control character is escaped
     "\u212aelvin AKIA\u212a and \ud800 lone surrogate",  # non-ASCII text, a hint after lower-casing
     "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----",
+    # the hint search deletes bytes no hint holds (spaces, digits, '=' ...): hints in capitals, next to digits
+    "AUTHORIZATION: BEARER ABCDEFGHIJKLMNOPQRSTUVWX\nGHP_0123456789abcdefghijklmnopqrstuvwxyzAB 42\n",
+    "url https://hooks.slack.com/services/T000/B000/XXXX github_pat_11ABCDEFG0123456789_abcdefghij\n",
+    # ... and hints those deletions make up (not in the text): cleaned only where the text really holds one
+    "ap 1 ikey = 7; to 9 ken; x 0 ox; AK 12 IA; -----  begin; pass 3 word\n",
 ])
 def test_clean_document_equals_clean(plant: str) -> None:
     for raw in _demo().nodes:
