@@ -114,7 +114,7 @@ def clean_document(doc: Any) -> Any:
     clean() tests each of its ~45 scrub hints against every string (~400 per document, 4 ms). Here the document
     is copied once (secret keys redacted as clean() does) while its strings are gathered; they are joined
     (newline-separated: no hint holds a newline, so a hint found in the join lies in one string), lower-cased and
-    searched for each hint in one C pass. Only the strings that hold a hint go through clean_text (usually none,
+    searched for each hint in one C pass (ASCII text: in its bytes with every byte no hint holds deleted, `_NOT_HINT`). Only the strings that hold a hint go through clean_text (usually none,
     or os-release's `://`, which it leaves as it is); a document holding any control character goes through
     clean() whole. Every other string comes back unchanged, as clean_text() returns it.
     """

@@ -351,8 +351,6 @@ def collect_fleet(
                 fut = ended.get(timeout=step)
             except queue.Empty:
                 continue
-            if fut not in pending:
-                continue
             pending.discard(fut)
             node = futures[fut]
             try:

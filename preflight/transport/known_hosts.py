@@ -53,7 +53,17 @@ class _KnownHostsFile:
         return out
 
 
-_KNOWN_HOSTS_CACHE: dict[Path, tuple[tuple[int, ...], _KnownHostsFile]] = {}
+def content_stamp(path: str | Path) -> tuple[int, ...] | None:
+    """What tells a file's content changed without reading it (mtime, size, inode, ctime: a copy that keeps the
+    mtime still changes the ctime); None when there is no such file."""
+    try:
+        st = Path(path).expanduser().stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)
+
+
+_KNOWN_HOSTS_CACHE: dict[Path, tuple[tuple[int, ...] | None, _KnownHostsFile]] = {}
 _KNOWN_HOSTS_LOCK = threading.Lock()
 _KNOWN_HOSTS_LOADING = threading.Lock()  # one thread parses a changed file; the others wait for its result
 
@@ -64,17 +74,13 @@ def parsed_known_hosts(path: Path) -> _KnownHostsFile:
     Re-reading it for every node cost 51 ms per connection at 256 nodes; 32 workers starting together all
     missed the cache and parsed it 32 times, hence the loading lock.
     """
-    def stamp() -> tuple[int, ...]:
-        st = path.stat()
-        return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)  # ctime: a copy that keeps mtime still changes it
-
-    now = stamp()
+    now = content_stamp(path)
     with _KNOWN_HOSTS_LOCK:
         hit = _KNOWN_HOSTS_CACHE.get(path)
     if hit is not None and hit[0] == now:
         return hit[1]
     with _KNOWN_HOSTS_LOADING:
-        now = stamp()
+        now = content_stamp(path)
         with _KNOWN_HOSTS_LOCK:
             hit = _KNOWN_HOSTS_CACHE.get(path)
         if hit is not None and hit[0] == now:

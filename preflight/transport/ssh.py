@@ -30,7 +30,7 @@ from typing import Any
 import paramiko
 from fabric import Config, Connection
 
-from preflight.transport.known_hosts import parsed_known_hosts
+from preflight.transport.known_hosts import content_stamp, parsed_known_hosts
 
 DEFAULT_KNOWN_HOSTS = ("~/.ssh/known_hosts", "/etc/ssh/ssh_known_hosts")
 PROXY_COMMAND_PREFIX = "ProxyCommand="  # as preflight.inventory.model writes it into Node.jump_host
@@ -124,18 +124,16 @@ def known_hosts_files(options: SshOptions, ssh_config: dict[str, Any] | None = N
     return seen
 
 
-_KEY_CACHE: dict[str, tuple[tuple[int, int], paramiko.PKey]] = {}
+_KEY_CACHE: dict[str, tuple[tuple[int, ...], paramiko.PKey]] = {}
 _KEY_LOCK = threading.Lock()
 
 
 def _private_key(path: str) -> paramiko.PKey | None:
     """The identity file parsed once per run (not once per node); None when it needs a passphrase or
     paramiko cannot read it here, and the connection then loads it itself as before."""
-    try:
-        st = os.stat(path)
-    except OSError:
+    stamp = content_stamp(path)
+    if stamp is None:
         return None
-    stamp = (st.st_mtime_ns, st.st_size)
     with _KEY_LOCK:
         hit = _KEY_CACHE.get(path)
         if hit is not None and hit[0] == stamp:
@@ -149,13 +147,13 @@ def _private_key(path: str) -> paramiko.PKey | None:
     return key
 
 
-def _lookup_names(cxn: Any) -> list[str]:
+def _lookup_names(cxn: Connection | _DirectConnection) -> list[str]:
     """The names paramiko checks the server key under: `host`, or `[host]:port` off port 22."""
     port = int(cxn.port or 22)
     return [cxn.host] if port == 22 else [f"[{cxn.host}]:{port}", cxn.host]
 
 
-def _secure(cxn: Any, options: SshOptions) -> None:
+def _secure(cxn: Connection | _DirectConnection, options: SshOptions) -> None:
     """Give the client the known keys of this host (every trusted file) and replace fabric's AutoAddPolicy."""
     client = cxn.client
     files = known_hosts_files(options, dict(cxn.ssh_config))
@@ -294,25 +292,13 @@ class _Defaults:
     plain: bool  # no gateway and no auth strategy configured in fabric.yaml
 
 
-_DEFAULTS: dict[tuple[bool, str | None], tuple[tuple[Any, ...], _Defaults]] = {}
+_DEFAULTS: dict[tuple[bool, str | None], tuple[tuple[tuple[int, ...] | None, ...], _Defaults]] = {}
 _DEFAULTS_LOCK = threading.Lock()
-
-
-def _stamp(paths: tuple[str, ...]) -> tuple[Any, ...]:
-    out: list[Any] = []
-    for name in paths:
-        try:
-            st = os.stat(os.path.expanduser(name))
-        except OSError:
-            out.append(None)
-            continue
-        out.append((st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns))
-    return tuple(out)
 
 
 def _defaults(load: bool, path: str | None) -> _Defaults:
     ssh_files = ((path,) if path else ("~/.ssh/config", "/etc/ssh/ssh_config")) if load else ()
-    stamp = _stamp(ssh_files + _FABRIC_FILES)
+    stamp = tuple(content_stamp(name) for name in ssh_files + _FABRIC_FILES)
     with _DEFAULTS_LOCK:
         hit = _DEFAULTS.get((load, path))
         if hit is not None and hit[0] == stamp:
@@ -339,11 +325,8 @@ class _DirectConnection:
     fabric as before. Unlike fabric's, `close()` also ends a connection still in its handshake (the run deadline).
     """
 
-    gateway = None
-
     def __init__(self, host: str, user: str, port: int, ssh_config: dict[str, Any], connect_timeout: int,
                  connect_kwargs: dict[str, Any]) -> None:
-        self.original_host = host
         self.host = str(ssh_config.get("hostname", host))
         self.user = user
         self.port = port
@@ -360,11 +343,8 @@ class _DirectConnection:
     def open(self) -> None:
         if self.is_connected:
             return
-        kwargs = dict(self.connect_kwargs, username=self.user, hostname=self.host, port=self.port,
-                      timeout=self.connect_timeout)
-        if "key_filename" in kwargs and not kwargs["key_filename"]:
-            del kwargs["key_filename"]
-        self.client.connect(**kwargs)
+        self.client.connect(**self.connect_kwargs, username=self.user, hostname=self.host, port=self.port,
+                            timeout=self.connect_timeout)
         self.transport = self.client.get_transport()
 
     def close(self) -> None:
